@@ -1,0 +1,4 @@
+//! The signed manifest: its format, the publisher's signing, the client's
+//! verification and the rules a path must pass before it may touch the store.
+
+pub mod format;
