@@ -85,7 +85,9 @@ impl Code {
 
     /// The code for a number, if it is one of ours.
     pub fn from_number(number: i32) -> Option<Code> {
-        Code::ALL.into_iter().find(|c| i32::from(c.number()) == number)
+        Code::ALL
+            .into_iter()
+            .find(|c| i32::from(c.number()) == number)
     }
 
     /// One line for the help text and the README table.
@@ -139,21 +141,38 @@ mod tests {
 
     #[test]
     fn download_failure_wins_over_report_and_acl() {
-        let got = Code::precedence(Code::Partial, Some(Code::ReportUpload), Some(Code::AclRepair));
+        let got = Code::precedence(
+            Code::Partial,
+            Some(Code::ReportUpload),
+            Some(Code::AclRepair),
+        );
         assert_eq!(got, Code::Partial);
-        assert_eq!(Code::precedence(Code::Timeout, Some(Code::ReportUpload), None), Code::Timeout);
-        assert_eq!(Code::precedence(Code::Unreachable, None, Some(Code::AclRepair)), Code::Unreachable);
+        assert_eq!(
+            Code::precedence(Code::Timeout, Some(Code::ReportUpload), None),
+            Code::Timeout
+        );
+        assert_eq!(
+            Code::precedence(Code::Unreachable, None, Some(Code::AclRepair)),
+            Code::Unreachable
+        );
     }
 
     #[test]
     fn report_failure_wins_over_acl() {
-        let got = Code::precedence(Code::Success, Some(Code::ReportUpload), Some(Code::AclRepair));
+        let got = Code::precedence(
+            Code::Success,
+            Some(Code::ReportUpload),
+            Some(Code::AclRepair),
+        );
         assert_eq!(got, Code::ReportUpload);
     }
 
     #[test]
     fn acl_failure_shows_when_nothing_else_failed() {
-        assert_eq!(Code::precedence(Code::Success, None, Some(Code::AclRepair)), Code::AclRepair);
+        assert_eq!(
+            Code::precedence(Code::Success, None, Some(Code::AclRepair)),
+            Code::AclRepair
+        );
         assert_eq!(Code::precedence(Code::Success, None, None), Code::Success);
     }
 }

@@ -1,4 +1,15 @@
 //! wpkgsync: mirrors a signed WPKG repository from an SSH server into a local store.
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod display;
+pub mod error;
 pub mod exit;
 pub mod manifest;
+pub mod platform;
+pub mod publish;
+pub mod runlog;
+pub mod store;
+pub mod sync;
+pub mod transport;

@@ -1,1 +1,40 @@
-fn main() {}
+//! The wpkgsync executable: parse, run, print the one line, exit with the code.
+
+use std::process::ExitCode;
+
+use wpkgsync::app;
+use wpkgsync::cli::{self, Parsed};
+use wpkgsync::exit::Code;
+use wpkgsync::runlog::RunLog;
+
+fn main() -> ExitCode {
+    let cli = match cli::parse(std::env::args_os()) {
+        Parsed::Run(cli) => cli,
+        Parsed::Info(text) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Parsed::Usage(text) => {
+            eprint!("{text}");
+            return ExitCode::from(Code::Usage.number());
+        }
+    };
+    let mut log = RunLog::default();
+    let (code, problem) = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => match runtime.block_on(app::run(cli, &mut log)) {
+            Ok(outcome) => (outcome.code, outcome.problem),
+            Err(e) => (e.exit_code(), Some(e.line())),
+        },
+        Err(e) => (
+            Code::LocalStore,
+            Some(format!("failed to start the runtime: {e}")),
+        ),
+    };
+    if let Some(problem) = problem {
+        eprintln!("wpkgsync: {problem}");
+        log.line(&format!("exit {}: {problem}", code.number()));
+    } else {
+        log.line(&format!("exit {}", code.number()));
+    }
+    ExitCode::from(code.number())
+}

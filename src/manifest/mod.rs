@@ -2,3 +2,6 @@
 //! verification and the rules a path must pass before it may touch the store.
 
 pub mod format;
+pub mod path;
+pub mod sign;
+pub mod verify;

@@ -1,0 +1,359 @@
+//! One run, phase by phase: config, trust, connect, verify, plan, apply, record.
+//!
+//! Returns an [`Outcome`] or an [`Error`] and never exits; `main` turns either
+//! into the one line and the exit code. Later phases of DESIGN (lock, ACL repair,
+//! report upload, pulse) slot in between "apply" and "record".
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::cli::{Cli, Command, SyncArgs};
+use crate::config::{Config, PackageSelection, Remote};
+use crate::display::Display;
+use crate::error::Error;
+use crate::exit::Code;
+use crate::manifest::format::{
+    MANIFEST_FILE, MANIFEST_MAX_BYTES, META_DIR, SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX,
+    TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES,
+};
+use crate::manifest::verify::{
+    ManifestError, PublisherKey, VerifiedManifest, verify_manifest, verify_timestamp,
+};
+use crate::platform;
+use crate::publish;
+use crate::runlog::RunLog;
+use crate::store::state::State;
+use crate::sync::apply::{self, Applied};
+use crate::sync::events::Events;
+use crate::sync::inventory::Inventory;
+use crate::sync::plan::{Plan, plan};
+use crate::sync::scope::{PackageFolders, Scope};
+use crate::transport::{
+    FolderSource, HostKeyPolicy, SftpSource, Source, SshTarget, Throttled, TransportError,
+    TransportErrorKind,
+};
+
+/// How a run that did not fail outright ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code.
+    pub code: Code,
+    /// For a non-zero code: the one line saying why.
+    pub problem: Option<String>,
+}
+
+impl Outcome {
+    fn success() -> Outcome {
+        Outcome {
+            code: Code::Success,
+            problem: None,
+        }
+    }
+}
+
+/// Runs what the command line asks for. `log` is opened once the INI names
+/// the state folder, so `main` can record the final line there too.
+pub async fn run(cli: Cli, log: &mut RunLog) -> Result<Outcome, Error> {
+    match cli.command {
+        Some(Command::Keygen { out, force }) => {
+            let paths = publish::keygen(&out, force)?;
+            println!("wrote {}", paths.private.display());
+            println!("wrote {}", paths.public.display());
+            Ok(Outcome::success())
+        }
+        Some(Command::Publish {
+            repo,
+            key,
+            expires_days,
+        }) => {
+            let summary = publish::publish(&repo, &key, expires_days)?;
+            for warning in &summary.warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!(
+                "published version {} of {}: {} files, {} bytes ({} hashed, {} from cache)",
+                summary.version,
+                repo.display(),
+                summary.files,
+                summary.bytes,
+                summary.hashed,
+                summary.reused
+            );
+            Ok(Outcome::success())
+        }
+        None => sync(cli.sync, log).await,
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The client sync: everything after the INI is read is recorded in the state.
+async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
+    let ini = args
+        .config
+        .clone()
+        .unwrap_or_else(platform::default_ini_path);
+    let (config, warnings) = Config::load(&ini)?;
+    let (opened, log_error) = RunLog::open(&config.sync.state);
+    *log = opened;
+    if let Some(e) = log_error {
+        eprintln!(
+            "warning: failed to open the log in {}: {e}",
+            config.sync.state.display()
+        );
+    }
+    for warning in &warnings {
+        log.line(&format!("warning: {warning}"));
+    }
+    log.line(&format!("sync started, config {}", ini.display()));
+
+    let mut state = State::load(&config.sync.state)?;
+    let result = sync_verified(&config, &args, &mut state, log).await;
+    if !args.dry_run {
+        let code = match &result {
+            Ok(outcome) => outcome.code,
+            Err(e) => e.exit_code(),
+        };
+        state.record_run(now_unix(), code.number());
+        state.save(&config.sync.state)?;
+    }
+    result
+}
+
+async fn sync_verified(
+    config: &Config,
+    args: &SyncArgs,
+    state: &mut State,
+    log: &mut RunLog,
+) -> Result<Outcome, Error> {
+    let key = PublisherKey::load(&config.publisher_key).map_err(|e| Error::Setting {
+        key: "trust.publisher_key",
+        source: Box::new(e),
+    })?;
+    match &config.server.remote {
+        Remote::Folder(path) => {
+            let source = FolderSource::new(path)?;
+            mirror(source, &key, config, args, state, log).await
+        }
+        Remote::Ssh { user, host } => {
+            let target = SshTarget {
+                user: user.clone(),
+                host: host.clone(),
+                port: config.server.port,
+                identity: config.server.identity.clone(),
+                known_hosts: config.server.known_hosts.clone(),
+                root: config.server.path.clone(),
+                timeout: config.sync.timeout,
+            };
+            let source = SftpSource::connect(&target, HostKeyPolicy::Strict).await?;
+            mirror(source, &key, config, args, state, log).await
+        }
+    }
+}
+
+async fn mirror<S: Source>(
+    source: S,
+    key: &PublisherKey,
+    config: &Config,
+    args: &SyncArgs,
+    state: &mut State,
+    log: &mut RunLog,
+) -> Result<Outcome, Error> {
+    let cap = if args.fast {
+        None
+    } else {
+        config.sync.bwlimit.0
+    };
+    let source = Throttled::new(source, cap);
+    let manifest = fetch_verified(&source, key, state.accepted_version).await?;
+    log.line(&format!("manifest version {} verified", manifest.version()));
+
+    let scope = scope(config, args, log);
+    let store = &config.sync.local;
+    let inventory = Inventory::scan(store)?;
+    let plan = plan(&manifest, &scope, &inventory);
+    if args.dry_run {
+        print_plan(&plan, cap);
+        return Ok(Outcome::success());
+    }
+
+    let display = Display::choose(args.quiet);
+    display.set_total(plan.fetch_bytes());
+    let events = RunEvents::new(display);
+    let applied = tokio::select! {
+        applied = apply::apply(&source, store, &plan, &events) => applied?,
+        stalled = events.stalled(config.sync.timeout) => return Err(stalled),
+    };
+    events.display.finish();
+    apply::remove_temps(&inventory.temps)?;
+    state.accept(manifest.version());
+    Ok(summarise(&applied, &plan, manifest.version(), log))
+}
+
+/// Reads and verifies the timestamp, then the manifest it names.
+async fn fetch_verified<S: Source>(
+    source: &S,
+    key: &PublisherKey,
+    accepted: Option<u64>,
+) -> Result<VerifiedManifest, Error> {
+    let timestamp = read_record(source, TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES).await?;
+    let signature =
+        read_record(source, &signature_name(TIMESTAMP_FILE), SIGNATURE_MAX_BYTES).await?;
+    let timestamp = verify_timestamp(key, &timestamp, &signature, accepted, now_unix())?;
+    let limit = timestamp.manifest_size().min(MANIFEST_MAX_BYTES);
+    let manifest = read_record(source, MANIFEST_FILE, limit).await?;
+    let signature =
+        read_record(source, &signature_name(MANIFEST_FILE), SIGNATURE_MAX_BYTES).await?;
+    Ok(verify_manifest(key, &timestamp, &manifest, &signature)?)
+}
+
+fn signature_name(record: &str) -> String {
+    format!("{record}{SIGNATURE_SUFFIX}")
+}
+
+/// Reads one record of `.wpkgsync/`; a missing or oversized one is a manifest
+/// error (204), a lost connection stays a transport error.
+async fn read_record<S: Source>(source: &S, name: &str, limit: u64) -> Result<Vec<u8>, Error> {
+    let path = format!("{META_DIR}/{name}");
+    source
+        .read_limited(&path, limit)
+        .await
+        .map_err(|e: TransportError| match e.kind() {
+            TransportErrorKind::NotFound => Error::Manifest(ManifestError::Missing { name: path }),
+            TransportErrorKind::TooLarge => {
+                Error::Manifest(ManifestError::TooLarge { name: path, limit })
+            }
+            _ => Error::Transport(e),
+        })
+}
+
+/// The scope of this run from the INI and the switches.
+fn scope(config: &Config, args: &SyncArgs, log: &mut RunLog) -> Scope {
+    let folders = if args.setup {
+        PackageFolders::None
+    } else {
+        match &config.sync.packages {
+            PackageSelection::All => PackageFolders::All,
+            PackageSelection::List(list) => PackageFolders::Only(list.clone()),
+            PackageSelection::Auto => {
+                log.line(
+                    "packages = auto: selection from the WPKG package files is not in this \
+                     version; mirroring the top level and packages/*.xml as /setup does",
+                );
+                PackageFolders::None
+            }
+        }
+    };
+    Scope::new(folders, &config.sync.exclude)
+}
+
+fn print_plan(plan: &Plan<'_>, cap: Option<u32>) {
+    for file in &plan.fetch {
+        println!("fetch  {} ({} bytes)", file.path, file.size);
+    }
+    for path in &plan.delete {
+        println!("delete {path}");
+    }
+    let bytes = plan.fetch_bytes();
+    let estimate = match cap {
+        Some(kib) => format!(
+            "about {}s at {kib} KiB/s",
+            bytes.div_ceil(u64::from(kib) * 1024)
+        ),
+        None => "no cap".to_owned(),
+    };
+    println!(
+        "total: {} files to fetch ({bytes} bytes, {estimate}), {} to delete, {} unchanged",
+        plan.fetch.len(),
+        plan.delete.len(),
+        plan.unchanged
+    );
+}
+
+fn summarise(applied: &Applied, plan: &Plan<'_>, version: u64, log: &mut RunLog) -> Outcome {
+    for (path, why) in &applied.failures {
+        log.line(&format!("failed: {path}: {why}"));
+    }
+    log.line(&format!(
+        "version {version}: fetched {} files ({} bytes), deleted {}, unchanged {}, failed {}",
+        applied.fetched,
+        applied.bytes,
+        applied.deleted,
+        plan.unchanged,
+        applied.failures.len()
+    ));
+    match applied.failures.first() {
+        None => Outcome::success(),
+        Some((path, why)) => Outcome {
+            code: Code::Partial,
+            problem: Some(format!(
+                "{} of {} files could not be fetched or verified, old copies kept; first: {path}: {why}",
+                applied.failures.len(),
+                plan.fetch.len() + plan.delete.len()
+            )),
+        },
+    }
+}
+
+/// The run's event consumer: the display, and the time of the last progress
+/// for the timeout.
+struct RunEvents {
+    display: Display,
+    started: Instant,
+    last_progress_ms: AtomicU64,
+}
+
+impl RunEvents {
+    fn new(display: Display) -> RunEvents {
+        RunEvents {
+            display,
+            started: Instant::now(),
+            last_progress_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_progress_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `timeout`.
+    async fn stalled(&self, timeout: Duration) -> Error {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let last = Duration::from_millis(self.last_progress_ms.load(Ordering::Relaxed));
+            if self.started.elapsed().saturating_sub(last) > timeout {
+                return Error::Timeout(timeout);
+            }
+        }
+    }
+}
+
+impl Events for RunEvents {
+    fn file_started(&self, path: &str, _size: u64) {
+        self.display.set_file(path);
+        self.touch();
+    }
+
+    fn bytes_moved(&self, bytes: u64) {
+        self.display.advance(bytes);
+        self.touch();
+    }
+
+    fn file_done(&self, _path: &str) {
+        self.touch();
+    }
+
+    fn file_failed(&self, path: &str, why: &str) {
+        self.display.println(&format!("failed: {path}: {why}"));
+        self.touch();
+    }
+
+    fn deleted(&self, _path: &str) {
+        self.touch();
+    }
+}

@@ -1,0 +1,826 @@
+//! The INI file, read in two stages.
+//!
+//! Stage one ([`RawIni::parse`]) turns text into `section.key = value` entries with
+//! their line numbers and never fails on meaning. Stage two ([`Config::from_raw`])
+//! expands `%VAR%`, applies the per-OS defaults and turns every value into its
+//! type, collecting every problem in one pass so an administrator fixes the file
+//! once. Nothing here touches the network or the store.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::manifest::path::RelPath;
+use crate::platform;
+
+/// One `key = value` line of the INI file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawEntry {
+    /// Section name, lowercase.
+    pub section: String,
+    /// Key name, lowercase.
+    pub key: String,
+    /// The value as written, comments removed.
+    pub value: String,
+    /// 1-based line of the key, when it could be found.
+    pub line: Option<usize>,
+}
+
+/// Stage one: the INI file as entries.
+#[derive(Clone, Debug, Default)]
+pub struct RawIni {
+    entries: Vec<RawEntry>,
+}
+
+/// Why the INI file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No file at the path (exit 101).
+    #[error("INI file {} not found", path.display())]
+    Missing {
+        /// The path looked at.
+        path: PathBuf,
+    },
+    /// The file exists but cannot be read or is not INI (exit 102).
+    #[error("failed to read INI file {}: {why}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// One or more values are missing or wrong (exit 102).
+    #[error("{}", problems.iter().map(|p| p.render(path)).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+/// A problem with one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when the key was present.
+    pub line: Option<usize>,
+    /// `section.key`.
+    pub key: String,
+    /// What is wrong, a lowercase fragment.
+    pub why: String,
+}
+
+impl Problem {
+    fn render(&self, path: &Path) -> String {
+        match self.line {
+            Some(line) => format!("{}:{line}: {}: {}", path.display(), self.key, self.why),
+            None => format!("{}: {}: {}", path.display(), self.key, self.why),
+        }
+    }
+}
+
+/// Where the repository comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Remote {
+    /// An SSH server, reached as `user@host`.
+    Ssh {
+        /// Account name.
+        user: String,
+        /// Host name or address.
+        host: String,
+    },
+    /// A local folder holding a published repository (USB drive, share).
+    Folder(PathBuf),
+}
+
+/// Which package folders are mirrored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PackageSelection {
+    /// From the WPKG package XML and log.
+    Auto,
+    /// Every folder under `packages/`.
+    All,
+    /// These folders under `packages/`.
+    List(Vec<String>),
+}
+
+/// A bandwidth cap in KiB/s; `None` means no cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KibPerSec(pub Option<u32>);
+
+/// `[server]`.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// `remote`.
+    pub remote: Remote,
+    /// `port`.
+    pub port: u16,
+    /// `path`: the repository on the server.
+    pub path: String,
+    /// `reports`: the writable reports folder.
+    pub reports: String,
+    /// `identity`: the client's private key.
+    pub identity: PathBuf,
+    /// `known_hosts`.
+    pub known_hosts: PathBuf,
+}
+
+/// `[sync]`.
+#[derive(Clone, Debug)]
+pub struct SyncConfig {
+    /// `local`: the store.
+    pub local: PathBuf,
+    /// `bwlimit`.
+    pub bwlimit: KibPerSec,
+    /// `timeout`: seconds without progress.
+    pub timeout: Duration,
+    /// `packages`.
+    pub packages: PackageSelection,
+    /// `exclude`: top-level names or paths never mirrored.
+    pub exclude: Vec<String>,
+    /// `wpkg_log`.
+    pub wpkg_log: PathBuf,
+    /// `state`: state file, lock, local log.
+    pub state: PathBuf,
+    /// `stale_days`.
+    pub stale_days: u32,
+}
+
+/// `[gossip]`.
+#[derive(Clone, Debug)]
+pub struct GossipConfig {
+    /// `peers`: host[:port].
+    pub peers: Vec<String>,
+    /// `port`.
+    pub port: u16,
+    /// `spread`.
+    pub spread: bool,
+    /// `ttl`.
+    pub ttl: u8,
+    /// `jitter`.
+    pub jitter: Duration,
+}
+
+/// Stage two: the typed settings of a run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The INI file these came from.
+    pub file: PathBuf,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[sync]`.
+    pub sync: SyncConfig,
+    /// `[trust] publisher_key`.
+    pub publisher_key: PathBuf,
+    /// `[gossip]`.
+    pub gossip: GossipConfig,
+}
+
+/// Every key this build knows, for the unknown-key warnings.
+const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    (
+        "server",
+        &[
+            "remote",
+            "port",
+            "path",
+            "reports",
+            "identity",
+            "known_hosts",
+        ],
+    ),
+    (
+        "sync",
+        &[
+            "local",
+            "bwlimit",
+            "timeout",
+            "packages",
+            "exclude",
+            "wpkg_log",
+            "state",
+            "stale_days",
+        ],
+    ),
+    ("trust", &["publisher_key"]),
+    ("gossip", &["peers", "port", "spread", "ttl", "jitter"]),
+];
+
+impl RawIni {
+    /// Reads and parses the INI file at `path`.
+    pub fn load(path: &Path) -> Result<RawIni, ConfigError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::Missing {
+                    path: path.to_owned(),
+                });
+            }
+            Err(e) => {
+                return Err(ConfigError::Unreadable {
+                    path: path.to_owned(),
+                    why: e.to_string(),
+                });
+            }
+        };
+        let text = decode_text(&bytes).ok_or_else(|| ConfigError::Unreadable {
+            path: path.to_owned(),
+            why: "not UTF-8 or UTF-16 text".into(),
+        })?;
+        RawIni::parse(&text).map_err(|why| ConfigError::Unreadable {
+            path: path.to_owned(),
+            why,
+        })
+    }
+
+    /// Parses INI text: `;` and `#` start comments (also after a value, behind a
+    /// space), backslashes are literal (Windows paths), keys are case-insensitive.
+    pub fn parse(text: &str) -> Result<RawIni, String> {
+        let options = ini::ParseOption {
+            enabled_quote: true,
+            enabled_escape: false,
+            enabled_indented_mutiline_value: false,
+            enabled_preserve_key_leading_whitespace: false,
+        };
+        let ini = ini::Ini::load_from_str_opt(text, options)
+            .map_err(|e| format!("line {}: {}", e.line, e.msg))?;
+        let mut entries = Vec::new();
+        for (section, properties) in ini.iter() {
+            let section = section.unwrap_or_default().trim().to_lowercase();
+            for (key, value) in properties.iter() {
+                let key = key.trim().to_lowercase();
+                let line = locate(text, &section, &key);
+                entries.push(RawEntry {
+                    section: section.clone(),
+                    key,
+                    value: value.trim().to_owned(),
+                    line,
+                });
+            }
+        }
+        Ok(RawIni { entries })
+    }
+
+    /// The last entry for `section.key`, as Windows' own INI reader would take it.
+    pub fn get(&self, section: &str, key: &str) -> Option<&RawEntry> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.section == section && e.key == key)
+    }
+
+    /// Entries no known key accounts for, as `file:line: section.key` warnings.
+    pub fn unknown_keys(&self, file: &Path) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| {
+                !KNOWN_KEYS
+                    .iter()
+                    .any(|(s, keys)| *s == e.section && keys.contains(&e.key.as_str()))
+            })
+            .map(|e| {
+                Problem {
+                    line: e.line,
+                    key: format!("{}.{}", e.section, e.key),
+                    why: "unknown key, ignored".into(),
+                }
+                .render(file)
+            })
+            .collect()
+    }
+}
+
+/// Finds the line of `key` in `[section]`, for messages only.
+fn locate(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = name.trim().to_lowercase();
+        } else if current == section
+            && let Some((k, _)) = line.split_once('=')
+            && k.trim().to_lowercase() == key
+        {
+            return Some(index + 1);
+        }
+    }
+    None
+}
+
+/// INI files written by Notepad may be UTF-16 with a BOM, or UTF-8 with one.
+fn decode_text(bytes: &[u8]) -> Option<String> {
+    if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        return String::from_utf16(&units).ok();
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
+        return String::from_utf16(&units).ok();
+    }
+    let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
+/// Expands `%NAME%` from `lookup`; `%%` is a literal `%`. `%COMPUTERNAME%` falls
+/// back to the host name where the environment lacks it (Unix).
+pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find('%') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('%') else {
+            return Err(format!("unmatched % in {value:?}"));
+        };
+        let name = &after[..end];
+        if name.is_empty() {
+            out.push('%');
+        } else if let Some(found) = lookup(name) {
+            out.push_str(&found);
+        } else if name.eq_ignore_ascii_case("COMPUTERNAME") {
+            out.push_str(&platform::computer_name());
+        } else {
+            return Err(format!("environment variable %{name}% is not set"));
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Reads the process environment, case-insensitively as Windows does.
+pub fn environment(name: &str) -> Option<String> {
+    std::env::var(name).ok().or_else(|| {
+        std::env::vars()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Collects values and problems for [`Config::from_raw`].
+struct Reader<'a> {
+    raw: &'a RawIni,
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<Problem>,
+}
+
+impl Reader<'_> {
+    fn problem(&mut self, section: &str, key: &str, why: String) {
+        let line = self.raw.get(section, key).and_then(|e| e.line);
+        self.problems.push(Problem {
+            line,
+            key: format!("{section}.{key}"),
+            why,
+        });
+    }
+
+    /// The expanded value, or `default` when absent or empty; `None` after a problem.
+    fn text(&mut self, section: &str, key: &str, default: Option<&str>) -> Option<String> {
+        let value = match self.raw.get(section, key) {
+            Some(entry) if !entry.value.is_empty() => entry.value.clone(),
+            _ => match default {
+                Some(default) => default.to_owned(),
+                None => {
+                    self.problem(section, key, "required value is missing".into());
+                    return None;
+                }
+            },
+        };
+        match expand(&value, self.lookup) {
+            Ok(expanded) => Some(expanded),
+            Err(why) => {
+                self.problem(section, key, why);
+                None
+            }
+        }
+    }
+
+    fn path(&mut self, section: &str, key: &str, default: Option<&str>) -> Option<PathBuf> {
+        self.text(section, key, default).map(PathBuf::from)
+    }
+
+    fn number<T: std::str::FromStr>(
+        &mut self,
+        section: &str,
+        key: &str,
+        default: &str,
+        valid: impl Fn(&T) -> bool,
+        expected: &str,
+    ) -> Option<T> {
+        let text = self.text(section, key, Some(default))?;
+        match text.parse::<T>() {
+            Ok(n) if valid(&n) => Some(n),
+            _ => {
+                self.problem(section, key, format!("{text:?} is not {expected}"));
+                None
+            }
+        }
+    }
+
+    fn flag(&mut self, section: &str, key: &str, default: &str) -> Option<bool> {
+        let text = self.text(section, key, Some(default))?;
+        match text.to_ascii_lowercase().as_str() {
+            "yes" | "true" | "1" | "on" => Some(true),
+            "no" | "false" | "0" | "off" => Some(false),
+            _ => {
+                self.problem(section, key, format!("{text:?} is not yes or no"));
+                None
+            }
+        }
+    }
+
+    fn list(&mut self, section: &str, key: &str, default: &str) -> Option<Vec<String>> {
+        let text = self.text(section, key, Some(default))?;
+        Some(
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+}
+
+impl Config {
+    /// Reads `path` through both stages with the process environment.
+    pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let raw = RawIni::load(path)?;
+        let warnings = raw.unknown_keys(path);
+        let config = Config::from_raw(path, &raw, &environment)?;
+        Ok((config, warnings))
+    }
+
+    /// Stage two: types every value, reporting every problem at once.
+    pub fn from_raw(
+        file: &Path,
+        raw: &RawIni,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let defaults = platform::defaults();
+        let mut r = Reader {
+            raw,
+            lookup,
+            problems: Vec::new(),
+        };
+
+        let remote = r.text("server", "remote", None).and_then(|text| {
+            parse_remote(&text)
+                .map_err(|why| r.problem("server", "remote", why))
+                .ok()
+        });
+        let port = r.number("server", "port", "22", |p: &u16| *p > 0, "a TCP port");
+        let server_path = r.text("server", "path", Some("/opt/updates"));
+        let reports = r.text("server", "reports", Some("/opt/wpkgreports"));
+        let identity = r.path("server", "identity", Some(defaults.identity));
+        let known_hosts = r.path("server", "known_hosts", Some(defaults.known_hosts));
+
+        let local = r.path("sync", "local", None);
+        let bwlimit = r.number(
+            "sync",
+            "bwlimit",
+            "2000",
+            |_: &u32| true,
+            "a number of KiB/s",
+        );
+        let timeout = r.number(
+            "sync",
+            "timeout",
+            "120",
+            |t: &u64| (1..=86_400).contains(t),
+            "a number of seconds between 1 and 86400",
+        );
+        let packages = r.text("sync", "packages", Some("auto")).and_then(|text| {
+            parse_packages(&text)
+                .map_err(|why| r.problem("sync", "packages", why))
+                .ok()
+        });
+        let exclude = r.list("sync", "exclude", "lost+found, profiles.sites, client");
+        let wpkg_log = r.path("sync", "wpkg_log", Some(defaults.wpkg_log));
+        let state = r.path("sync", "state", Some(defaults.state));
+        let stale_days = r.number(
+            "sync",
+            "stale_days",
+            "14",
+            |_: &u32| true,
+            "a number of days",
+        );
+
+        let publisher_key = r.path("trust", "publisher_key", None);
+
+        let peers = r.list("gossip", "peers", "");
+        let gossip_port = r.number("gossip", "port", "40400", |p: &u16| *p > 0, "a UDP port");
+        let spread = r.flag("gossip", "spread", "yes");
+        let ttl = r.number(
+            "gossip",
+            "ttl",
+            "3",
+            |t: &u8| *t <= 16,
+            "a number from 0 to 16",
+        );
+        let jitter = r.number(
+            "gossip",
+            "jitter",
+            "300",
+            |_: &u64| true,
+            "a number of seconds",
+        );
+
+        let problems = std::mem::take(&mut r.problems);
+        let (
+            Some(remote),
+            Some(port),
+            Some(path),
+            Some(reports),
+            Some(identity),
+            Some(known_hosts),
+            Some(local),
+            Some(bwlimit),
+            Some(timeout),
+            Some(packages),
+            Some(exclude),
+            Some(wpkg_log),
+            Some(state),
+            Some(stale_days),
+            Some(publisher_key),
+            Some(peers),
+            Some(gossip_port),
+            Some(spread),
+            Some(ttl),
+            Some(jitter),
+        ) = (
+            remote,
+            port,
+            server_path,
+            reports,
+            identity,
+            known_hosts,
+            local,
+            bwlimit,
+            timeout,
+            packages,
+            exclude,
+            wpkg_log,
+            state,
+            stale_days,
+            publisher_key,
+            peers,
+            gossip_port,
+            spread,
+            ttl,
+            jitter,
+        )
+        else {
+            return Err(ConfigError::Invalid {
+                path: file.to_owned(),
+                problems,
+            });
+        };
+        Ok(Config {
+            file: file.to_owned(),
+            server: ServerConfig {
+                remote,
+                port,
+                path,
+                reports,
+                identity,
+                known_hosts,
+            },
+            sync: SyncConfig {
+                local,
+                bwlimit: KibPerSec((bwlimit > 0).then_some(bwlimit)),
+                timeout: Duration::from_secs(timeout),
+                packages,
+                exclude,
+                wpkg_log,
+                state,
+                stale_days,
+            },
+            publisher_key,
+            gossip: GossipConfig {
+                peers,
+                port: gossip_port,
+                spread,
+                ttl,
+                jitter: Duration::from_secs(jitter),
+            },
+        })
+    }
+}
+
+/// `user@host` is an SSH server; anything that looks like a path is a folder.
+fn parse_remote(text: &str) -> Result<Remote, String> {
+    let looks_like_path = text.starts_with(['/', '\\', '.'])
+        || (text.len() >= 2
+            && text.as_bytes()[1] == b':'
+            && text.as_bytes()[0].is_ascii_alphabetic());
+    if looks_like_path {
+        return Ok(Remote::Folder(PathBuf::from(text)));
+    }
+    match text.split_once('@') {
+        Some((user, host))
+            if !user.is_empty()
+                && !host.is_empty()
+                && !host.contains(['@', '/', ' '])
+                && !user.contains([' ', ':']) =>
+        {
+            Ok(Remote::Ssh {
+                user: user.to_owned(),
+                host: host.to_owned(),
+            })
+        }
+        _ => Err(format!("{text:?} is neither user@host nor a local folder")),
+    }
+}
+
+/// `auto`, `all`, or folder names under `packages/`.
+fn parse_packages(text: &str) -> Result<PackageSelection, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "auto" => return Ok(PackageSelection::Auto),
+        "all" => return Ok(PackageSelection::All),
+        _ => {}
+    }
+    let mut folders = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match RelPath::new(name) {
+            Ok(path) if !name.contains('/') => folders.push(path.to_string()),
+            _ => return Err(format!("{name:?} is not a folder name under packages/")),
+        }
+    }
+    Ok(PackageSelection::List(folders))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "ProgramData" => Some(r"C:\ProgramData".into()),
+            "COMPUTERNAME" => Some("PC042".into()),
+            "SystemDrive" => Some("C:".into()),
+            _ => None,
+        }
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let raw = RawIni::parse(text).map_err(|why| ConfigError::Unreadable {
+            path: "t.ini".into(),
+            why,
+        })?;
+        Config::from_raw(Path::new("t.ini"), &raw, &env)
+    }
+
+    const MINIMAL: &str = "[server]\nremote = wpkgsync@updates.example.org\n[sync]\nlocal = %ProgramData%\\wpkg\n[trust]\npublisher_key = %ProgramData%\\wpkgsync\\publisher.pem\n";
+
+    #[test]
+    fn minimal_file_gets_the_design_defaults() {
+        let config = load(MINIMAL).unwrap();
+        assert_eq!(
+            config.server.remote,
+            Remote::Ssh {
+                user: "wpkgsync".into(),
+                host: "updates.example.org".into()
+            }
+        );
+        assert_eq!(config.server.port, 22);
+        assert_eq!(config.server.path, "/opt/updates");
+        assert_eq!(config.server.reports, "/opt/wpkgreports");
+        assert_eq!(config.sync.local, PathBuf::from(r"C:\ProgramData\wpkg"));
+        assert_eq!(config.sync.bwlimit, KibPerSec(Some(2000)));
+        assert_eq!(config.sync.timeout, Duration::from_secs(120));
+        assert_eq!(config.sync.packages, PackageSelection::Auto);
+        assert_eq!(
+            config.sync.exclude,
+            ["lost+found", "profiles.sites", "client"]
+        );
+        assert_eq!(config.sync.stale_days, 14);
+        assert_eq!(config.gossip.port, 40400);
+        assert!(config.gossip.spread);
+        assert_eq!(config.gossip.ttl, 3);
+        assert_eq!(config.gossip.jitter, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn inline_comments_and_backslashes_survive() {
+        let text = "[server]\nremote = u@h ; the server\nidentity = C:\\keys\\id # note\n[sync]\nlocal = D:\\wpkg\n[trust]\npublisher_key = k.pem\n";
+        let config = load(text).unwrap();
+        assert_eq!(config.server.identity, PathBuf::from(r"C:\keys\id"));
+        assert_eq!(config.sync.local, PathBuf::from(r"D:\wpkg"));
+    }
+
+    #[test]
+    fn keys_and_sections_are_case_insensitive() {
+        let text = "[Server]\nRemote = u@h\n[SYNC]\nLocal = /x\n[trust]\nPUBLISHER_KEY = k\n";
+        assert!(load(text).is_ok());
+    }
+
+    #[test]
+    fn missing_remote_names_the_key_and_line() {
+        let text = "[server]\nport = 22\n[sync]\nlocal = /x\n[trust]\npublisher_key = k\n";
+        let err = load(text).unwrap_err().to_string();
+        assert_eq!(err, "t.ini: server.remote: required value is missing");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text =
+            "[server]\nremote = nonsense\nport = 99999\n[sync]\nlocal = /x\nbwlimit = fast\n";
+        let ConfigError::Invalid { problems, .. } = load(text).unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "server.remote",
+                "server.port",
+                "sync.bwlimit",
+                "trust.publisher_key"
+            ]
+        );
+        assert_eq!(problems[1].line, Some(3));
+    }
+
+    #[test]
+    fn unknown_variables_are_an_error_naming_them() {
+        let text = MINIMAL.replace("%ProgramData%\\wpkg\n", "%NOPE%\\wpkg\n");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("sync.local: environment variable %NOPE% is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn expansion_handles_literals_and_names() {
+        assert_eq!(
+            expand("%SystemDrive%\\wpkg-%COMPUTERNAME%.log", &env).unwrap(),
+            "C:\\wpkg-PC042.log"
+        );
+        assert_eq!(expand("100%% sure", &env).unwrap(), "100% sure");
+        assert!(expand("50% off", &env).is_err());
+    }
+
+    #[test]
+    fn remote_may_be_a_folder() {
+        assert_eq!(
+            parse_remote("/srv/updates"),
+            Ok(Remote::Folder("/srv/updates".into()))
+        );
+        assert_eq!(
+            parse_remote("E:\\updates"),
+            Ok(Remote::Folder("E:\\updates".into()))
+        );
+        assert_eq!(
+            parse_remote("\\\\nas\\updates"),
+            Ok(Remote::Folder("\\\\nas\\updates".into()))
+        );
+        assert!(parse_remote("updates.example.org").is_err());
+        assert!(parse_remote("@host").is_err());
+    }
+
+    #[test]
+    fn package_lists_are_folder_names() {
+        assert_eq!(parse_packages("ALL"), Ok(PackageSelection::All));
+        assert_eq!(
+            parse_packages("7zip, firefox"),
+            Ok(PackageSelection::List(vec![
+                "7zip".into(),
+                "firefox".into()
+            ]))
+        );
+        assert!(parse_packages("../x").is_err());
+        assert!(parse_packages("a/b").is_err());
+    }
+
+    #[test]
+    fn bwlimit_zero_means_no_cap() {
+        let config = load(&format!("{MINIMAL}[sync]\nbwlimit = 0\n")).unwrap();
+        assert_eq!(config.sync.bwlimit, KibPerSec(None));
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings() {
+        let raw = RawIni::parse("[server]\nremote = u@h\nremtoe = x\n").unwrap();
+        assert_eq!(
+            raw.unknown_keys(Path::new("t.ini")),
+            ["t.ini:3: server.remtoe: unknown key, ignored"]
+        );
+    }
+
+    #[test]
+    fn utf16_files_from_notepad_are_read() {
+        let mut bytes = vec![0xFF, 0xFE];
+        for unit in "[server]\r\nremote = u@h\r\n".encode_utf16() {
+            bytes.extend_from_slice(&unit.to_le_bytes());
+        }
+        let text = decode_text(&bytes).unwrap();
+        let raw = RawIni::parse(&text).unwrap();
+        assert_eq!(raw.get("server", "remote").unwrap().value, "u@h");
+    }
+}

@@ -1,0 +1,100 @@
+//! The top-level error of a run: every module's error, and the exit code each
+//! one means. The match in [`Error::exit_code`] has no catch-all arm, so a new
+//! variant cannot compile without a code.
+
+use std::time::Duration;
+
+use crate::config::ConfigError;
+use crate::exit::Code;
+use crate::manifest::verify::{ManifestError, ManifestErrorKind};
+use crate::publish::PublishError;
+use crate::store::StoreError;
+use crate::sync::apply::ApplyError;
+use crate::transport::{TransportError, TransportErrorKind};
+
+/// Why a run ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The INI file is missing or wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A value of the INI file names a file that cannot be used.
+    #[error("{key}: {source}")]
+    Setting {
+        /// `section.key`.
+        key: &'static str,
+        /// What is wrong with the file it names.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The pinned key, the timestamp or the manifest failed a check.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The server or folder could not be used.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The local store or state folder refused an operation.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Nothing moved for the configured time.
+    #[error("no progress for {}s", .0.as_secs())]
+    Timeout(Duration),
+    /// A publisher command failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+impl From<ApplyError> for Error {
+    fn from(e: ApplyError) -> Error {
+        match e {
+            ApplyError::Store(e) => Error::Store(e),
+            ApplyError::Transport(e) => Error::Transport(e),
+        }
+    }
+}
+
+impl Error {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> Code {
+        match self {
+            Error::Config(ConfigError::Missing { .. }) => Code::IniMissing,
+            Error::Config(ConfigError::Unreadable { .. } | ConfigError::Invalid { .. }) => {
+                Code::IniInvalid
+            }
+            Error::Setting { .. } => Code::IniInvalid,
+            Error::Manifest(e) => match e.kind() {
+                ManifestErrorKind::Invalid => Code::ManifestInvalid,
+                ManifestErrorKind::Stale => Code::ManifestStale,
+            },
+            Error::Transport(e) => match e.kind() {
+                TransportErrorKind::Unreachable => Code::Unreachable,
+                TransportErrorKind::AuthRefused => Code::AuthRefused,
+                TransportErrorKind::HostKey => Code::HostKey,
+                TransportErrorKind::ClientKey => Code::IniInvalid,
+                TransportErrorKind::Timeout => Code::Timeout,
+                TransportErrorKind::NotFound
+                | TransportErrorKind::PermissionDenied
+                | TransportErrorKind::TooLarge
+                | TransportErrorKind::Other => Code::ManifestInvalid,
+            },
+            Error::Store(_) => Code::LocalStore,
+            Error::Timeout(_) => Code::Timeout,
+            Error::Publish(_) => Code::LocalStore,
+        }
+    }
+
+    /// The one line `main` prints: the error and its causes joined by `: `.
+    pub fn line(&self) -> String {
+        let mut line = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !line.contains(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
+            source = cause.source();
+        }
+        line.replace(['\n', '\r'], " ")
+    }
+}

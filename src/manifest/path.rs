@@ -1,0 +1,328 @@
+//! The rules a manifest path must pass before it may name anything in the store.
+//!
+//! Only [`RelPath::new`] builds a [`RelPath`], and the sync code accepts nothing
+//! else, so a path that could leave the store, hide in an alternate data stream or
+//! open a device on Windows never reaches the file system. The rules are the
+//! Windows ones on every OS: the repository is published once and mirrored onto
+//! Windows clients, so a name that is harmless on Linux is still refused.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A relative, `/`-separated, normalised path that stays inside the store.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RelPath(String);
+
+/// Why a manifest path was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// The empty string names no file.
+    #[error("empty path")]
+    Empty,
+    /// A leading `/` or `\`, a drive letter or a UNC prefix.
+    #[error("absolute path {0:?}")]
+    Absolute(String),
+    /// `\` is a separator on Windows; only `/` is allowed in the manifest.
+    #[error("backslash in path {0:?}")]
+    Backslash(String),
+    /// `.`, `..` or an empty component (`a//b`, trailing `/`).
+    #[error("path {0:?} is not normalised (empty, `.` or `..` component)")]
+    NotNormalised(String),
+    /// `:` would name a drive or an NTFS alternate data stream.
+    #[error("colon in path {0:?}")]
+    Colon(String),
+    /// Control characters and `<>"|?*` are invalid in Windows names.
+    #[error("character not allowed on Windows in path {0:?}")]
+    InvalidCharacter(String),
+    /// CON, PRN, AUX, NUL, COM1-9, LPT1-9, also with an extension.
+    #[error("reserved device name in path {0:?}")]
+    ReservedName(String),
+    /// Windows strips trailing dots and spaces, so `a.` would alias `a`.
+    #[error("trailing dot or space in path {0:?}")]
+    TrailingDotOrSpace(String),
+    /// Two paths that are one file on a case-insensitive file system.
+    #[error("paths {0:?} and {1:?} differ only in letter case")]
+    CaseDuplicate(String, String),
+}
+
+/// Longest path accepted, in bytes; Windows' classic limit is far below it.
+const MAX_PATH_BYTES: usize = 4096;
+
+impl RelPath {
+    /// Checks `text` against every path rule and wraps it.
+    pub fn new(text: &str) -> Result<RelPath, PathError> {
+        let owned = || text.to_owned();
+        if text.is_empty() {
+            return Err(PathError::Empty);
+        }
+        if text.len() > MAX_PATH_BYTES {
+            return Err(PathError::NotNormalised(owned()));
+        }
+        if text.starts_with('/') || text.starts_with('\\') || has_drive_letter(text) {
+            return Err(PathError::Absolute(owned()));
+        }
+        if text.contains('\\') {
+            return Err(PathError::Backslash(owned()));
+        }
+        if text.contains(':') {
+            return Err(PathError::Colon(owned()));
+        }
+        if text
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '<' | '>' | '"' | '|' | '?' | '*'))
+        {
+            return Err(PathError::InvalidCharacter(owned()));
+        }
+        for component in text.split('/') {
+            if component.is_empty() || component == "." || component == ".." {
+                return Err(PathError::NotNormalised(owned()));
+            }
+            if component.ends_with('.') || component.ends_with(' ') {
+                return Err(PathError::TrailingDotOrSpace(owned()));
+            }
+            if is_reserved_device_name(component) {
+                return Err(PathError::ReservedName(owned()));
+            }
+        }
+        Ok(RelPath(text.to_owned()))
+    }
+
+    /// The path as written in the manifest.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The components, outermost first.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+
+    /// The first component: the top-level file or folder this path lives in.
+    pub fn top(&self) -> &str {
+        self.components().next().unwrap_or_default()
+    }
+
+    /// The key two paths share when a case-insensitive file system would treat
+    /// them as one.
+    pub fn fold_key(&self) -> String {
+        self.0.to_lowercase()
+    }
+
+    /// Joins this path to `root` with the platform separator, and checks again
+    /// that the result is below `root`: the rules above already guarantee it, and
+    /// the second look costs nothing.
+    pub fn under(&self, root: &Path) -> PathBuf {
+        let joined = self
+            .components()
+            .fold(root.to_path_buf(), |acc, part| acc.join(part));
+        assert!(
+            joined.starts_with(root),
+            "checked path {self} left the store"
+        );
+        joined
+    }
+}
+
+impl fmt::Display for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Refuses a list in which two paths would be one file on Windows.
+pub fn check_case_duplicates<'a>(
+    paths: impl IntoIterator<Item = &'a RelPath>,
+) -> Result<(), PathError> {
+    let mut seen: HashMap<String, &RelPath> = HashMap::new();
+    for path in paths {
+        if let Some(first) = seen.insert(path.fold_key(), path) {
+            return Err(PathError::CaseDuplicate(
+                first.to_string(),
+                path.to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn has_drive_letter(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':'
+}
+
+/// Windows opens the device for these names in any folder and with any
+/// extension: `nul.txt` is NUL.
+fn is_reserved_device_name(component: &str) -> bool {
+    let stem = component.split('.').next().unwrap_or_default();
+    let stem = stem.trim_end_matches(' ').to_ascii_uppercase();
+    match stem.as_str() {
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$" => true,
+        _ => {
+            let (prefix, digit) = stem.split_at(stem.len().min(3));
+            matches!(prefix, "COM" | "LPT")
+                && digit.len() == 1
+                && digit.as_bytes()[0].is_ascii_digit()
+                && digit != "0"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> PathError {
+        RelPath::new(text).expect_err(text)
+    }
+
+    #[test]
+    fn ordinary_paths_pass() {
+        for ok in [
+            "config.xml",
+            "packages/7zip.xml",
+            "packages/7zip/7z 23.01-x64.msi",
+            "packages/.hidden/file",
+            "a/b/c/d.e.f",
+            "COM0.txt",
+            "console.exe",
+            "nullsoft/setup.exe",
+            "lpt10",
+        ] {
+            assert_eq!(RelPath::new(ok).map(|p| p.to_string()), Ok(ok.to_owned()));
+        }
+    }
+
+    #[test]
+    fn parent_components_are_refused() {
+        assert!(matches!(refused(".."), PathError::NotNormalised(_)));
+        assert!(matches!(
+            refused("../escape.txt"),
+            PathError::NotNormalised(_)
+        ));
+        assert!(matches!(refused("a/../../x"), PathError::NotNormalised(_)));
+        assert!(matches!(refused("a/./b"), PathError::NotNormalised(_)));
+        assert!(matches!(refused("a//b"), PathError::NotNormalised(_)));
+        assert!(matches!(refused("a/"), PathError::NotNormalised(_)));
+    }
+
+    #[test]
+    fn absolute_paths_are_refused() {
+        assert!(matches!(refused("/etc/passwd"), PathError::Absolute(_)));
+        assert!(matches!(refused("\\Windows\\x"), PathError::Absolute(_)));
+    }
+
+    #[test]
+    fn drive_letters_are_refused() {
+        assert!(matches!(refused("C:/x"), PathError::Absolute(_)));
+        assert!(matches!(refused("c:x"), PathError::Absolute(_)));
+    }
+
+    #[test]
+    fn unc_paths_are_refused() {
+        assert!(matches!(
+            refused("\\\\server\\share\\x"),
+            PathError::Absolute(_)
+        ));
+        assert!(matches!(
+            refused("//server/share/x"),
+            PathError::Absolute(_)
+        ));
+    }
+
+    #[test]
+    fn backslashes_are_refused() {
+        assert!(matches!(refused("a\\..\\..\\x"), PathError::Backslash(_)));
+    }
+
+    #[test]
+    fn alternate_data_streams_are_refused() {
+        assert!(matches!(refused("file.txt:ads"), PathError::Colon(_)));
+        assert!(matches!(refused("dir/file::$DATA"), PathError::Colon(_)));
+    }
+
+    #[test]
+    fn reserved_device_names_are_refused() {
+        for name in [
+            "CON",
+            "con",
+            "nul.txt",
+            "a/Aux.xml",
+            "COM1",
+            "lpt9.log",
+            "PRN ",
+            "conin$",
+        ] {
+            assert!(
+                matches!(
+                    refused(name),
+                    PathError::ReservedName(_) | PathError::TrailingDotOrSpace(_)
+                ),
+                "{name}"
+            );
+        }
+        assert!(matches!(refused("x/NUL"), PathError::ReservedName(_)));
+    }
+
+    #[test]
+    fn trailing_dots_and_spaces_are_refused() {
+        assert!(matches!(
+            refused("dir./x"),
+            PathError::TrailingDotOrSpace(_)
+        ));
+        assert!(matches!(refused("x "), PathError::TrailingDotOrSpace(_)));
+        assert!(matches!(
+            refused("a/b..."),
+            PathError::TrailingDotOrSpace(_)
+        ));
+    }
+
+    #[test]
+    fn control_and_windows_invalid_characters_are_refused() {
+        assert!(matches!(refused("a\nb"), PathError::InvalidCharacter(_)));
+        assert!(matches!(refused("a\0b"), PathError::InvalidCharacter(_)));
+        assert!(matches!(
+            refused("what?.txt"),
+            PathError::InvalidCharacter(_)
+        ));
+        assert!(matches!(refused("a|b"), PathError::InvalidCharacter(_)));
+    }
+
+    #[test]
+    fn empty_path_is_refused() {
+        assert_eq!(refused(""), PathError::Empty);
+    }
+
+    #[test]
+    fn case_insensitive_duplicates_are_refused() {
+        let paths: Vec<RelPath> = ["A.txt", "b.txt", "a.TXT"]
+            .iter()
+            .map(|p| RelPath::new(p).unwrap())
+            .collect();
+        assert_eq!(
+            check_case_duplicates(&paths),
+            Err(PathError::CaseDuplicate("A.txt".into(), "a.TXT".into()))
+        );
+        assert_eq!(check_case_duplicates(&paths[..2]), Ok(()));
+    }
+
+    #[test]
+    fn joined_paths_stay_under_the_root() {
+        let root = Path::new("/store");
+        let path = RelPath::new("packages/x/y.msi").unwrap();
+        assert_eq!(path.under(root), Path::new("/store/packages/x/y.msi"));
+        assert_eq!(path.top(), "packages");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn accepted_paths_never_leave_the_root(text in "[a-zA-Z0-9./\\\\: ]{0,24}") {
+            if let Ok(path) = RelPath::new(&text) {
+                let root = Path::new("/store");
+                let joined = path.under(root);
+                proptest::prop_assert!(joined.starts_with(root));
+                proptest::prop_assert!(joined.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::RootDir)));
+            }
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! The client's side of the trust chain: pinned key, timestamp, manifest.
+//!
+//! Each step bounds the size, checks the signature over the exact bytes, and only
+//! then parses. Only this file builds a [`VerifiedManifest`]; the sync code takes
+//! nothing else, so an unverified list of files cannot reach the store. Fetching
+//! the bytes is the transport's job, checking each file's content after download
+//! is the sync's (against the sha256 kept here).
+
+use std::path::{Path, PathBuf};
+
+use rsa::RsaPublicKey;
+use rsa::pkcs8::DecodePublicKey;
+use rsa::signature::Verifier;
+use rsa::traits::PublicKeyParts;
+use sha2::{Digest, Sha256};
+
+use super::format::{FORMAT, Manifest, Timestamp};
+use super::path::{PathError, RelPath, check_case_duplicates};
+
+/// Smallest publisher key accepted, in bits.
+pub const MIN_KEY_BITS: usize = 3072;
+
+/// The publisher's public key, pinned on the client.
+#[derive(Clone, Debug)]
+pub struct PublisherKey(RsaPublicKey);
+
+/// What is wrong with the key, a record or its signature.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The pinned key file could not be read.
+    #[error("failed to read publisher key {path}")]
+    KeyRead {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pinned key file is not an SPKI PEM RSA public key of enough bits.
+    #[error("publisher key {path} is not usable: {why}")]
+    KeyInvalid {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// A record or its signature is missing on the server.
+    #[error("{name} is missing on the server")]
+    Missing {
+        /// Record name.
+        name: String,
+    },
+    /// A record is larger than any genuine one.
+    #[error("{name} is larger than {limit} bytes")]
+    TooLarge {
+        /// Record name.
+        name: String,
+        /// The bound.
+        limit: u64,
+    },
+    /// The signature does not verify with the pinned key.
+    #[error("signature of {name} is not valid for the pinned publisher key")]
+    BadSignature {
+        /// Record name.
+        name: String,
+    },
+    /// The manifest's bytes are not the ones the timestamp names.
+    #[error("manifest.json does not match the sha256 and size in timestamp.json")]
+    ManifestMismatch,
+    /// The record is signed but not what this client understands.
+    #[error("{name} is malformed: {why}")]
+    Malformed {
+        /// Record name.
+        name: String,
+        /// Why.
+        why: String,
+    },
+    /// A signed manifest names a path that could leave the store.
+    #[error("manifest.json names a refused path: {0}")]
+    HostilePath(#[from] PathError),
+    /// Rollback: version must not go down.
+    #[error("manifest version {offered} is older than the last accepted version {accepted}")]
+    Rollback {
+        /// Version on the server.
+        offered: u64,
+        /// Last version this client accepted.
+        accepted: u64,
+    },
+    /// Freeze: an expired record means the publisher stopped vouching for it.
+    #[error("timestamp.json version {version} expired at unix time {expires}")]
+    Expired {
+        /// Version on the server.
+        version: u64,
+        /// When it expired.
+        expires: u64,
+    },
+}
+
+/// The two exit codes manifest errors map to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManifestErrorKind {
+    /// Missing, malformed, or badly signed (204), or the pinned key is unusable.
+    Invalid,
+    /// Older than accepted, or expired (205).
+    Stale,
+}
+
+impl ManifestError {
+    /// Which family this error belongs to, for the exit code.
+    pub fn kind(&self) -> ManifestErrorKind {
+        match self {
+            ManifestError::Rollback { .. } | ManifestError::Expired { .. } => {
+                ManifestErrorKind::Stale
+            }
+            ManifestError::KeyRead { .. }
+            | ManifestError::KeyInvalid { .. }
+            | ManifestError::Missing { .. }
+            | ManifestError::TooLarge { .. }
+            | ManifestError::BadSignature { .. }
+            | ManifestError::ManifestMismatch
+            | ManifestError::Malformed { .. }
+            | ManifestError::HostilePath(_) => ManifestErrorKind::Invalid,
+        }
+    }
+}
+
+impl PublisherKey {
+    /// Reads the pinned SPKI PEM key and refuses one below [`MIN_KEY_BITS`].
+    pub fn load(path: &Path) -> Result<PublisherKey, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::KeyRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        PublisherKey::from_pem(&text).map_err(|why| ManifestError::KeyInvalid {
+            path: path.to_owned(),
+            why,
+        })
+    }
+
+    /// Parses an SPKI PEM key.
+    pub fn from_pem(text: &str) -> Result<PublisherKey, String> {
+        let key = RsaPublicKey::from_public_key_pem(text)
+            .map_err(|e| format!("not an SPKI PEM RSA public key ({e})"))?;
+        let bits = key.size() * 8;
+        if bits < MIN_KEY_BITS {
+            return Err(format!("{bits}-bit key, at least {MIN_KEY_BITS} required"));
+        }
+        Ok(PublisherKey(key))
+    }
+
+    /// Checks an RSA SHA-256 signature, PKCS#1 v1.5 or PSS, over exactly `bytes`.
+    pub fn verifies(&self, bytes: &[u8], signature: &[u8]) -> bool {
+        let pkcs1 = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(self.0.clone());
+        if let Ok(sig) = rsa::pkcs1v15::Signature::try_from(signature)
+            && pkcs1.verify(bytes, &sig).is_ok()
+        {
+            return true;
+        }
+        let pss = rsa::pss::VerifyingKey::<Sha256>::new(self.0.clone());
+        rsa::pss::Signature::try_from(signature).is_ok_and(|sig| pss.verify(bytes, &sig).is_ok())
+    }
+}
+
+/// A timestamp record whose signature, version and expiry were checked.
+#[derive(Clone, Debug)]
+pub struct VerifiedTimestamp {
+    record: Timestamp,
+    manifest_sha256: [u8; 32],
+}
+
+impl VerifiedTimestamp {
+    /// The version it vouches for.
+    pub fn version(&self) -> u64 {
+        self.record.version
+    }
+
+    /// The exact size of the manifest it names: the read limit for it.
+    pub fn manifest_size(&self) -> u64 {
+        self.record.manifest_size
+    }
+}
+
+/// One file the publisher vouches for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedFile {
+    /// Where it goes in the store.
+    pub path: RelPath,
+    /// Its exact size; reading more is refused (endless data).
+    pub size: u64,
+    /// Modification time to give the local copy, Unix seconds.
+    pub mtime: i64,
+    /// The content's sha256; the only test of a good file.
+    pub sha256: [u8; 32],
+}
+
+/// The signed list of files, checked against the timestamp and every path rule.
+#[derive(Clone, Debug)]
+pub struct VerifiedManifest {
+    version: u64,
+    files: Vec<VerifiedFile>,
+}
+
+impl VerifiedManifest {
+    /// The accepted version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Every file, sorted by path.
+    pub fn files(&self) -> &[VerifiedFile] {
+        &self.files
+    }
+}
+
+#[cfg(test)]
+impl VerifiedManifest {
+    /// A manifest for tests of the code that consumes one.
+    pub(crate) fn for_tests(version: u64, mut files: Vec<VerifiedFile>) -> VerifiedManifest {
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        VerifiedManifest { version, files }
+    }
+}
+
+/// Checks `timestamp.json` in the order of DESIGN "Trust": signature first, then
+/// what it says.
+pub fn verify_timestamp(
+    key: &PublisherKey,
+    bytes: &[u8],
+    signature: &[u8],
+    last_accepted: Option<u64>,
+    now_unix: u64,
+) -> Result<VerifiedTimestamp, ManifestError> {
+    let name = "timestamp.json";
+    // Signature over the exact bytes, before the JSON parser sees them.
+    if !key.verifies(bytes, signature) {
+        return Err(ManifestError::BadSignature { name: name.into() });
+    }
+    let record: Timestamp = parse(name, bytes)?;
+    check_format(name, record.format)?;
+    let manifest_sha256 =
+        parse_sha256(&record.manifest_sha256).ok_or_else(|| ManifestError::Malformed {
+            name: name.into(),
+            why: "manifest_sha256 is not 64 hex digits".into(),
+        })?;
+    // Rollback: version must not go down.
+    if let Some(accepted) = last_accepted
+        && record.version < accepted
+    {
+        return Err(ManifestError::Rollback {
+            offered: record.version,
+            accepted,
+        });
+    }
+    // Freeze: a record past its expiry is no longer vouched for.
+    if now_unix >= record.expires {
+        return Err(ManifestError::Expired {
+            version: record.version,
+            expires: record.expires,
+        });
+    }
+    Ok(VerifiedTimestamp {
+        record,
+        manifest_sha256,
+    })
+}
+
+/// Checks `manifest.json` against the verified timestamp, then its own signature,
+/// then every path in it.
+pub fn verify_manifest(
+    key: &PublisherKey,
+    timestamp: &VerifiedTimestamp,
+    bytes: &[u8],
+    signature: &[u8],
+) -> Result<VerifiedManifest, ManifestError> {
+    let name = "manifest.json";
+    // The timestamp names these exact bytes.
+    let digest: [u8; 32] = Sha256::digest(bytes).into();
+    if bytes.len() as u64 != timestamp.record.manifest_size || digest != timestamp.manifest_sha256 {
+        return Err(ManifestError::ManifestMismatch);
+    }
+    // And the publisher signed them.
+    if !key.verifies(bytes, signature) {
+        return Err(ManifestError::BadSignature { name: name.into() });
+    }
+    let record: Manifest = parse(name, bytes)?;
+    check_format(name, record.format)?;
+    if record.version != timestamp.record.version {
+        return Err(ManifestError::Malformed {
+            name: name.into(),
+            why: format!(
+                "version {} differs from timestamp.json version {}",
+                record.version, timestamp.record.version
+            ),
+        });
+    }
+    let mut files = Vec::with_capacity(record.files.len());
+    for entry in record.files {
+        let sha256 = parse_sha256(&entry.sha256).ok_or_else(|| ManifestError::Malformed {
+            name: name.into(),
+            why: format!("sha256 of {:?} is not 64 hex digits", entry.path),
+        })?;
+        files.push(VerifiedFile {
+            path: RelPath::new(&entry.path)?,
+            size: entry.size,
+            mtime: entry.mtime,
+            sha256,
+        });
+    }
+    check_case_duplicates(files.iter().map(|f| &f.path))?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    // A file and a folder of one name cannot both exist in the store.
+    for pair in files.windows(2) {
+        let (file, next) = (&pair[0].path, &pair[1].path);
+        if next
+            .as_str()
+            .strip_prefix(file.as_str())
+            .is_some_and(|rest| rest.starts_with('/'))
+        {
+            return Err(ManifestError::Malformed {
+                name: name.into(),
+                why: format!("{file:?} is both a file and a folder"),
+            });
+        }
+    }
+    Ok(VerifiedManifest {
+        version: record.version,
+        files,
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T, ManifestError> {
+    serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed {
+        name: name.into(),
+        why: e.to_string(),
+    })
+}
+
+fn check_format(name: &str, format: u32) -> Result<(), ManifestError> {
+    if format == FORMAT {
+        Ok(())
+    } else {
+        Err(ManifestError::Malformed {
+            name: name.into(),
+            why: format!("format {format} is not supported (expected {FORMAT})"),
+        })
+    }
+}
+
+/// Parses 64 lowercase or uppercase hex digits.
+pub fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::format::FileEntry;
+    use rsa::RsaPrivateKey;
+    use rsa::pkcs8::EncodePublicKey;
+    use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+    use std::sync::OnceLock;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn private_key() -> &'static RsaPrivateKey {
+        static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| RsaPrivateKey::new(&mut rand::thread_rng(), 3072).unwrap())
+    }
+
+    fn public_key() -> PublisherKey {
+        let pem = private_key()
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap();
+        PublisherKey::from_pem(&pem).unwrap()
+    }
+
+    fn sign(bytes: &[u8]) -> Vec<u8> {
+        rsa::pkcs1v15::SigningKey::<Sha256>::new(private_key().clone())
+            .sign(bytes)
+            .to_vec()
+    }
+
+    fn manifest_bytes(version: u64, paths: &[&str]) -> Vec<u8> {
+        let files = paths
+            .iter()
+            .map(|p| FileEntry {
+                path: (*p).into(),
+                size: 1,
+                mtime: 0,
+                sha256: "00".repeat(32),
+                block_signature: None,
+            })
+            .collect();
+        serde_json::to_vec(&Manifest {
+            format: FORMAT,
+            version,
+            files,
+        })
+        .unwrap()
+    }
+
+    fn timestamp_bytes(version: u64, manifest: &[u8], expires: u64) -> Vec<u8> {
+        serde_json::to_vec(&Timestamp {
+            format: FORMAT,
+            version,
+            manifest_sha256: hex::encode(Sha256::digest(manifest)),
+            manifest_size: manifest.len() as u64,
+            published: NOW - 10,
+            expires,
+        })
+        .unwrap()
+    }
+
+    fn chain(version: u64, paths: &[&str]) -> Result<VerifiedManifest, ManifestError> {
+        let key = public_key();
+        let manifest = manifest_bytes(version, paths);
+        let ts = timestamp_bytes(version, &manifest, NOW + 100);
+        let verified = verify_timestamp(&key, &ts, &sign(&ts), None, NOW)?;
+        verify_manifest(&key, &verified, &manifest, &sign(&manifest))
+    }
+
+    #[test]
+    fn a_good_chain_verifies() {
+        let manifest = chain(7, &["b.txt", "a/x.msi"]).unwrap();
+        assert_eq!(manifest.version(), 7);
+        let paths: Vec<_> = manifest.files().iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["a/x.msi", "b.txt"]);
+    }
+
+    #[test]
+    fn pss_signatures_verify_too() {
+        let key = public_key();
+        let signer = rsa::pss::SigningKey::<Sha256>::new(private_key().clone());
+        let sig = signer
+            .sign_with_rng(&mut rand::thread_rng(), b"abc")
+            .to_vec();
+        assert!(key.verifies(b"abc", &sig));
+        assert!(!key.verifies(b"abd", &sig));
+    }
+
+    #[test]
+    fn a_changed_byte_breaks_the_timestamp_signature() {
+        let key = public_key();
+        let manifest = manifest_bytes(1, &["a"]);
+        let ts = timestamp_bytes(1, &manifest, NOW + 100);
+        let sig = sign(&ts);
+        let mut tampered = ts.clone();
+        tampered[5] ^= 1;
+        let err = verify_timestamp(&key, &tampered, &sig, None, NOW).unwrap_err();
+        assert!(matches!(err, ManifestError::BadSignature { .. }), "{err}");
+        assert_eq!(err.kind(), ManifestErrorKind::Invalid);
+    }
+
+    #[test]
+    fn a_manifest_other_than_the_one_named_is_refused() {
+        let key = public_key();
+        let manifest = manifest_bytes(1, &["a"]);
+        let ts = timestamp_bytes(1, &manifest, NOW + 100);
+        let verified = verify_timestamp(&key, &ts, &sign(&ts), None, NOW).unwrap();
+        // Correctly signed, but not the manifest the timestamp vouches for.
+        let other = manifest_bytes(1, &["b"]);
+        let err = verify_manifest(&key, &verified, &other, &sign(&other)).unwrap_err();
+        assert!(matches!(err, ManifestError::ManifestMismatch), "{err}");
+    }
+
+    #[test]
+    fn a_bad_manifest_signature_is_refused() {
+        let key = public_key();
+        let manifest = manifest_bytes(1, &["a"]);
+        let ts = timestamp_bytes(1, &manifest, NOW + 100);
+        let verified = verify_timestamp(&key, &ts, &sign(&ts), None, NOW).unwrap();
+        let err = verify_manifest(&key, &verified, &manifest, &sign(b"other")).unwrap_err();
+        assert!(matches!(err, ManifestError::BadSignature { .. }), "{err}");
+    }
+
+    #[test]
+    fn rollback_is_refused() {
+        let key = public_key();
+        let manifest = manifest_bytes(5, &["a"]);
+        let ts = timestamp_bytes(5, &manifest, NOW + 100);
+        let err = verify_timestamp(&key, &ts, &sign(&ts), Some(6), NOW).unwrap_err();
+        assert!(matches!(
+            err,
+            ManifestError::Rollback {
+                offered: 5,
+                accepted: 6
+            }
+        ));
+        assert_eq!(err.kind(), ManifestErrorKind::Stale);
+        assert!(verify_timestamp(&key, &ts, &sign(&ts), Some(5), NOW).is_ok());
+    }
+
+    #[test]
+    fn expired_timestamp_is_refused() {
+        let key = public_key();
+        let manifest = manifest_bytes(5, &["a"]);
+        let ts = timestamp_bytes(5, &manifest, NOW);
+        let err = verify_timestamp(&key, &ts, &sign(&ts), None, NOW).unwrap_err();
+        assert!(matches!(err, ManifestError::Expired { .. }));
+        assert_eq!(err.kind(), ManifestErrorKind::Stale);
+    }
+
+    #[test]
+    fn hostile_paths_refuse_the_whole_manifest() {
+        for path in ["../x", "/etc/x", "C:/x", "a:b", "CON", "x "] {
+            let err = chain(1, &["ok.txt", path]).unwrap_err();
+            assert!(
+                matches!(err, ManifestError::HostilePath(_)),
+                "{path}: {err}"
+            );
+        }
+        let err = chain(1, &["A.txt", "a.txt"]).unwrap_err();
+        assert!(matches!(
+            err,
+            ManifestError::HostilePath(PathError::CaseDuplicate(..))
+        ));
+    }
+
+    #[test]
+    fn a_path_that_is_file_and_folder_is_refused() {
+        let err = chain(1, &["a", "a/b"]).unwrap_err();
+        assert!(matches!(err, ManifestError::Malformed { .. }), "{err}");
+    }
+
+    #[test]
+    fn small_keys_are_refused() {
+        let small = RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let pem = small
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap();
+        assert!(
+            PublisherKey::from_pem(&pem)
+                .unwrap_err()
+                .contains("1024-bit")
+        );
+    }
+}

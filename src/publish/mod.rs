@@ -1,0 +1,21 @@
+//! The publisher side: `keygen` makes the publisher's key pair, `publish` walks the
+//! WPKG tree and writes the signed records of DESIGN.md's server layout.
+//!
+//! Nothing here runs on the client path: clients only read what this module
+//! writes, through `manifest::verify`. Owner-only key files, world-readable
+//! records and file identities differ per OS and live in the `imp` twin modules.
+
+mod error;
+mod keygen;
+mod repo;
+
+#[cfg(unix)]
+#[path = "unix.rs"]
+mod imp;
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod imp;
+
+pub use error::PublishError;
+pub use keygen::{KeyPaths, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, keygen};
+pub use repo::{PublishSummary, publish};

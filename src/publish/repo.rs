@@ -1,0 +1,1120 @@
+//! `publish`: walks the WPKG tree, hashes every file and writes the signed
+//! `manifest.json` and `timestamp.json` (with their `.sig`) into `.wpkgsync/`.
+//!
+//! Files the client would refuse (path rules of `manifest::path`), links that
+//! leave the repository and special files are skipped with a warning rather than
+//! failing the whole publish; the warnings go back in [`PublishSummary`] for the
+//! caller to print. A publisher-only hash cache, `.wpkgsync/cache.json`, spares
+//! re-reading unchanged files; clients never read it and the manifest never lists
+//! it. Block signatures for deltas are left to the `delta` side.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rsa::pkcs8::der::zeroize::Zeroizing;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::error::PublishError;
+use super::imp;
+use crate::manifest::format::{
+    FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, SIGNATURE_SUFFIX, TIMESTAMP_FILE,
+    Timestamp,
+};
+use crate::manifest::path::RelPath;
+use crate::manifest::sign::PublisherKey;
+
+/// The hash cache's name inside [`META_DIR`].
+const CACHE_FILE: &str = "cache.json";
+/// The only hash cache format this build reads and writes.
+const CACHE_FORMAT: u32 = 1;
+/// Seconds in the days of `expires_days`.
+const SECONDS_PER_DAY: u64 = 86_400;
+/// A cached hash is reused only for a file whose mtime was at least this much
+/// older than the moment it was hashed. A write in the same clock tick as the
+/// hashing (FAT stores mtimes in 2-second steps) would leave size and mtime
+/// unchanged and a wrong hash trusted forever; such a file is read again instead.
+const SETTLED_SECONDS: i64 = 2;
+
+/// What one publish did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishSummary {
+    /// Version of the records just written.
+    pub version: u64,
+    /// Files listed in the manifest.
+    pub files: usize,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// Files read and hashed in this run.
+    pub hashed: usize,
+    /// Files whose hash came from the cache without reading them.
+    pub reused: usize,
+    /// Files skipped and other things the administrator should know, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// `.wpkgsync/cache.json`: the hash of every file the last publish listed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HashCache {
+    /// [`CACHE_FORMAT`].
+    format: u32,
+    /// Manifest path to what was known about the file when it was hashed.
+    files: BTreeMap<String, CachedHash>,
+}
+
+/// One file's hash and the metadata that must still match for it to be reused.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CachedHash {
+    /// Size in bytes.
+    size: u64,
+    /// Modification time, Unix seconds.
+    mtime: i64,
+    /// Nanoseconds part of the modification time.
+    mtime_nanos: u32,
+    /// Device and inode where the OS offers them cheaply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    identity: Option<String>,
+    /// Unix seconds just before the file was read.
+    hashed_at: i64,
+    /// Lowercase hex sha256 of the content.
+    sha256: String,
+}
+
+/// A file the walk found and the path rules accepted.
+struct Candidate {
+    /// Its manifest path.
+    path: RelPath,
+    /// Where to read it: the file itself, or a link's canonical target.
+    source: PathBuf,
+    /// Metadata of `source`.
+    meta: Metadata,
+}
+
+/// Publishes the tree at `repo`, signing with the PKCS#8 PEM private key at
+/// `key`; the records expire `expires_days` days from now (0: at once).
+pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSummary, PublishError> {
+    let root = fs::canonicalize(repo).map_err(|source| PublishError::List {
+        path: repo.to_path_buf(),
+        source,
+    })?;
+    if !root.is_dir() {
+        return Err(PublishError::NotAFolder {
+            path: repo.to_path_buf(),
+        });
+    }
+    // Loaded before the walk, so a bad key fails at once rather than after
+    // hashing the whole tree.
+    let signer = load_key(key, &root)?;
+    let meta_dir = root.join(META_DIR);
+    let mut warnings = Vec::new();
+
+    let candidates = Walk::new(&root, &mut warnings).run()?;
+    let candidates = drop_case_collisions(candidates, &mut warnings);
+
+    fs::create_dir_all(&meta_dir).map_err(|source| PublishError::CreateDir {
+        path: meta_dir.clone(),
+        source,
+    })?;
+    imp::share_dir(&meta_dir).map_err(|source| PublishError::Permissions {
+        path: meta_dir.clone(),
+        source,
+    })?;
+
+    let previous = read_cache(&meta_dir, &mut warnings);
+    let mut cache = HashCache {
+        format: CACHE_FORMAT,
+        files: BTreeMap::new(),
+    };
+    let mut entries = Vec::with_capacity(candidates.len());
+    let (mut hashed, mut reused, mut bytes) = (0, 0, 0u64);
+    for candidate in candidates {
+        let hash = match reusable(&previous, &candidate)? {
+            Some(hash) => {
+                reused += 1;
+                hash
+            }
+            None => {
+                hashed += 1;
+                hash_candidate(&candidate, &mut warnings)?
+            }
+        };
+        bytes += hash.size;
+        entries.push(FileEntry {
+            path: candidate.path.to_string(),
+            size: hash.size,
+            mtime: hash.mtime,
+            sha256: hash.sha256.clone(),
+            block_signature: None,
+        });
+        cache.files.insert(candidate.path.to_string(), hash);
+    }
+    // Written before the signed records, so the hashing work survives a failure
+    // further on.
+    let cache_bytes = to_json(&cache, &meta_dir.join(CACHE_FILE))?;
+    Staged::new(&meta_dir, CACHE_FILE, &cache_bytes)?.persist()?;
+
+    let now = unix_now()?;
+    let version = next_version(&meta_dir, now, &mut warnings);
+    let files = entries.len();
+    let manifest = Manifest {
+        format: FORMAT,
+        version,
+        files: entries,
+    };
+    let manifest_bytes = to_json(&manifest, &meta_dir.join(MANIFEST_FILE))?;
+    let timestamp = Timestamp {
+        format: FORMAT,
+        version,
+        manifest_sha256: hex::encode(Sha256::digest(&manifest_bytes)),
+        manifest_size: manifest_bytes.len() as u64,
+        published: now,
+        expires: now.saturating_add(expires_days.saturating_mul(SECONDS_PER_DAY)),
+    };
+    let timestamp_bytes = to_json(&timestamp, &meta_dir.join(TIMESTAMP_FILE))?;
+    let manifest_sig = sign(&signer, &meta_dir, MANIFEST_FILE, &manifest_bytes)?;
+    let timestamp_sig = sign(&signer, &meta_dir, TIMESTAMP_FILE, &timestamp_bytes)?;
+
+    // Everything is staged (written and flushed under temporary names) before the
+    // first rename, so the renames follow each other closely. Clients read the
+    // timestamp first, then the manifest it names by sha256, then the manifest's
+    // signature; so the timestamp goes last. In the short window between renames
+    // a client may see a new manifest under an old timestamp, or a new signature
+    // beside an old record: the hash or the signature then fails to match, the
+    // client stops with 204 and retries on its next run. It never accepts a mix,
+    // because every step is chained to the signed timestamp.
+    let staged = [
+        Staged::new(&meta_dir, MANIFEST_FILE, &manifest_bytes)?,
+        Staged::new(
+            &meta_dir,
+            &format!("{MANIFEST_FILE}{SIGNATURE_SUFFIX}"),
+            &manifest_sig,
+        )?,
+        Staged::new(
+            &meta_dir,
+            &format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}"),
+            &timestamp_sig,
+        )?,
+        Staged::new(&meta_dir, TIMESTAMP_FILE, &timestamp_bytes)?,
+    ];
+    for file in staged {
+        file.persist()?;
+    }
+    imp::sync_dir(&meta_dir).map_err(|source| PublishError::Write {
+        path: meta_dir.clone(),
+        source,
+    })?;
+
+    Ok(PublishSummary {
+        version,
+        files,
+        bytes,
+        hashed,
+        reused,
+        warnings,
+    })
+}
+
+/// Reads the private key, refusing one that clients could download.
+fn load_key(key: &Path, root: &Path) -> Result<PublisherKey, PublishError> {
+    let read_error = |source| PublishError::KeyRead {
+        path: key.to_path_buf(),
+        source,
+    };
+    let real = fs::canonicalize(key).map_err(read_error)?;
+    if real.starts_with(root) {
+        return Err(PublishError::KeyInRepository {
+            key: key.to_path_buf(),
+            repo: root.to_path_buf(),
+        });
+    }
+    let pem = Zeroizing::new(fs::read_to_string(&real).map_err(read_error)?);
+    PublisherKey::from_pkcs8_pem(&pem).map_err(|source| PublishError::Key {
+        path: key.to_path_buf(),
+        source,
+    })
+}
+
+/// Signs one record's exact bytes.
+fn sign(
+    signer: &PublisherKey,
+    meta_dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Vec<u8>, PublishError> {
+    signer.sign(bytes).map_err(|source| PublishError::Sign {
+        path: meta_dir.join(name),
+        source,
+    })
+}
+
+/// Pretty JSON with a trailing newline, as every record is written.
+fn to_json<T: Serialize>(value: &T, path: &Path) -> Result<Vec<u8>, PublishError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| PublishError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// The next version: above the previous record's and, normally, the current
+/// Unix time, so versions also go up across a lost `.wpkgsync` folder.
+fn next_version(meta_dir: &Path, now: u64, warnings: &mut Vec<String>) -> u64 {
+    let path = meta_dir.join(TIMESTAMP_FILE);
+    let previous = match fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice::<Timestamp>(&bytes) {
+            Ok(timestamp) => Some(timestamp.version),
+            Err(err) => {
+                warnings.push(format!("ignored unreadable {}: {err}", path.display()));
+                None
+            }
+        },
+        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+        Err(err) => {
+            warnings.push(format!("ignored unreadable {}: {err}", path.display()));
+            None
+        }
+    };
+    previous.map_or(now, |v| v.saturating_add(1).max(now))
+}
+
+/// The current time in Unix seconds.
+fn unix_now() -> Result<u64, PublishError> {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| PublishError::Clock)
+}
+
+/// A time as Unix seconds (rounded down, also before 1970) and nanoseconds.
+fn unix_time(time: SystemTime) -> (i64, u32) {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => (
+            i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+            after.subsec_nanos(),
+        ),
+        Err(before) => {
+            let before = before.duration();
+            let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
+            match before.subsec_nanos() {
+                0 => (-secs, 0),
+                nanos => (-secs - 1, 1_000_000_000 - nanos),
+            }
+        }
+    }
+}
+
+/// Reads the previous hash cache; a missing one is empty, a broken one is
+/// ignored with a warning (it only saves time).
+fn read_cache(meta_dir: &Path, warnings: &mut Vec<String>) -> HashCache {
+    let path = meta_dir.join(CACHE_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return HashCache::default(),
+        Err(err) => {
+            warnings.push(format!("ignored hash cache {}: {err}", path.display()));
+            return HashCache::default();
+        }
+    };
+    match serde_json::from_slice::<HashCache>(&bytes) {
+        Ok(cache) if cache.format == CACHE_FORMAT => cache,
+        Ok(cache) => {
+            warnings.push(format!(
+                "ignored hash cache {} of format {}",
+                path.display(),
+                cache.format
+            ));
+            HashCache::default()
+        }
+        Err(err) => {
+            warnings.push(format!("ignored hash cache {}: {err}", path.display()));
+            HashCache::default()
+        }
+    }
+}
+
+/// The cached hash of `candidate`, if its size, mtime and identity still match
+/// and it had settled when it was hashed.
+fn reusable(cache: &HashCache, candidate: &Candidate) -> Result<Option<CachedHash>, PublishError> {
+    let Some(cached) = cache.files.get(candidate.path.as_str()) else {
+        return Ok(None);
+    };
+    let (mtime, mtime_nanos) = modified(candidate)?;
+    let matches = cached.size == candidate.meta.len()
+        && cached.mtime == mtime
+        && cached.mtime_nanos == mtime_nanos
+        && cached.identity == imp::file_identity(&candidate.meta)
+        && cached.hashed_at.saturating_sub(mtime) >= SETTLED_SECONDS
+        && is_sha256_hex(&cached.sha256);
+    Ok(matches.then(|| cached.clone()))
+}
+
+/// The candidate's mtime as Unix seconds and nanoseconds.
+fn modified(candidate: &Candidate) -> Result<(i64, u32), PublishError> {
+    let time = candidate
+        .meta
+        .modified()
+        .map_err(|source| PublishError::Metadata {
+            path: candidate.source.clone(),
+            source,
+        })?;
+    Ok(unix_time(time))
+}
+
+/// A cache can be edited by hand; a malformed hash must not reach the manifest.
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Reads and hashes one file.
+fn hash_candidate(
+    candidate: &Candidate,
+    warnings: &mut Vec<String>,
+) -> Result<CachedHash, PublishError> {
+    let (mtime, mtime_nanos) = modified(candidate)?;
+    let hashed_at = i64::try_from(unix_now()?).unwrap_or(i64::MAX);
+    let (sha256, size) = hash_file(&candidate.source).map_err(|source| PublishError::Read {
+        path: candidate.source.clone(),
+        source,
+    })?;
+    if size != candidate.meta.len() {
+        // The manifest gets what was hashed, which is consistent; the mtime is
+        // the older one, so the next publish reads the file again.
+        warnings.push(format!(
+            "{} changed while it was read; publish again once it is complete",
+            candidate.path
+        ));
+    }
+    Ok(CachedHash {
+        size,
+        mtime,
+        mtime_nanos,
+        identity: imp::file_identity(&candidate.meta),
+        hashed_at,
+        sha256,
+    })
+}
+
+/// Lowercase hex sha256 and length of a file's content.
+fn hash_file(path: &Path) -> io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// The walk over the repository: collects candidates and warnings.
+struct Walk<'a> {
+    /// Canonical repository root.
+    root: &'a Path,
+    /// Canonical `.wpkgsync` folder, which links must not reach either.
+    meta_dir: PathBuf,
+    /// Files accepted so far, in walk order.
+    found: Vec<Candidate>,
+    /// Where skipped paths are reported.
+    warnings: &'a mut Vec<String>,
+}
+
+impl<'a> Walk<'a> {
+    /// A walk of `root`, which must be canonical.
+    fn new(root: &'a Path, warnings: &'a mut Vec<String>) -> Walk<'a> {
+        Walk {
+            root,
+            meta_dir: root.join(META_DIR),
+            found: Vec::new(),
+            warnings,
+        }
+    }
+
+    /// Walks the whole tree and returns the candidates sorted by path.
+    fn run(mut self) -> Result<Vec<Candidate>, PublishError> {
+        let mut ancestors = vec![self.root.to_path_buf()];
+        self.walk_dir(self.root, None, &mut ancestors)?;
+        let mut found = self.found;
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(found)
+    }
+
+    /// Walks one folder. `dir` is canonical; `prefix` is its manifest path
+    /// (none for the root); `ancestors` are the canonical folders above and
+    /// including it, so a link back to one of them is not walked in a loop.
+    fn walk_dir(
+        &mut self,
+        dir: &Path,
+        prefix: Option<&str>,
+        ancestors: &mut Vec<PathBuf>,
+    ) -> Result<(), PublishError> {
+        let list_error = |source| PublishError::List {
+            path: dir.to_path_buf(),
+            source,
+        };
+        for entry in fs::read_dir(dir).map_err(list_error)? {
+            let entry = entry.map_err(list_error)?;
+            let name = entry.file_name();
+            if prefix.is_none() && name == META_DIR {
+                continue;
+            }
+            let full = entry.path();
+            let Some(name) = name.to_str() else {
+                self.skip(&full.display().to_string(), "name is not valid UTF-8");
+                continue;
+            };
+            let text = match prefix {
+                Some(prefix) => format!("{prefix}/{name}"),
+                None => name.to_owned(),
+            };
+            // Checked for folders too, so a bad folder name costs one warning
+            // rather than one per file below it.
+            let path = match RelPath::new(&text) {
+                Ok(path) => path,
+                Err(err) => {
+                    self.skip(&text, &err.to_string());
+                    continue;
+                }
+            };
+            let file_type = entry.file_type().map_err(|source| PublishError::Metadata {
+                path: full.clone(),
+                source,
+            })?;
+            if file_type.is_symlink() {
+                self.follow_link(&full, path, ancestors)?;
+            } else if file_type.is_dir() {
+                // A real folder in a canonical folder has a canonical path.
+                self.descend(full, path, ancestors)?;
+            } else if file_type.is_file() {
+                let meta = entry.metadata().map_err(|source| PublishError::Metadata {
+                    path: full.clone(),
+                    source,
+                })?;
+                self.found.push(Candidate {
+                    path,
+                    source: full,
+                    meta,
+                });
+            } else {
+                let reason = format!("not a regular file ({})", imp::special_kind(&file_type));
+                self.skip(&text, &reason);
+            }
+        }
+        Ok(())
+    }
+
+    /// Walks the canonical folder `dir` under the manifest path `path`.
+    fn descend(
+        &mut self,
+        dir: PathBuf,
+        path: RelPath,
+        ancestors: &mut Vec<PathBuf>,
+    ) -> Result<(), PublishError> {
+        ancestors.push(dir.clone());
+        let result = self.walk_dir(&dir, Some(path.as_str()), ancestors);
+        ancestors.pop();
+        result
+    }
+
+    /// Follows a link whose target stays inside the repository; skips others.
+    fn follow_link(
+        &mut self,
+        link: &Path,
+        path: RelPath,
+        ancestors: &mut Vec<PathBuf>,
+    ) -> Result<(), PublishError> {
+        let target = match fs::canonicalize(link) {
+            Ok(target) => target,
+            Err(err) => {
+                self.skip(
+                    path.as_str(),
+                    &format!("symbolic link does not resolve ({err})"),
+                );
+                return Ok(());
+            }
+        };
+        if !target.starts_with(self.root) {
+            self.skip(path.as_str(), "symbolic link leaves the repository");
+            return Ok(());
+        }
+        if target.starts_with(&self.meta_dir) {
+            self.skip(path.as_str(), "symbolic link points into .wpkgsync");
+            return Ok(());
+        }
+        let meta = fs::metadata(&target).map_err(|source| PublishError::Metadata {
+            path: target.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            if ancestors.contains(&target) {
+                self.skip(
+                    path.as_str(),
+                    "symbolic link loops back to a folder above it",
+                );
+                return Ok(());
+            }
+            self.descend(target, path, ancestors)
+        } else if meta.is_file() {
+            self.found.push(Candidate {
+                path,
+                source: target,
+                meta,
+            });
+            Ok(())
+        } else {
+            let reason = format!(
+                "symbolic link to a {}",
+                imp::special_kind(&meta.file_type())
+            );
+            self.skip(path.as_str(), &reason);
+            Ok(())
+        }
+    }
+
+    /// Records a skipped path and why.
+    fn skip(&mut self, path: &str, reason: &str) {
+        self.warnings.push(format!("skipped {path}: {reason}"));
+    }
+}
+
+/// Drops paths that would be one file on Windows: a path equal to an earlier one
+/// apart from letter case, and a file whose name is also a folder's (`a` beside
+/// `A/b`). The later path in byte order is the one skipped.
+fn drop_case_collisions(candidates: Vec<Candidate>, warnings: &mut Vec<String>) -> Vec<Candidate> {
+    let mut files: HashMap<String, String> = HashMap::new();
+    let mut folders: HashMap<String, String> = HashMap::new();
+    let mut kept = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let path = candidate.path.to_string();
+        let key = candidate.path.fold_key();
+        let clash = files
+            .get(&key)
+            .map(|first| format!("same path as {first} apart from letter case"))
+            .or_else(|| {
+                folders.get(&key).map(|first| {
+                    format!("a folder of {first} has this name apart from letter case")
+                })
+            })
+            .or_else(|| {
+                folder_keys(&key).find_map(|folder| {
+                    files.get(folder).map(|first| {
+                        format!(
+                            "file {first} has the name of one of its folders apart from letter case"
+                        )
+                    })
+                })
+            });
+        if let Some(reason) = clash {
+            warnings.push(format!("skipped {path}: {reason}"));
+            continue;
+        }
+        for folder in folder_keys(&key) {
+            folders
+                .entry(folder.to_owned())
+                .or_insert_with(|| path.clone());
+        }
+        files.insert(key, path);
+        kept.push(candidate);
+    }
+    kept
+}
+
+/// The folders above a path: `a`, `a/b` for `a/b/c`.
+fn folder_keys(key: &str) -> impl Iterator<Item = &str> {
+    key.match_indices('/').map(|(at, _)| &key[..at])
+}
+
+/// A record written and flushed under a temporary name in its final folder,
+/// waiting to be renamed into place; removed if dropped before that.
+struct Staged {
+    /// The temporary file, deleted on drop unless persisted.
+    file: tempfile::NamedTempFile,
+    /// The record's final path.
+    target: PathBuf,
+}
+
+impl Staged {
+    /// Writes `bytes` to a world-readable temporary file beside `dir/name`.
+    fn new(dir: &Path, name: &str, bytes: &[u8]) -> Result<Staged, PublishError> {
+        let target = dir.join(name);
+        let write_error = |source| PublishError::Write {
+            path: target.clone(),
+            source,
+        };
+        let mut file = tempfile::Builder::new()
+            .prefix(&format!(".{name}.tmp-{}-", std::process::id()))
+            .tempfile_in(dir)
+            .map_err(write_error)?;
+        imp::share_file(file.as_file()).map_err(|source| PublishError::Permissions {
+            path: target.clone(),
+            source,
+        })?;
+        file.write_all(bytes).map_err(write_error)?;
+        file.as_file().sync_all().map_err(write_error)?;
+        Ok(Staged { file, target })
+    }
+
+    /// Renames the file into place, replacing the previous one atomically.
+    fn persist(self) -> Result<(), PublishError> {
+        let target = self.target;
+        self.file
+            .persist(&target)
+            .map_err(|err| PublishError::Rename {
+                path: target.clone(),
+                source: err.error,
+            })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::sign::test_key_pair;
+    use rsa::RsaPublicKey;
+    use rsa::pkcs1v15::{Signature, VerifyingKey};
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::signature::Verifier;
+    use std::time::Duration;
+
+    /// A repository and, outside it, the shared test key.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        repo: PathBuf,
+        key: PathBuf,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let repo = dir.path().join("updates");
+            fs::create_dir(&repo).expect("repo");
+            let key = dir.path().join("publisher-private.pem");
+            fs::write(&key, test_key_pair().private_pem.as_bytes()).expect("key");
+            Fixture {
+                _dir: dir,
+                repo,
+                key,
+            }
+        }
+
+        /// Writes a file with an mtime an hour ago, so its hash may be cached.
+        fn write(&self, path: &str, content: &[u8]) -> PathBuf {
+            let full = self.repo.join(path);
+            fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+            fs::write(&full, content).expect("write");
+            set_mtime(&full, SystemTime::now() - Duration::from_secs(3600));
+            full
+        }
+
+        fn publish(&self, expires_days: u64) -> PublishSummary {
+            publish(&self.repo, &self.key, expires_days).expect("publish")
+        }
+
+        fn meta(&self, name: &str) -> Vec<u8> {
+            fs::read(self.repo.join(META_DIR).join(name)).expect("record")
+        }
+
+        fn manifest(&self) -> Manifest {
+            serde_json::from_slice(&self.meta(MANIFEST_FILE)).expect("manifest json")
+        }
+
+        fn timestamp(&self) -> Timestamp {
+            serde_json::from_slice(&self.meta(TIMESTAMP_FILE)).expect("timestamp json")
+        }
+
+        fn paths(&self) -> Vec<String> {
+            self.manifest().files.into_iter().map(|f| f.path).collect()
+        }
+    }
+
+    fn set_mtime(path: &Path, time: SystemTime) {
+        File::options()
+            .write(true)
+            .open(path)
+            .expect("open")
+            .set_modified(time)
+            .expect("set mtime");
+    }
+
+    fn sha256_hex(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn lists_every_file_with_size_sha256_and_mtime_sorted_without_meta_dir() {
+        let fx = Fixture::new();
+        fx.write("profiles.xml", b"<profiles/>");
+        fx.write("packages/b/setup.exe", &[7u8; 100_000]);
+        fx.write("packages/a.xml", b"<packages/>");
+        fx.write("packages/B.txt", b"capital");
+        fx.write(".wpkgsync/stale.txt", b"publisher only");
+        fx.write(
+            "sub/.wpkgsync/kept.txt",
+            b"only the top-level one is excluded",
+        );
+
+        let summary = fx.publish(30);
+        let manifest = fx.manifest();
+        let paths: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "packages/B.txt",
+                "packages/a.xml",
+                "packages/b/setup.exe",
+                "profiles.xml",
+                "sub/.wpkgsync/kept.txt"
+            ]
+        );
+        let exe = &manifest.files[2];
+        assert_eq!(exe.size, 100_000);
+        assert_eq!(exe.sha256, sha256_hex(&[7u8; 100_000]));
+        let meta = fs::metadata(fx.repo.join("packages/b/setup.exe")).expect("meta");
+        assert_eq!(exe.mtime, unix_time(meta.modified().expect("mtime")).0);
+        assert_eq!(exe.block_signature, None);
+        assert_eq!(manifest.files[3].sha256, sha256_hex(b"<profiles/>"));
+
+        assert_eq!(summary.files, 5);
+        assert_eq!(
+            summary.bytes,
+            manifest.files.iter().map(|f| f.size).sum::<u64>()
+        );
+        assert_eq!((summary.hashed, summary.reused), (5, 0));
+        assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+        assert!(fx.repo.join(META_DIR).join(CACHE_FILE).is_file());
+    }
+
+    #[test]
+    fn signatures_verify_and_timestamp_names_the_exact_manifest() {
+        let fx = Fixture::new();
+        fx.write("config.xml", b"<config/>");
+        let summary = fx.publish(7);
+
+        let public =
+            RsaPublicKey::from_public_key_pem(&test_key_pair().public_pem).expect("public");
+        let verifier = VerifyingKey::<Sha256>::new(public);
+        for name in [TIMESTAMP_FILE, MANIFEST_FILE] {
+            let bytes = fx.meta(name);
+            assert!(bytes.ends_with(b"}\n"), "{name} ends with a newline");
+            let raw = fx.meta(&format!("{name}{SIGNATURE_SUFFIX}"));
+            let signature = Signature::try_from(raw.as_slice()).expect("signature");
+            verifier.verify(&bytes, &signature).expect(name);
+        }
+
+        let manifest_bytes = fx.meta(MANIFEST_FILE);
+        let timestamp = fx.timestamp();
+        assert_eq!(timestamp.format, FORMAT);
+        assert_eq!(timestamp.version, summary.version);
+        assert_eq!(timestamp.manifest_sha256, sha256_hex(&manifest_bytes));
+        assert_eq!(timestamp.manifest_size, manifest_bytes.len() as u64);
+        assert_eq!(timestamp.expires, timestamp.published + 7 * SECONDS_PER_DAY);
+        assert_eq!(fx.manifest().version, summary.version);
+
+        let leftovers: Vec<_> = fs::read_dir(fx.repo.join(META_DIR))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn versions_go_up_and_zero_days_expire_at_once() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"a");
+        let first = fx.publish(0);
+        let timestamp = fx.timestamp();
+        assert_eq!(timestamp.expires, timestamp.published);
+        assert!(first.version >= timestamp.published);
+
+        let second = fx.publish(0);
+        assert!(second.version > first.version);
+
+        // A previous version ahead of the clock still goes up by one.
+        let mut ahead = fx.timestamp();
+        ahead.version += 1_000_000;
+        fs::write(
+            fx.repo.join(META_DIR).join(TIMESTAMP_FILE),
+            serde_json::to_vec(&ahead).expect("json"),
+        )
+        .expect("write");
+        assert_eq!(fx.publish(1).version, ahead.version + 1);
+
+        // An unreadable timestamp is ignored: the clock still gives a version.
+        fs::write(fx.repo.join(META_DIR).join(TIMESTAMP_FILE), "garbage").expect("write");
+        let summary = fx.publish(1);
+        assert!(summary.version >= timestamp.published);
+        assert!(
+            summary.warnings.iter().any(|w| w.contains(TIMESTAMP_FILE)),
+            "{:?}",
+            summary.warnings
+        );
+    }
+
+    #[test]
+    fn cache_spares_reading_unchanged_files() {
+        let fx = Fixture::new();
+        for i in 0..10 {
+            fx.write(
+                &format!("packages/p{i}/file.bin"),
+                format!("content {i}").as_bytes(),
+            );
+        }
+        let first = fx.publish(1);
+        assert_eq!((first.hashed, first.reused), (10, 0));
+
+        let second = fx.publish(1);
+        assert_eq!((second.hashed, second.reused), (0, 10));
+        assert_eq!(second.files, 10);
+        let cache = fx.meta(CACHE_FILE);
+        assert!(!fx.paths().iter().any(|p| p.contains(CACHE_FILE)));
+
+        // Only the mtime moves (touch): read again.
+        set_mtime(
+            &fx.repo.join("packages/p5/file.bin"),
+            SystemTime::now() - Duration::from_secs(7200),
+        );
+        let third = fx.publish(1);
+        assert_eq!((third.hashed, third.reused), (1, 9));
+        assert_ne!(cache, fx.meta(CACHE_FILE));
+
+        // New content, same size, fresh mtime: read again.
+        fs::write(fx.repo.join("packages/p3/file.bin"), b"content X").expect("write");
+        let fourth = fx.publish(1);
+        assert_eq!((fourth.hashed, fourth.reused), (1, 9));
+        let entry = fx
+            .manifest()
+            .files
+            .into_iter()
+            .find(|f| f.path == "packages/p3/file.bin")
+            .expect("entry");
+        assert_eq!(entry.sha256, sha256_hex(b"content X"));
+    }
+
+    #[test]
+    fn fresh_files_are_hashed_again_until_they_settle() {
+        let fx = Fixture::new();
+        fs::write(fx.repo.join("fresh.txt"), b"just written").expect("write");
+        fx.write("old.txt", b"old");
+        fx.publish(1);
+        let again = fx.publish(1);
+        assert_eq!((again.hashed, again.reused), (1, 1));
+    }
+
+    #[test]
+    fn broken_cache_is_ignored_with_a_warning() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"a");
+        fx.publish(1);
+        fs::write(fx.repo.join(META_DIR).join(CACHE_FILE), "{").expect("write");
+        let summary = fx.publish(1);
+        assert_eq!(summary.hashed, 1);
+        assert!(
+            summary.warnings.iter().any(|w| w.contains("hash cache")),
+            "{:?}",
+            summary.warnings
+        );
+        assert_eq!(fx.publish(1).reused, 1);
+    }
+
+    #[test]
+    fn case_duplicates_and_file_folder_clashes_are_skipped() {
+        let fx = Fixture::new();
+        fx.write("Readme.txt", b"1");
+        fx.write("README.txt", b"2");
+        fx.write("Tools/x.exe", b"x");
+        fx.write("tools", b"a file named like the folder");
+        let summary = fx.publish(1);
+        assert_eq!(fx.paths(), ["README.txt", "Tools/x.exe"]);
+        let warnings = summary.warnings.join("\n");
+        assert!(
+            warnings.contains("skipped Readme.txt: same path as README.txt"),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("skipped tools: a folder of Tools/x.exe"),
+            "{warnings}"
+        );
+    }
+
+    #[test]
+    fn bad_keys_are_refused_before_anything_is_written() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"a");
+
+        let inside = fx.repo.join("key.pem");
+        fs::copy(&fx.key, &inside).expect("copy");
+        let err = publish(&fx.repo, &inside, 1).expect_err("key inside");
+        assert!(
+            matches!(err, PublishError::KeyInRepository { .. }),
+            "{err:?}"
+        );
+
+        let missing = fx.repo.parent().expect("parent").join("missing.pem");
+        let err = publish(&fx.repo, &missing, 1).expect_err("missing");
+        assert!(matches!(err, PublishError::KeyRead { .. }), "{err:?}");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+
+        fs::write(&fx.key, test_key_pair().public_pem.as_bytes()).expect("write");
+        let err = publish(&fx.repo, &fx.key, 1).expect_err("not private");
+        assert!(matches!(err, PublishError::Key { .. }), "{err:?}");
+
+        let small = crate::manifest::sign::generate_key_pair(2048).expect("small key");
+        fs::write(&fx.key, small.private_pem.as_bytes()).expect("write");
+        let err = publish(&fx.repo, &fx.key, 1).expect_err("small");
+        assert!(
+            matches!(
+                err,
+                PublishError::Key {
+                    source: crate::manifest::sign::SignError::KeyTooSmall { bits: 2048 },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!fx.repo.join(META_DIR).exists());
+    }
+
+    #[test]
+    fn missing_repository_is_an_error() {
+        let fx = Fixture::new();
+        let err = publish(&fx.repo.join("nope"), &fx.key, 1).expect_err("missing");
+        assert!(matches!(err, PublishError::List { .. }), "{err:?}");
+        let file = fx.write("file", b"not a folder");
+        let err = publish(&file, &fx.key, 1).expect_err("file");
+        assert!(matches!(err, PublishError::NotAFolder { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn unix_time_rounds_down_before_1970() {
+        let before = UNIX_EPOCH - Duration::from_millis(1500);
+        assert_eq!(unix_time(before), (-2, 500_000_000));
+        assert_eq!(unix_time(UNIX_EPOCH + Duration::new(5, 7)), (5, 7));
+    }
+
+    #[cfg(unix)]
+    mod unix {
+        use super::*;
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::{PermissionsExt, symlink};
+
+        fn mode(path: &Path) -> u32 {
+            fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+        }
+
+        #[test]
+        fn reserved_and_invalid_names_are_skipped() {
+            let fx = Fixture::new();
+            fx.write("ok.txt", b"ok");
+            fx.write("nul.txt", b"device");
+            fx.write("packages/CON/setup.exe", b"in a device folder");
+            fx.write("trailing.", b"dot");
+            fx.write("a:b", b"stream");
+            fx.write("back\\slash", b"separator");
+            let summary = fx.publish(1);
+            assert_eq!(fx.paths(), ["ok.txt"]);
+            let warnings = summary.warnings.join("\n");
+            for path in ["nul.txt", "packages/CON", "trailing.", "a:b", "back\\slash"] {
+                assert!(
+                    warnings.contains(&format!("skipped {path}: ")),
+                    "{path}: {warnings}"
+                );
+            }
+            assert_eq!(summary.warnings.len(), 5, "{warnings}");
+        }
+
+        #[test]
+        fn links_inside_are_followed_and_links_outside_skipped() {
+            let fx = Fixture::new();
+            fx.write("real/file.txt", b"inside");
+            let outside = fx.repo.parent().expect("parent").join("secret.txt");
+            fs::write(&outside, b"outside").expect("write");
+            symlink("real/file.txt", fx.repo.join("file-link.txt")).expect("link");
+            symlink("real", fx.repo.join("dir-link")).expect("link");
+            symlink(&outside, fx.repo.join("leak.txt")).expect("link");
+            symlink("nowhere", fx.repo.join("dangling")).expect("link");
+            symlink("..", fx.repo.join("real/up")).expect("link");
+            fx.write(".wpkgsync/notes.txt", b"publisher only");
+            symlink(".wpkgsync/notes.txt", fx.repo.join("meta-link")).expect("link");
+
+            let summary = fx.publish(1);
+            assert_eq!(
+                fx.paths(),
+                ["dir-link/file.txt", "file-link.txt", "real/file.txt"]
+            );
+            let files = fx.manifest().files;
+            assert!(files.iter().all(|f| f.sha256 == sha256_hex(b"inside")));
+            let warnings = summary.warnings.join("\n");
+            assert!(
+                warnings.contains("skipped leak.txt: symbolic link leaves the repository"),
+                "{warnings}"
+            );
+            assert!(warnings.contains("skipped dangling: "), "{warnings}");
+            assert!(
+                warnings.contains("skipped real/up: symbolic link loops"),
+                "{warnings}"
+            );
+            assert!(
+                warnings.contains("skipped dir-link/up: symbolic link loops"),
+                "{warnings}"
+            );
+            assert!(
+                warnings.contains("skipped meta-link: symbolic link points into .wpkgsync"),
+                "{warnings}"
+            );
+            assert_eq!(summary.warnings.len(), 5, "{warnings}");
+        }
+
+        #[test]
+        fn fifo_is_skipped_with_a_warning() {
+            let fx = Fixture::new();
+            fx.write("a.txt", b"a");
+            let fifo = fx.repo.join("pipe");
+            let c_path = CString::new(fifo.as_os_str().as_bytes()).expect("c path");
+            // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
+            let rc = unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) };
+            assert_eq!(rc, 0, "mkfifo: {}", io::Error::last_os_error());
+            let summary = fx.publish(1);
+            assert_eq!(fx.paths(), ["a.txt"]);
+            assert_eq!(
+                summary.warnings,
+                ["skipped pipe: not a regular file (fifo)"]
+            );
+        }
+
+        #[test]
+        fn records_are_world_readable() {
+            let fx = Fixture::new();
+            fx.write("a.txt", b"a");
+            fs::create_dir(fx.repo.join(META_DIR)).expect("mkdir");
+            fs::set_permissions(fx.repo.join(META_DIR), fs::Permissions::from_mode(0o700))
+                .expect("chmod");
+            fx.publish(1);
+            let meta_dir = fx.repo.join(META_DIR);
+            assert_eq!(mode(&meta_dir), 0o755);
+            for name in [
+                MANIFEST_FILE,
+                "manifest.json.sig",
+                TIMESTAMP_FILE,
+                "timestamp.json.sig",
+                CACHE_FILE,
+            ] {
+                assert_eq!(mode(&meta_dir.join(name)), 0o644, "{name}");
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! What to fetch and what to delete: a pure comparison of the verified manifest
+//! with the store's inventory under the run's scope.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::inventory::{Inventory, LocalKind};
+use super::scope::{Scope, Verdict};
+use crate::manifest::verify::{VerifiedFile, VerifiedManifest};
+
+/// The work of one run.
+#[derive(Clone, Debug, Default)]
+pub struct Plan<'m> {
+    /// Files to download, in manifest order.
+    pub fetch: Vec<&'m VerifiedFile>,
+    /// Store paths to remove, outermost only (a folder takes its contents along).
+    pub delete: Vec<String>,
+    /// Files in scope already identical by size and modification time.
+    pub unchanged: usize,
+}
+
+impl Plan<'_> {
+    /// Bytes the fetch list adds up to.
+    pub fn fetch_bytes(&self) -> u64 {
+        self.fetch.iter().map(|f| f.size).sum()
+    }
+}
+
+/// Compares `manifest` with `inventory` under `scope`.
+pub fn plan<'m>(manifest: &'m VerifiedManifest, scope: &Scope, inventory: &Inventory) -> Plan<'m> {
+    let mut result = Plan::default();
+    let wanted: HashMap<&str, &VerifiedFile> = manifest
+        .files()
+        .iter()
+        .filter(|f| scope.judge(f.path.as_str()) == Verdict::Mirrored)
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let mut needed_dirs = BTreeSet::new();
+    for path in wanted.keys() {
+        let mut end = 0;
+        while let Some(slash) = path[end..].find('/') {
+            end += slash;
+            needed_dirs.insert(&path[..end]);
+            end += 1;
+        }
+    }
+
+    for file in manifest.files() {
+        let Some(wanted_file) = wanted.get(file.path.as_str()) else {
+            continue;
+        };
+        match inventory.entries.get(file.path.as_str()).map(|e| &e.kind) {
+            Some(LocalKind::File { size, mtime })
+                if *size == wanted_file.size && *mtime == wanted_file.mtime =>
+            {
+                result.unchanged += 1;
+            }
+            _ => result.fetch.push(file),
+        }
+    }
+
+    let untouched: Vec<&str> = inventory
+        .entries
+        .keys()
+        .map(String::as_str)
+        .filter(|p| scope.judge(p) == Verdict::Untouched)
+        .collect();
+    let mut candidates = BTreeSet::new();
+    for (path, entry) in &inventory.entries {
+        if scope.judge(path) == Verdict::Untouched {
+            continue;
+        }
+        let keep = match entry.kind {
+            LocalKind::File { .. } => wanted.contains_key(path.as_str()),
+            LocalKind::Dir => {
+                needed_dirs.contains(path.as_str()) || untouched.iter().any(|u| is_below(u, path))
+            }
+            LocalKind::Other => false,
+        };
+        if !keep {
+            candidates.insert(path.as_str());
+        }
+    }
+    result.delete = candidates
+        .iter()
+        .filter(|path| !candidates.iter().any(|other| is_below(path, other)))
+        .map(|path| (*path).to_owned())
+        .collect();
+    result
+}
+
+/// Whether `path` lies inside the folder `dir`.
+fn is_below(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::path::RelPath;
+    use crate::sync::inventory::LocalEntry;
+    use crate::sync::scope::PackageFolders;
+
+    fn file(path: &str, size: u64) -> VerifiedFile {
+        VerifiedFile {
+            path: RelPath::new(path).unwrap(),
+            size,
+            mtime: 100,
+            sha256: [0; 32],
+        }
+    }
+
+    fn inventory(entries: &[(&str, Option<u64>)]) -> Inventory {
+        let mut inv = Inventory::default();
+        for (path, size) in entries {
+            let kind = match size {
+                Some(size) => LocalKind::File {
+                    size: *size,
+                    mtime: 100,
+                },
+                None => LocalKind::Dir,
+            };
+            inv.entries.insert(
+                (*path).into(),
+                LocalEntry {
+                    full: path.into(),
+                    kind,
+                },
+            );
+        }
+        inv
+    }
+
+    fn manifest(files: Vec<VerifiedFile>) -> VerifiedManifest {
+        VerifiedManifest::for_tests(1, files)
+    }
+
+    #[test]
+    fn new_and_changed_files_are_fetched_and_identical_ones_kept() {
+        let m = manifest(vec![
+            file("a.xml", 1),
+            file("packages/x/b.msi", 5),
+            file("c.txt", 3),
+        ]);
+        let inv = inventory(&[("a.xml", Some(1)), ("c.txt", Some(4))]);
+        let scope = Scope::new(PackageFolders::All, &[]);
+        let plan = plan(&m, &scope, &inv);
+        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(fetched, ["c.txt", "packages/x/b.msi"]);
+        assert_eq!(plan.unchanged, 1);
+        assert_eq!(plan.fetch_bytes(), 8);
+        assert!(plan.delete.is_empty());
+    }
+
+    #[test]
+    fn unlisted_files_and_folders_are_deleted_outermost_only() {
+        let m = manifest(vec![file("keep/a.txt", 1)]);
+        let inv = inventory(&[
+            ("keep", None),
+            ("keep/a.txt", Some(1)),
+            ("keep/old.txt", Some(1)),
+            ("gone", None),
+            ("gone/sub", None),
+            ("gone/sub/x", Some(1)),
+            ("empty", None),
+        ]);
+        let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv);
+        assert_eq!(plan.delete, ["empty", "gone", "keep/old.txt"]);
+    }
+
+    #[test]
+    fn excluded_paths_are_deleted_even_when_listed() {
+        let m = manifest(vec![file("client/x.cmd", 1), file("config.xml", 1)]);
+        let inv = inventory(&[("client", None), ("client/x.cmd", Some(1))]);
+        let scope = Scope::new(PackageFolders::All, &["client".into()]);
+        let plan = plan(&m, &scope, &inv);
+        assert_eq!(plan.delete, ["client"]);
+        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(fetched, ["config.xml"]);
+    }
+
+    #[test]
+    fn setup_leaves_package_folders_alone() {
+        let m = manifest(vec![
+            file("packages/7zip.xml", 1),
+            file("packages/7zip/7z.msi", 9),
+        ]);
+        let inv = inventory(&[
+            ("packages", None),
+            ("packages/old.xml", Some(1)),
+            ("packages/firefox", None),
+            ("packages/firefox/setup.exe", Some(1)),
+        ]);
+        let plan = plan(&m, &Scope::new(PackageFolders::None, &[]), &inv);
+        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(fetched, ["packages/7zip.xml"]);
+        assert_eq!(plan.delete, ["packages/old.xml"]);
+    }
+
+    #[test]
+    fn a_folder_where_a_file_belongs_is_deleted() {
+        let m = manifest(vec![file("a", 1)]);
+        let inv = inventory(&[("a", None), ("a/b", Some(1))]);
+        let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv);
+        assert_eq!(plan.delete, ["a"]);
+        assert_eq!(plan.fetch.len(), 1);
+    }
+}

@@ -1,0 +1,144 @@
+//! Which repository paths this machine mirrors.
+//!
+//! The top level is always mirrored, and so is every `packages/*.xml`; folders
+//! below `packages/` only as the selection says. Names in `exclude` are never
+//! mirrored and are deleted locally, as rsync's `--delete-excluded` did. Paths are
+//! compared case-insensitively because the store lives on NTFS.
+
+/// Which folders below `packages/` are mirrored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PackageFolders {
+    /// Every folder (`packages = all`).
+    All,
+    /// None: the top level and `packages/*.xml` only (`/setup`).
+    None,
+    /// These folders, lowercase.
+    Only(Vec<String>),
+}
+
+/// The mirrored part of the repository.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    folders: PackageFolders,
+    exclude: Vec<String>,
+}
+
+/// The folder below the repository root that holds WPKG's package definitions.
+const PACKAGES: &str = "packages";
+
+/// What the scope says about a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Mirrored: fetched when listed, deleted locally when not.
+    Mirrored,
+    /// Excluded: never fetched, deleted locally.
+    Excluded,
+    /// A package folder this run does not select: neither fetched nor deleted.
+    Untouched,
+}
+
+impl Scope {
+    /// A scope of `folders`, never mirroring the paths in `exclude` (top-level
+    /// names or relative paths).
+    pub fn new(folders: PackageFolders, exclude: &[String]) -> Scope {
+        let folders = match folders {
+            PackageFolders::Only(list) => {
+                PackageFolders::Only(list.iter().map(|f| f.to_lowercase()).collect())
+            }
+            other => other,
+        };
+        Scope {
+            folders,
+            exclude: exclude
+                .iter()
+                .map(|e| e.trim_matches('/').to_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect(),
+        }
+    }
+
+    /// The verdict for a relative, `/`-separated path of a file or folder.
+    pub fn judge(&self, path: &str) -> Verdict {
+        let lower = path.to_lowercase();
+        let excluded = self.exclude.iter().any(|e| {
+            lower == *e
+                || lower
+                    .strip_prefix(e.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        });
+        if excluded {
+            return Verdict::Excluded;
+        }
+        let mut parts = lower.split('/');
+        if parts.next() != Some(PACKAGES) {
+            return Verdict::Mirrored;
+        }
+        let (Some(second), rest) = (parts.next(), parts.next()) else {
+            // The packages folder itself.
+            return Verdict::Mirrored;
+        };
+        if rest.is_none() && second.ends_with(".xml") {
+            return Verdict::Mirrored;
+        }
+        match &self.folders {
+            PackageFolders::All => Verdict::Mirrored,
+            PackageFolders::Only(list) if list.iter().any(|f| f == second) => Verdict::Mirrored,
+            // A file directly in packages/ that is not XML, or an unselected
+            // folder: with a named selection it is excluded, like rsync's
+            // computed exclude list; `/setup` leaves existing folders alone.
+            PackageFolders::Only(_) => Verdict::Excluded,
+            PackageFolders::None => Verdict::Untouched,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exclude() -> Vec<String> {
+        ["lost+found", "profiles.sites", "client"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    #[test]
+    fn top_level_and_package_xml_are_always_mirrored() {
+        for folders in [
+            PackageFolders::All,
+            PackageFolders::None,
+            PackageFolders::Only(vec![]),
+        ] {
+            let scope = Scope::new(folders, &exclude());
+            assert_eq!(scope.judge("config.xml"), Verdict::Mirrored);
+            assert_eq!(scope.judge("tools/psexec.exe"), Verdict::Mirrored);
+            assert_eq!(scope.judge("packages"), Verdict::Mirrored);
+            assert_eq!(scope.judge("packages/7zip.xml"), Verdict::Mirrored);
+            assert_eq!(scope.judge("Packages/Firefox.XML"), Verdict::Mirrored);
+        }
+    }
+
+    #[test]
+    fn excluded_names_are_never_mirrored() {
+        let scope = Scope::new(PackageFolders::All, &exclude());
+        assert_eq!(scope.judge("client"), Verdict::Excluded);
+        assert_eq!(scope.judge("Client/x.txt"), Verdict::Excluded);
+        assert_eq!(scope.judge("profiles.sites/a.xml"), Verdict::Excluded);
+        assert_eq!(scope.judge("clients/x"), Verdict::Mirrored);
+    }
+
+    #[test]
+    fn package_folders_follow_the_selection() {
+        let all = Scope::new(PackageFolders::All, &[]);
+        assert_eq!(all.judge("packages/7zip/7z.msi"), Verdict::Mirrored);
+
+        let some = Scope::new(PackageFolders::Only(vec!["7Zip".into()]), &[]);
+        assert_eq!(some.judge("packages/7zip/7z.msi"), Verdict::Mirrored);
+        assert_eq!(some.judge("packages/firefox/setup.exe"), Verdict::Excluded);
+        assert_eq!(some.judge("packages/readme.txt"), Verdict::Excluded);
+
+        let setup = Scope::new(PackageFolders::None, &[]);
+        assert_eq!(setup.judge("packages/7zip/7z.msi"), Verdict::Untouched);
+        assert_eq!(setup.judge("packages/7zip"), Verdict::Untouched);
+    }
+}

@@ -1,0 +1,85 @@
+//! A published repository in a local folder: a USB drive, a share, the demo's
+//! fallback. The same verification applies as for a server.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::source::{Source, TransportError, TransportErrorKind};
+
+/// A repository folder on this machine.
+#[derive(Clone, Debug)]
+pub struct FolderSource {
+    root: PathBuf,
+}
+
+impl FolderSource {
+    /// Reads the repository at `root`, which must be a folder.
+    pub fn new(root: &Path) -> Result<FolderSource, TransportError> {
+        match std::fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => Ok(FolderSource {
+                root: root.to_owned(),
+            }),
+            Ok(_) => Err(TransportError::new(
+                TransportErrorKind::Unreachable,
+                format!("repository {} is not a folder", root.display()),
+            )),
+            Err(e) => Err(TransportError::new(
+                TransportErrorKind::Unreachable,
+                format!("repository folder {} cannot be read: {e}", root.display()),
+            )),
+        }
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        path.split('/')
+            .fold(self.root.clone(), |acc, part| acc.join(part))
+    }
+}
+
+fn file_error(path: &Path, e: &std::io::Error) -> TransportError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => TransportErrorKind::NotFound,
+        std::io::ErrorKind::PermissionDenied => TransportErrorKind::PermissionDenied,
+        _ => TransportErrorKind::Other,
+    };
+    TransportError::new(kind, format!("failed to read {}: {e}", path.display()))
+}
+
+impl Source for FolderSource {
+    type File = (PathBuf, Mutex<File>);
+
+    async fn open(&self, path: &str) -> Result<Self::File, TransportError> {
+        let full = self.resolve(path);
+        let file = File::open(&full).map_err(|e| file_error(&full, &e))?;
+        Ok((full, Mutex::new(file)))
+    }
+
+    async fn read_at(
+        &self,
+        (path, file): &Self::File,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, TransportError> {
+        let mut file = file
+            .lock()
+            .map_err(|_| TransportError::new(TransportErrorKind::Other, "file lock poisoned"))?;
+        let mut buffer = vec![0; len as usize];
+        let result = file.seek(SeekFrom::Start(offset)).and_then(|_| {
+            let mut filled = 0;
+            while filled < buffer.len() {
+                match file.read(&mut buffer[filled..])? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            Ok(filled)
+        });
+        let filled = result.map_err(|e| file_error(path, &e))?;
+        buffer.truncate(filled);
+        Ok(buffer)
+    }
+
+    async fn close(&self, _file: Self::File) {}
+}

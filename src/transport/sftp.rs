@@ -1,0 +1,340 @@
+//! The repository on an OpenSSH server, read over SFTP with russh and russh-sftp.
+//!
+//! The server runs nothing for us but its own `internal-sftp`, so every byte is a
+//! plain SFTP read. The host key is always checked against the client's
+//! known_hosts file: an unknown or changed key ends the connection before
+//! authentication. Reads of one file are independent requests, so the caller
+//! may keep many in flight.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+
+use super::source::{Source, TransportError, TransportErrorKind};
+
+/// Everything needed to reach the repository on a server.
+#[derive(Clone, Debug)]
+pub struct SshTarget {
+    /// Account name.
+    pub user: String,
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// The client's OpenSSH private key.
+    pub identity: PathBuf,
+    /// OpenSSH known_hosts file.
+    pub known_hosts: PathBuf,
+    /// Repository folder on the server.
+    pub root: String,
+    /// Limit for connecting and for each request.
+    pub timeout: Duration,
+}
+
+/// What the host key check concluded, kept for the error message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HostKeyVerdict {
+    Known,
+    Unknown(String),
+    Changed(String),
+    Unusable(String),
+}
+
+/// Whether an unknown host key may be recorded; a scheduled run never does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostKeyPolicy {
+    /// Only keys already in known_hosts are accepted.
+    Strict,
+}
+
+/// The russh handler: it only checks the host key.
+struct HostKeyCheck {
+    host: String,
+    port: u16,
+    known_hosts: PathBuf,
+    verdict: Arc<Mutex<Option<HostKeyVerdict>>>,
+}
+
+impl HostKeyCheck {
+    fn judge(&self, offered: &PublicKeyOrCertificate) -> HostKeyVerdict {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = offered else {
+            return HostKeyVerdict::Unusable("the server offered a certificate, not a key".into());
+        };
+        let fingerprint = key.fingerprint(Default::default()).to_string();
+        let known = match russh::keys::known_hosts::known_host_keys_path(
+            &self.host,
+            self.port,
+            &self.known_hosts,
+        ) {
+            Ok(known) => known,
+            Err(e) => {
+                return HostKeyVerdict::Unusable(format!(
+                    "failed to read known_hosts {}: {e}",
+                    self.known_hosts.display()
+                ));
+            }
+        };
+        if known
+            .iter()
+            .any(|(_, recorded)| recorded.key_data() == key.key_data())
+        {
+            HostKeyVerdict::Known
+        } else if let Some((line, _)) = known.first() {
+            HostKeyVerdict::Changed(format!(
+                "host key of {} changed: server offers {} {fingerprint}, {} line {line} records another",
+                self.endpoint(),
+                key.algorithm(),
+                self.known_hosts.display()
+            ))
+        } else {
+            HostKeyVerdict::Unknown(format!(
+                "host key of {} is not in {}: server offers {} {fingerprint}",
+                self.endpoint(),
+                self.known_hosts.display(),
+                key.algorithm()
+            ))
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        if self.port == 22 {
+            self.host.clone()
+        } else {
+            format!("[{}]:{}", self.host, self.port)
+        }
+    }
+}
+
+impl client::Handler for HostKeyCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        offered: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let verdict = self.judge(offered);
+        let accepted = verdict == HostKeyVerdict::Known;
+        if let Ok(mut slot) = self.verdict.lock() {
+            *slot = Some(verdict);
+        }
+        Ok(accepted)
+    }
+}
+
+/// An authenticated SFTP session on the repository.
+pub struct SftpSource {
+    sftp: RawSftpSession,
+    root: String,
+    endpoint: String,
+    // Keeps the SSH connection open as long as the session lives.
+    _ssh: client::Handle<HostKeyCheck>,
+}
+
+/// An open remote file: the SFTP handle and its path for messages.
+pub struct RemoteFile {
+    handle: String,
+    path: String,
+}
+
+impl SftpSource {
+    /// Connects, checks the host key, authenticates and opens the SFTP subsystem.
+    pub async fn connect(
+        target: &SshTarget,
+        policy: HostKeyPolicy,
+    ) -> Result<SftpSource, TransportError> {
+        let HostKeyPolicy::Strict = policy;
+        let endpoint = format!("{}@{}:{}", target.user, target.host, target.port);
+        let key = load_identity(target)?;
+
+        let config = Arc::new(client::Config {
+            inactivity_timeout: Some(target.timeout),
+            keepalive_interval: Some(Duration::from_secs(15)),
+            nodelay: true,
+            window_size: 8 * 1024 * 1024,
+            ..Default::default()
+        });
+        let verdict = Arc::new(Mutex::new(None));
+        let handler = HostKeyCheck {
+            host: target.host.clone(),
+            port: target.port,
+            known_hosts: target.known_hosts.clone(),
+            verdict: verdict.clone(),
+        };
+        let connecting = client::connect(config, (target.host.as_str(), target.port), handler);
+        let connected = tokio::time::timeout(target.timeout, connecting).await;
+        let mut ssh = match connected {
+            Err(_) => {
+                return Err(TransportError::new(
+                    TransportErrorKind::Unreachable,
+                    format!(
+                        "no answer from {endpoint} within {}s",
+                        target.timeout.as_secs()
+                    ),
+                ));
+            }
+            Ok(Ok(ssh)) => ssh,
+            Ok(Err(e)) => {
+                let verdict = verdict.lock().ok().and_then(|mut v| v.take());
+                return Err(match verdict {
+                    Some(HostKeyVerdict::Unknown(why) | HostKeyVerdict::Changed(why)) => {
+                        TransportError::new(TransportErrorKind::HostKey, why)
+                    }
+                    Some(HostKeyVerdict::Unusable(why)) => {
+                        TransportError::new(TransportErrorKind::HostKey, why)
+                    }
+                    _ => TransportError::new(
+                        TransportErrorKind::Unreachable,
+                        format!("failed to connect to {endpoint}: {e}"),
+                    ),
+                });
+            }
+        };
+
+        let authenticating = async {
+            let hash = ssh.best_supported_rsa_hash().await?.flatten();
+            let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+            ssh.authenticate_publickey(target.user.clone(), key).await
+        };
+        match tokio::time::timeout(target.timeout, authenticating).await {
+            Err(_) => {
+                return Err(TransportError::new(
+                    TransportErrorKind::Unreachable,
+                    format!("authentication at {endpoint} timed out"),
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err(TransportError::new(
+                    TransportErrorKind::Unreachable,
+                    format!("failed to authenticate at {endpoint}: {e}"),
+                ));
+            }
+            Ok(Ok(result)) if !result.success() => {
+                return Err(TransportError::new(
+                    TransportErrorKind::AuthRefused,
+                    format!("{endpoint} refused the key {}", target.identity.display()),
+                ));
+            }
+            Ok(Ok(_)) => {}
+        }
+
+        let opening = async {
+            let channel = ssh.channel_open_session().await?;
+            channel.request_subsystem(true, "sftp").await?;
+            Ok::<_, russh::Error>(channel)
+        };
+        let channel = match tokio::time::timeout(target.timeout, opening).await {
+            Ok(Ok(channel)) => channel,
+            Ok(Err(e)) => {
+                return Err(TransportError::new(
+                    TransportErrorKind::Unreachable,
+                    format!("failed to open SFTP at {endpoint}: {e}"),
+                ));
+            }
+            Err(_) => {
+                return Err(TransportError::new(
+                    TransportErrorKind::Unreachable,
+                    format!(
+                        "SFTP at {endpoint} did not start within {}s",
+                        target.timeout.as_secs()
+                    ),
+                ));
+            }
+        };
+        let sftp = RawSftpSession::new(channel.into_stream());
+        sftp.set_timeout(target.timeout.as_secs().max(1));
+        sftp.init().await.map_err(|e| {
+            TransportError::new(
+                TransportErrorKind::Unreachable,
+                format!("SFTP handshake with {endpoint} failed: {e}"),
+            )
+        })?;
+        Ok(SftpSource {
+            sftp,
+            root: target.root.trim_end_matches('/').to_owned(),
+            endpoint,
+            _ssh: ssh,
+        })
+    }
+
+    fn resolve(&self, path: &str) -> String {
+        format!("{}/{path}", self.root)
+    }
+
+    fn error(&self, path: &str, e: SftpError) -> TransportError {
+        let kind = match &e {
+            SftpError::Status(status) => match status.status_code {
+                StatusCode::NoSuchFile => TransportErrorKind::NotFound,
+                StatusCode::PermissionDenied => TransportErrorKind::PermissionDenied,
+                StatusCode::NoConnection | StatusCode::ConnectionLost => {
+                    TransportErrorKind::Unreachable
+                }
+                _ => TransportErrorKind::Other,
+            },
+            SftpError::Timeout => TransportErrorKind::Timeout,
+            SftpError::IO(_) | SftpError::UnexpectedBehavior(_) => TransportErrorKind::Unreachable,
+            SftpError::Limited(_) | SftpError::UnexpectedPacket => TransportErrorKind::Other,
+        };
+        TransportError::new(
+            kind,
+            format!(
+                "failed to read {} on {}: {e}",
+                self.resolve(path),
+                self.endpoint
+            ),
+        )
+    }
+}
+
+/// Reads the client's OpenSSH private key (ed25519, RSA, ECDSA; no passphrase:
+/// a scheduled task has no one to ask).
+fn load_identity(target: &SshTarget) -> Result<russh::keys::PrivateKey, TransportError> {
+    russh::keys::load_secret_key(&target.identity, None).map_err(|e| {
+        TransportError::new(
+            TransportErrorKind::ClientKey,
+            format!("failed to load identity {}: {e}", target.identity.display()),
+        )
+    })
+}
+
+impl Source for SftpSource {
+    type File = RemoteFile;
+
+    async fn open(&self, path: &str) -> Result<RemoteFile, TransportError> {
+        let handle = self
+            .sftp
+            .open(self.resolve(path), OpenFlags::READ, FileAttributes::empty())
+            .await
+            .map_err(|e| self.error(path, e))?;
+        Ok(RemoteFile {
+            handle: handle.handle,
+            path: path.to_owned(),
+        })
+    }
+
+    async fn read_at(
+        &self,
+        file: &RemoteFile,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, TransportError> {
+        match self.sftp.read(file.handle.as_str(), offset, len).await {
+            Ok(data) => Ok(data.data),
+            Err(SftpError::Status(status)) if status.status_code == StatusCode::Eof => {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(self.error(&file.path, e)),
+        }
+    }
+
+    async fn close(&self, file: RemoteFile) {
+        // A read-only handle that fails to close costs the server one slot until
+        // the session ends; nothing to repair.
+        let _ = self.sftp.close(file.handle).await;
+    }
+}

@@ -1,0 +1,143 @@
+//! The run's bandwidth cap: one token bucket (governor) in KiB/s around any
+//! [`Source`], shared by every read of the run.
+//!
+//! The bucket holds a fifth of a second of traffic, so no second carries more
+//! than 1.2 times the cap, and a read never asks for more than the bucket holds.
+
+use std::num::NonZeroU32;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::source::{Source, TransportError};
+
+/// Largest read request, in bytes, when the cap allows it.
+pub const MAX_REQUEST: u32 = 64 * 1024;
+
+/// A source whose reads wait for tokens first.
+pub struct Throttled<S> {
+    inner: S,
+    limiter: Option<DefaultDirectRateLimiter>,
+    request: u32,
+}
+
+/// The bucket and request size for a cap: tokens are KiB, the burst is a fifth
+/// of the cap, and requests are no larger than the burst.
+fn plan(cap_kib: NonZeroU32) -> (Quota, u32) {
+    let burst_kib = (cap_kib.get() / 5).max(1);
+    let request = (burst_kib.saturating_mul(1024)).min(MAX_REQUEST);
+    let burst = NonZeroU32::new(request.div_ceil(1024)).unwrap_or(NonZeroU32::MIN);
+    (Quota::per_second(cap_kib).allow_burst(burst), request)
+}
+
+impl<S: Source> Throttled<S> {
+    /// Wraps `inner`; `cap_kib` of `None` means no cap (`/fast`).
+    pub fn new(inner: S, cap_kib: Option<u32>) -> Throttled<S> {
+        match cap_kib.and_then(NonZeroU32::new) {
+            Some(cap) => {
+                let (quota, request) = plan(cap);
+                Throttled {
+                    inner,
+                    limiter: Some(RateLimiter::direct(quota)),
+                    request,
+                }
+            }
+            None => Throttled {
+                inner,
+                limiter: None,
+                request: MAX_REQUEST,
+            },
+        }
+    }
+
+    /// The largest read that fits the bucket; callers split reads to this size.
+    pub fn request_size(&self) -> u32 {
+        self.request
+    }
+
+    /// The wrapped source.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: Source> Source for Throttled<S> {
+    type File = S::File;
+
+    async fn open(&self, path: &str) -> Result<S::File, TransportError> {
+        self.inner.open(path).await
+    }
+
+    async fn read_at(
+        &self,
+        file: &S::File,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, TransportError> {
+        let len = len.min(self.request);
+        if let Some(limiter) = &self.limiter {
+            let kib = NonZeroU32::new(len.div_ceil(1024)).unwrap_or(NonZeroU32::MIN);
+            // `plan` keeps requests within the burst, so capacity always suffices.
+            let _ = limiter.until_n_ready(kib).await;
+        }
+        self.inner.read_at(file, offset, len).await
+    }
+
+    async fn close(&self, file: S::File) {
+        self.inner.close(file).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+    use std::time::Duration;
+
+    /// Greedy reader against a fake clock: KiB granted in each whole second.
+    fn granted_per_second(cap: u32, seconds: u64) -> Vec<u64> {
+        let (quota, request) = plan(NonZeroU32::new(cap).unwrap());
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::direct_with_clock(quota, clock.clone());
+        let cells = NonZeroU32::new(request.div_ceil(1024)).unwrap();
+        let step = Duration::from_micros(100);
+        let mut per_second = vec![0u64; seconds as usize];
+        for tick in 0..seconds * 10_000 {
+            while let Ok(Ok(())) = limiter.check_n(cells) {
+                per_second[(tick / 10_000) as usize] += u64::from(cells.get());
+            }
+            clock.advance(step);
+        }
+        per_second
+    }
+
+    #[test]
+    fn no_second_carries_more_than_a_fifth_over_the_cap() {
+        for cap in [10, 100, 1000, 2000, 50_000] {
+            let seconds = granted_per_second(cap, 6);
+            for (i, kib) in seconds.iter().enumerate() {
+                assert!(
+                    *kib as f64 <= f64::from(cap) * 1.2,
+                    "cap {cap}, second {i}: {kib}"
+                );
+            }
+            // And the cap is used, not just respected.
+            let steady: u64 = seconds[1..].iter().sum();
+            assert!(
+                steady as f64 >= f64::from(cap) * 5.0 * 0.9,
+                "cap {cap}: {seconds:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn requests_fit_the_bucket() {
+        for cap in [1, 4, 100, 1000, 1_000_000] {
+            let (quota, request) = plan(NonZeroU32::new(cap).unwrap());
+            assert!(
+                request.div_ceil(1024) <= quota.burst_size().get(),
+                "cap {cap}"
+            );
+            assert!((1024..=MAX_REQUEST).contains(&request));
+        }
+    }
+}
