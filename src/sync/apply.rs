@@ -163,18 +163,30 @@ async fn fetch<S: Source>(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = parent.join(format!("{TEMP_PREFIX}{name}"));
-
-    let result = download(source, file, &temp, events).await;
-    let result = match result {
-        Ok(bytes) => finish(file, &temp, &target).map(|()| bytes),
-        Err(e) => Err(e),
+    let mut temp = TempFile {
+        path: parent.join(format!("{TEMP_PREFIX}{name}")),
+        placed: false,
     };
-    if result.is_err() {
-        // Nothing half-written stays in the store.
-        let _ = std::fs::remove_file(&temp);
+    let bytes = download(source, file, &temp.path, events).await?;
+    finish(file, &temp.path, &target)?;
+    temp.placed = true;
+    Ok(bytes)
+}
+
+/// A download's temporary file, removed when dropped unless it was renamed into
+/// place: on failure, and when the timeout cuts the run short mid-download,
+/// nothing half-written stays in the store.
+struct TempFile {
+    path: PathBuf,
+    placed: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
-    result
 }
 
 /// Reads the file with many requests in flight into `temp`, hashing in order.

@@ -17,6 +17,10 @@ pub const MAX_REQUEST: u32 = 64 * 1024;
 pub struct Throttled<S> {
     inner: S,
     limiter: Option<DefaultDirectRateLimiter>,
+    // Reads queue here for their tokens in the order they were issued (tokio's
+    // mutex is fair), so the bytes of a file arrive in order and none of many
+    // reads in flight starves behind later ones.
+    queue: tokio::sync::Mutex<()>,
     request: u32,
 }
 
@@ -38,12 +42,14 @@ impl<S: Source> Throttled<S> {
                 Throttled {
                     inner,
                     limiter: Some(RateLimiter::direct(quota)),
+                    queue: tokio::sync::Mutex::new(()),
                     request,
                 }
             }
             None => Throttled {
                 inner,
                 limiter: None,
+                queue: tokio::sync::Mutex::new(()),
                 request: MAX_REQUEST,
             },
         }
@@ -52,11 +58,6 @@ impl<S: Source> Throttled<S> {
     /// The largest read that fits the bucket; callers split reads to this size.
     pub fn request_size(&self) -> u32 {
         self.request
-    }
-
-    /// The wrapped source.
-    pub fn inner(&self) -> &S {
-        &self.inner
     }
 }
 
@@ -76,6 +77,7 @@ impl<S: Source> Source for Throttled<S> {
         let len = len.min(self.request);
         if let Some(limiter) = &self.limiter {
             let kib = NonZeroU32::new(len.div_ceil(1024)).unwrap_or(NonZeroU32::MIN);
+            let _turn = self.queue.lock().await;
             // `plan` keeps requests within the burst, so capacity always suffices.
             let _ = limiter.until_n_ready(kib).await;
         }
