@@ -4,6 +4,7 @@
 //! into the one line and the exit code. Later phases of DESIGN (lock, ACL repair,
 //! report upload, pulse) slot in between "apply" and "record".
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -149,7 +150,15 @@ async fn sync_verified(
                 root: config.server.path.clone(),
                 timeout: config.sync.timeout,
             };
-            let source = SftpSource::connect(&target, HostKeyPolicy::Strict).await?;
+            // Trust on first use only for an administrator at a console running
+            // /setup; a scheduled run has no one to ask and never records a key.
+            let console = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+            let policy = if args.setup && console {
+                HostKeyPolicy::AskAtConsole
+            } else {
+                HostKeyPolicy::Strict
+            };
+            let source = SftpSource::connect(&target, policy).await?;
             mirror(source, &key, config, args, state, log).await
         }
     }

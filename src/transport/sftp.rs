@@ -51,6 +51,10 @@ enum HostKeyVerdict {
 pub enum HostKeyPolicy {
     /// Only keys already in known_hosts are accepted.
     Strict,
+    /// An administrator at a console (`/setup`) is shown the fingerprint of an
+    /// unknown key and may record it (trust on first use). A changed key is
+    /// still refused.
+    AskAtConsole,
 }
 
 /// The russh handler: it only checks the host key.
@@ -58,6 +62,7 @@ struct HostKeyCheck {
     host: String,
     port: u16,
     known_hosts: PathBuf,
+    policy: HostKeyPolicy,
     verdict: Arc<Mutex<Option<HostKeyVerdict>>>,
 }
 
@@ -102,6 +107,33 @@ impl HostKeyCheck {
         }
     }
 
+    /// Shows the unknown key and records it in known_hosts if the administrator
+    /// answers yes.
+    fn ask_and_record(&self, why: &str, key: &russh::keys::PublicKey) -> HostKeyVerdict {
+        eprint!(
+            "{why}\nRecord this key in {} and trust it from now on? [y/N] ",
+            self.known_hosts.display()
+        );
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_err()
+            || !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+        {
+            return HostKeyVerdict::Unknown(format!("{why} (not accepted)"));
+        }
+        match russh::keys::known_hosts::learn_known_hosts_path(
+            &self.host,
+            self.port,
+            key,
+            &self.known_hosts,
+        ) {
+            Ok(()) => HostKeyVerdict::Known,
+            Err(e) => HostKeyVerdict::Unusable(format!(
+                "failed to record the host key in {}: {e}",
+                self.known_hosts.display()
+            )),
+        }
+    }
+
     fn endpoint(&self) -> String {
         if self.port == 22 {
             self.host.clone()
@@ -118,7 +150,15 @@ impl client::Handler for HostKeyCheck {
         &mut self,
         offered: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let verdict = self.judge(offered);
+        let mut verdict = self.judge(offered);
+        if let (
+            HostKeyVerdict::Unknown(why),
+            HostKeyPolicy::AskAtConsole,
+            PublicKeyOrCertificate::PublicKey { key, .. },
+        ) = (&verdict, self.policy, offered)
+        {
+            verdict = self.ask_and_record(why, key);
+        }
         let accepted = verdict == HostKeyVerdict::Known;
         if let Ok(mut slot) = self.verdict.lock() {
             *slot = Some(verdict);
@@ -148,7 +188,6 @@ impl SftpSource {
         target: &SshTarget,
         policy: HostKeyPolicy,
     ) -> Result<SftpSource, TransportError> {
-        let HostKeyPolicy::Strict = policy;
         let endpoint = format!("{}@{}:{}", target.user, target.host, target.port);
         let key = load_identity(target)?;
 
@@ -164,6 +203,7 @@ impl SftpSource {
             host: target.host.clone(),
             port: target.port,
             known_hosts: target.known_hosts.clone(),
+            policy,
             verdict: verdict.clone(),
         };
         let connecting = client::connect(config, (target.host.as_str(), target.port), handler);
