@@ -192,7 +192,10 @@ impl SftpSource {
         let key = load_identity(target)?;
 
         let config = Arc::new(client::Config {
-            inactivity_timeout: Some(target.timeout),
+            // A silent server is the run's timeout (207), judged by the SFTP
+            // request limit and the progress watchdog; russh's own inactivity
+            // limit would end the session first and look like a lost server.
+            inactivity_timeout: None,
             keepalive_interval: Some(Duration::from_secs(15)),
             nodelay: true,
             window_size: 8 * 1024 * 1024,

@@ -17,4 +17,5 @@ mod lockdown;
 mod publish;
 mod ssh;
 mod sync;
+mod timeout;
 mod trust;
