@@ -3,6 +3,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod delta;
 pub mod display;
 pub mod error;
 pub mod exit;

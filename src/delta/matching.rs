@@ -1,0 +1,232 @@
+//! Finding which blocks of the new file the client already holds.
+//!
+//! `fast_rsync::diff(signature_of_new, old_bytes)` writes a delta that would
+//! rebuild the *old* bytes from the *new* file. Read the other way round, each
+//! COPY says "new bytes at this offset sit in the old file at the current
+//! position". The old file is scanned in windows of a few MiB that overlap by
+//! one block, so memory stays flat whatever its size; at most one match per
+//! window boundary is lost.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use fast_rsync::Signature;
+
+/// Where a block of the new file can be read locally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Located {
+    /// Which basis file (index into the caller's list).
+    pub basis: usize,
+    /// Byte offset in that file.
+    pub offset: u64,
+}
+
+/// For every block of the new file, where it can be read locally, if anywhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockMap {
+    block: u64,
+    size: u64,
+    blocks: Vec<Option<Located>>,
+}
+
+/// Bytes of the old file matched at once.
+const WINDOW: u64 = 8 * 1024 * 1024;
+
+impl BlockMap {
+    /// An empty map for a new file of `size` bytes in blocks of `block` bytes.
+    pub fn new(size: u64, block: u32) -> BlockMap {
+        let block = u64::from(block.max(1));
+        BlockMap {
+            block,
+            size,
+            blocks: vec![None; size.div_ceil(block) as usize],
+        }
+    }
+
+    /// Block size in bytes.
+    pub fn block(&self) -> u64 {
+        self.block
+    }
+
+    /// Size of the new file.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Where block `index` can be read, if anywhere.
+    pub fn get(&self, index: usize) -> Option<Located> {
+        self.blocks.get(index).copied().flatten()
+    }
+
+    /// Number of blocks.
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Whether the new file has no blocks (it is empty).
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// Records that new bytes `[new_offset, new_offset + len)` are at
+    /// `old_offset` in `basis`. Only whole blocks count (the matcher never
+    /// matches the new file's short last block), and the first basis to offer a
+    /// block keeps it.
+    fn record(&mut self, basis: usize, new_offset: u64, old_offset: u64, len: u64) {
+        let mut index = new_offset.div_ceil(self.block);
+        while (index + 1) * self.block <= (new_offset + len).min(self.size) {
+            let Some(slot) = self.blocks.get_mut(index as usize) else {
+                break;
+            };
+            if slot.is_none() {
+                *slot = Some(Located {
+                    basis,
+                    offset: old_offset + (index * self.block - new_offset),
+                });
+            }
+            index += 1;
+        }
+    }
+
+    /// Matches the basis `basis` (a seekable file of `len` bytes) against the
+    /// new file's signature and records every block found.
+    pub fn match_basis(
+        &mut self,
+        signature: &Signature,
+        basis: usize,
+        mut old: impl Read + Seek,
+        len: u64,
+    ) -> std::io::Result<()> {
+        let index = signature.index();
+        let window = WINDOW.max(self.block * 4);
+        let mut buffer = Vec::new();
+        let mut delta = Vec::new();
+        let mut start = 0u64;
+        while start < len {
+            let end = (start + window).min(len);
+            buffer.resize((end - start) as usize, 0);
+            old.seek(SeekFrom::Start(start))?;
+            old.read_exact(&mut buffer)?;
+            delta.clear();
+            fast_rsync::diff(&index, &buffer, &mut delta)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            for (old_at, new_offset, copy_len) in copies(&delta)? {
+                self.record(basis, new_offset, start + old_at, copy_len);
+            }
+            if end == len {
+                break;
+            }
+            // Overlap by one block so a block across the boundary is still seen.
+            start = end - self.block.min(end - start);
+        }
+        Ok(())
+    }
+}
+
+/// The COPY commands of a librsync delta as (position in the output, offset in
+/// the signature's file, length).
+fn copies(delta: &[u8]) -> std::io::Result<Vec<(u64, u64, u64)>> {
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed delta");
+    let mut at = 4; // magic
+    let mut output = 0u64;
+    let mut found = Vec::new();
+    let number = |at: &mut usize, width: usize| -> std::io::Result<u64> {
+        let bytes = delta.get(*at..*at + width).ok_or_else(bad)?;
+        *at += width;
+        Ok(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    };
+    loop {
+        let op = *delta.get(at).ok_or_else(bad)?;
+        at += 1;
+        match op {
+            0x00 => return Ok(found),
+            0x01..=0x40 => {
+                let len = u64::from(op);
+                at += len as usize;
+                output += len;
+            }
+            0x41..=0x44 => {
+                let len = number(&mut at, 1 << (op - 0x41))?;
+                at = at.checked_add(len as usize).ok_or_else(bad)?;
+                output += len;
+            }
+            0x45..=0x54 => {
+                let class = op - 0x45;
+                let offset = number(&mut at, 1 << (class / 4))?;
+                let len = number(&mut at, 1 << (class % 4))?;
+                found.push((output, offset, len));
+                output += len;
+            }
+            _ => return Err(bad()),
+        }
+        if at > delta.len() {
+            return Err(bad());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::signature::{block_size_for, calculate, parse};
+    use std::io::Cursor;
+
+    fn map_for(new: &[u8], old: &[u8]) -> BlockMap {
+        let size = new.len() as u64;
+        let sig = parse(calculate(new, size).unwrap(), size).unwrap();
+        let mut map = BlockMap::new(size, block_size_for(size));
+        map.match_basis(&sig, 0, Cursor::new(old), old.len() as u64)
+            .unwrap();
+        map
+    }
+
+    fn noise(seed: u32, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn identical_files_match_every_block() {
+        let data = noise(1, 200_000);
+        let map = map_for(&data, &data);
+        // All but the short last block, which the matcher never matches.
+        assert_ne!(data.len() as u64 % map.block(), 0);
+        assert!((0..map.len() - 1).all(|i| map.get(i).is_some()));
+        assert_eq!(map.get(map.len() - 1), None);
+        assert_eq!(map.get(3).unwrap().offset, 3 * map.block());
+    }
+
+    #[test]
+    fn shifted_content_is_found_at_its_old_offset() {
+        let tail = noise(2, 100_000);
+        let mut new = b"inserted".to_vec();
+        new.extend_from_slice(&tail);
+        let map = map_for(&new, &tail);
+        // Block 1 of the new file starts at new offset `block`, old offset block - 8.
+        let located = map.get(1).unwrap();
+        assert_eq!(located.offset, map.block() - 8);
+        assert_eq!(map.get(0), None, "the first block holds the insertion");
+    }
+
+    #[test]
+    fn matches_across_window_boundaries_are_kept() {
+        let old = noise(3, (WINDOW * 2 + 12_345) as usize);
+        let map = map_for(&old, &old);
+        let missing = (0..map.len()).filter(|i| map.get(*i).is_none()).count();
+        assert!(missing <= 2, "{missing} blocks lost at window boundaries");
+    }
+
+    #[test]
+    fn a_garbage_delta_is_an_error_not_a_panic() {
+        assert!(copies(&[0, 0, 0, 0, 0x44, 0xff]).is_err());
+        assert!(copies(&[0, 0, 0, 0, 0x60]).is_err());
+        assert!(copies(&[0, 0, 0, 0]).is_err());
+        assert_eq!(copies(&[0, 0, 0, 0, 0x45, 3, 4, 0]).unwrap(), [(0, 3, 4)]);
+    }
+}

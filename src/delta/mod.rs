@@ -1,0 +1,7 @@
+//! Block deltas without a server process: the publisher's block signatures, the
+//! client's matching of its local bytes against them, and the plan of what to
+//! read locally and what to fetch.
+
+pub mod matching;
+pub mod plan;
+pub mod signature;
