@@ -5,6 +5,7 @@
 //! writes, through `manifest::verify`. Owner-only key files, world-readable
 //! records and file identities differ per OS and live in the `imp` twin modules.
 
+mod block_signatures;
 mod error;
 mod keygen;
 mod repo;

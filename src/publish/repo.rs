@@ -8,7 +8,7 @@
 //! re-reading unchanged files; clients never read it and the manifest never lists
 //! it. Block signatures for deltas are left to the `delta` side.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,8 +18,10 @@ use rsa::pkcs8::der::zeroize::Zeroizing;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::block_signatures;
 use super::error::PublishError;
 use super::imp;
+use crate::delta;
 use crate::manifest::format::{
     FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, SIGNATURE_SUFFIX, TIMESTAMP_FILE,
     Timestamp,
@@ -132,6 +134,7 @@ pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSumm
     };
     let mut entries = Vec::with_capacity(candidates.len());
     let (mut hashed, mut reused, mut bytes) = (0, 0, 0u64);
+    let mut referenced = HashSet::new();
     for candidate in candidates {
         let hash = match reusable(&previous, &candidate)? {
             Some(hash) => {
@@ -144,12 +147,20 @@ pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSumm
             }
         };
         bytes += hash.size;
+        let block_signature = if hash.size >= delta::signature::THRESHOLD {
+            let signature =
+                block_signatures::ensure(&meta_dir, &candidate.source, hash.size, &hash.sha256)?;
+            referenced.insert(signature.clone());
+            Some(signature)
+        } else {
+            None
+        };
         entries.push(FileEntry {
             path: candidate.path.to_string(),
             size: hash.size,
             mtime: hash.mtime,
             sha256: hash.sha256.clone(),
-            block_signature: None,
+            block_signature,
         });
         cache.files.insert(candidate.path.to_string(), hash);
     }
@@ -208,6 +219,9 @@ pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSumm
         path: meta_dir.clone(),
         source,
     })?;
+    // Only now, with the new records in place, may signatures that no longer
+    // serve any listed content go.
+    block_signatures::prune(&meta_dir, &referenced, &mut warnings);
 
     Ok(PublishSummary {
         version,
@@ -638,7 +652,7 @@ fn folder_keys(key: &str) -> impl Iterator<Item = &str> {
 
 /// A record written and flushed under a temporary name in its final folder,
 /// waiting to be renamed into place; removed if dropped before that.
-struct Staged {
+pub(super) struct Staged {
     /// The temporary file, deleted on drop unless persisted.
     file: tempfile::NamedTempFile,
     /// The record's final path.
@@ -647,7 +661,7 @@ struct Staged {
 
 impl Staged {
     /// Writes `bytes` to a world-readable temporary file beside `dir/name`.
-    fn new(dir: &Path, name: &str, bytes: &[u8]) -> Result<Staged, PublishError> {
+    pub(super) fn new(dir: &Path, name: &str, bytes: &[u8]) -> Result<Staged, PublishError> {
         let target = dir.join(name);
         let write_error = |source| PublishError::Write {
             path: target.clone(),
@@ -667,7 +681,7 @@ impl Staged {
     }
 
     /// Renames the file into place, replacing the previous one atomically.
-    fn persist(self) -> Result<(), PublishError> {
+    pub(super) fn persist(self) -> Result<(), PublishError> {
         let target = self.target;
         self.file
             .persist(&target)
@@ -784,7 +798,11 @@ mod tests {
         assert_eq!(exe.sha256, sha256_hex(&[7u8; 100_000]));
         let meta = fs::metadata(fx.repo.join("packages/b/setup.exe")).expect("meta");
         assert_eq!(exe.mtime, unix_time(meta.modified().expect("mtime")).0);
-        assert_eq!(exe.block_signature, None);
+        // At or above 64 KiB a file gets a block signature named by its content.
+        assert_eq!(
+            exe.block_signature,
+            Some(format!(".wpkgsync/sigs/{}.sig", exe.sha256))
+        );
         assert_eq!(manifest.files[3].sha256, sha256_hex(b"<profiles/>"));
 
         assert_eq!(summary.files, 5);
@@ -862,6 +880,45 @@ mod tests {
             "{:?}",
             summary.warnings
         );
+    }
+
+    #[test]
+    fn large_files_get_one_block_signature_per_content() {
+        let fixture = Fixture::new();
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        fixture.write("packages/a/big.msi", &big);
+        fixture.write("packages/a/small.txt", b"small");
+        fixture.publish(30);
+        let entry = |path: &str| {
+            fixture
+                .manifest()
+                .files
+                .into_iter()
+                .find(|f| f.path == path)
+                .expect("listed")
+        };
+        let named = entry("packages/a/big.msi").block_signature.expect("named");
+        assert_eq!(named, format!(".wpkgsync/sigs/{}.sig", sha256_hex(&big)));
+        let sig = fixture.repo.join(&named);
+        let expected = crate::delta::signature::calculate(&big[..], big.len() as u64).unwrap();
+        assert_eq!(fs::read(&sig).unwrap(), expected);
+        assert_eq!(entry("packages/a/small.txt").block_signature, None);
+
+        // Republishing reuses it; a copy under another name shares it.
+        let written = fs::metadata(&sig).unwrap().modified().unwrap();
+        fixture.write("packages/b/copy.msi", &big);
+        fixture.publish(30);
+        assert_eq!(fs::metadata(&sig).unwrap().modified().unwrap(), written);
+        assert_eq!(
+            entry("packages/b/copy.msi").block_signature,
+            Some(named.clone())
+        );
+
+        // Content no longer listed loses its signature.
+        fs::remove_file(fixture.repo.join("packages/a/big.msi")).unwrap();
+        fs::remove_file(fixture.repo.join("packages/b/copy.msi")).unwrap();
+        fixture.publish(30);
+        assert!(!sig.exists(), "unused signature kept");
     }
 
     #[test]
