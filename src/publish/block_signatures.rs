@@ -64,13 +64,14 @@ pub fn prune(meta_dir: &Path, referenced: &HashSet<String>, warnings: &mut Vec<S
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let relative = format!("{META_DIR}/{SIGS_DIR}/{name}");
-        if name.ends_with(BLOCK_SUFFIX) && !referenced.contains(&relative) {
-            if let Err(e) = fs::remove_file(entry.path()) {
-                warnings.push(format!(
-                    "failed to remove unused {}: {e}",
-                    entry.path().display()
-                ));
-            }
+        if name.ends_with(BLOCK_SUFFIX)
+            && !referenced.contains(&relative)
+            && let Err(e) = fs::remove_file(entry.path())
+        {
+            warnings.push(format!(
+                "failed to remove unused {}: {e}",
+                entry.path().display()
+            ));
         }
     }
 }
