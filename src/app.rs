@@ -23,12 +23,13 @@ use crate::manifest::verify::{
 use crate::platform;
 use crate::publish;
 use crate::runlog::RunLog;
+use crate::store::index::{IndexEntry, StoreIndex};
 use crate::store::state::State;
-use crate::sync::apply::{self, Applied};
+use crate::sync::apply::{self, Applied, KnownContent};
 use crate::sync::events::Events;
 use crate::sync::inventory::Inventory;
 use crate::sync::plan::{Plan, plan};
-use crate::sync::scope::{PackageFolders, Scope};
+use crate::sync::scope::{PackageFolders, Scope, Verdict};
 use crate::transport::{
     FolderSource, HostKeyPolicy, SftpSource, Source, SshTarget, Throttled, TransportError,
     TransportErrorKind,
@@ -193,14 +194,41 @@ async fn mirror<S: Source>(
     let display = Display::choose(args.quiet);
     display.set_total(plan.fetch_bytes());
     let events = RunEvents::new(display);
+    let index = StoreIndex::load(&config.sync.state);
+    let known = KnownContent::new(&index, &inventory, &plan);
     let applied = tokio::select! {
-        applied = apply::apply(&source, store, &plan, &events) => applied?,
+        applied = apply::apply(&source, store, &plan, &known, &events) => applied?,
         stalled = events.stalled(config.sync.timeout) => return Err(stalled),
     };
     events.display.finish();
     apply::remove_temps(&inventory.temps)?;
+    index_of(&manifest, &scope, &applied).save(&config.sync.state)?;
     state.accept(manifest.version());
     Ok(summarise(&applied, &plan, manifest.version(), log))
+}
+
+/// The store's verified files after a run: everything in scope but the failures.
+fn index_of(manifest: &VerifiedManifest, scope: &Scope, applied: &Applied) -> StoreIndex {
+    let failed: std::collections::HashSet<&str> = applied
+        .failures
+        .iter()
+        .map(|(path, _)| path.as_str())
+        .collect();
+    let files = manifest
+        .files()
+        .iter()
+        .filter(|f| scope.judge(f.path.as_str()) == Verdict::Mirrored)
+        .filter(|f| !failed.contains(f.path.as_str()))
+        .map(|f| {
+            let entry = IndexEntry {
+                size: f.size,
+                mtime: f.mtime,
+                sha256: hex::encode(f.sha256),
+            };
+            (f.path.to_string(), entry)
+        })
+        .collect();
+    StoreIndex { files }
 }
 
 /// Reads and verifies the timestamp, then the manifest it names.
@@ -264,7 +292,7 @@ fn print_plan(plan: &Plan<'_>, cap: Option<u32>) {
     for file in &plan.fetch {
         println!("fetch  {} ({} bytes)", file.path, file.size);
     }
-    for path in &plan.delete {
+    for path in plan.clear.iter().chain(&plan.delete) {
         println!("delete {path}");
     }
     let bytes = plan.fetch_bytes();
@@ -278,7 +306,7 @@ fn print_plan(plan: &Plan<'_>, cap: Option<u32>) {
     println!(
         "total: {} files to fetch ({bytes} bytes, {estimate}), {} to delete, {} unchanged",
         plan.fetch.len(),
-        plan.delete.len(),
+        plan.clear.len() + plan.delete.len(),
         plan.unchanged
     );
 }
@@ -302,7 +330,7 @@ fn summarise(applied: &Applied, plan: &Plan<'_>, version: u64, log: &mut RunLog)
             problem: Some(format!(
                 "{} of {} files could not be fetched or verified, old copies kept; first: {path}: {why}",
                 applied.failures.len(),
-                plan.fetch.len() + plan.delete.len()
+                plan.fetch.len() + plan.clear.len() + plan.delete.len()
             )),
         },
     }

@@ -17,6 +17,9 @@ use sha2::{Digest, Sha256};
 use super::format::{FORMAT, Manifest, Timestamp};
 use super::path::{PathError, RelPath, check_case_duplicates};
 
+/// Block signatures live here and nowhere else.
+const SIGNATURES_PREFIX: &str = ".wpkgsync/sigs/";
+
 /// Smallest publisher key accepted, in bits.
 pub const MIN_KEY_BITS: usize = 3072;
 
@@ -191,6 +194,9 @@ pub struct VerifiedFile {
     pub mtime: i64,
     /// The content's sha256; the only test of a good file.
     pub sha256: [u8; 32],
+    /// Where the publisher put this content's block signature, if anywhere.
+    /// Unsigned data: it only guides which blocks to reuse.
+    pub block_signature: Option<RelPath>,
 }
 
 /// The signed list of files, checked against the timestamp and every path rule.
@@ -299,11 +305,25 @@ pub fn verify_manifest(
             name: name.into(),
             why: format!("sha256 of {:?} is not 64 hex digits", entry.path),
         })?;
+        let block_signature = match entry.block_signature {
+            Some(text) => {
+                let path = RelPath::new(&text)?;
+                if !path.as_str().starts_with(SIGNATURES_PREFIX) {
+                    return Err(ManifestError::Malformed {
+                        name: name.into(),
+                        why: format!("block signature {text:?} is outside {SIGNATURES_PREFIX}"),
+                    });
+                }
+                Some(path)
+            }
+            None => None,
+        };
         files.push(VerifiedFile {
             path: RelPath::new(&entry.path)?,
             size: entry.size,
             mtime: entry.mtime,
             sha256,
+            block_signature,
         });
     }
     check_case_duplicates(files.iter().map(|f| &f.path))?;

@@ -1,6 +1,9 @@
 //! The local side: errors of the store and the state folder, and the state file.
 
+mod atomic;
 mod error;
+pub mod index;
 pub mod state;
 
+pub use atomic::write_atomically;
 pub use error::StoreError;

@@ -1,12 +1,11 @@
 //! The state file: the last accepted manifest version (for the rollback check)
 //! and the last run's result, written atomically so a crash leaves the old one.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::StoreError;
+use super::{StoreError, write_atomically};
 
 /// Name of the state file in the `state` folder.
 pub const STATE_FILE: &str = "state.json";
@@ -48,17 +47,9 @@ impl State {
 
     /// Writes the state to `dir` through a temporary file and a rename.
     pub fn save(&self, dir: &Path) -> Result<(), StoreError> {
-        let path = dir.join(STATE_FILE);
-        let temp: PathBuf = dir.join(format!(".{STATE_FILE}.tmp"));
         let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
         bytes.push(b'\n');
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&temp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()
-        };
-        write().map_err(|e| StoreError::io("write", &temp, e))?;
-        std::fs::rename(&temp, &path).map_err(|e| StoreError::io("rename into place", &path, e))
+        write_atomically(dir, STATE_FILE, &bytes)
     }
 
     /// Records a finished run.

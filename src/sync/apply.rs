@@ -1,37 +1,51 @@
-//! Carrying out a plan: deletions first, then downloads with atomic writes.
+//! Carrying out a plan: clear what is in the way, download, then delete.
 //!
 //! Every download goes to a temporary file beside its target, is checked against
 //! the manifest's sha256, gets the manifest's mtime, is flushed to disk, and only
-//! then renamed over the target. A file that fails keeps its old copy and is
-//! recorded; the run goes on. Losing the server or the local disk ends the run.
+//! then renamed over the target. A file is assembled from the cheapest source
+//! that has it: a verified local file with the same content (moved or copied on
+//! the server), else the blocks of the old copy and of a partial download that a
+//! block signature points to plus the missing ranges, else the whole file. A
+//! wrong result falls back to the whole file once; a second failure keeps the
+//! old copy and is recorded, and the run goes on. Losing the server or the local
+//! disk ends the run.
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 use super::events::Events;
-use super::inventory::TEMP_PREFIX;
+use super::inventory::{Inventory, LocalKind, TEMP_PREFIX};
 use super::plan::Plan;
-use crate::manifest::verify::VerifiedFile;
+use crate::delta::matching::BlockMap;
+use crate::delta::plan::{Piece, plan as plan_pieces};
+use crate::delta::signature;
+use crate::manifest::verify::{VerifiedFile, parse_sha256};
 use crate::store::StoreError;
+use crate::store::index::StoreIndex;
 use crate::transport::{Source, Throttled, TransportError, TransportErrorKind};
 
 /// Read requests kept in flight for one file.
 const REQUESTS_IN_FLIGHT: usize = 32;
 /// Files downloaded at once, so small files do not wait on each other's round trips.
 const FILES_IN_FLIGHT: usize = 4;
+/// Suffix of a partial download kept from an interrupted run while it serves as
+/// a basis for the same file.
+const RESUME_SUFFIX: &str = ".resume";
 
 /// What a run did to the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
-    /// Files downloaded, verified and put in place.
+    /// Files verified and put in place.
     pub fetched: usize,
     /// Store paths deleted.
     pub deleted: usize,
-    /// Bytes read from the source for content.
+    /// Bytes read from the source: content ranges and block signatures.
     pub bytes: u64,
     /// Paths that could not be fetched, verified or deleted, with the reason.
     pub failures: Vec<(String, String)>,
@@ -73,33 +87,48 @@ impl From<StoreError> for FileError {
     }
 }
 
+/// Local files whose content is known: verified by an earlier run and
+/// unchanged since (same size and mtime), by sha256.
+pub struct KnownContent(HashMap<[u8; 32], PathBuf>);
+
+impl KnownContent {
+    /// Files of `index` that still match it in `inventory`, except those this
+    /// run replaces (their content is about to change).
+    pub fn new(index: &StoreIndex, inventory: &Inventory, plan: &Plan<'_>) -> KnownContent {
+        let replaced: std::collections::HashSet<&str> =
+            plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        let mut known = HashMap::new();
+        for (path, entry) in &index.files {
+            let Some(local) = inventory.entries.get(path) else {
+                continue;
+            };
+            let unchanged = matches!(local.kind, LocalKind::File { size, mtime }
+                if size == entry.size && mtime == entry.mtime);
+            if unchanged
+                && !replaced.contains(path.as_str())
+                && let Some(sha) = parse_sha256(&entry.sha256)
+            {
+                known.entry(sha).or_insert_with(|| local.full.clone());
+            }
+        }
+        KnownContent(known)
+    }
+}
+
 /// Applies `plan` to the store at `root`.
 pub async fn apply<S: Source>(
     source: &Throttled<S>,
     root: &Path,
     plan: &Plan<'_>,
+    known: &KnownContent,
     events: &dyn Events,
 ) -> Result<Applied, ApplyError> {
     let mut applied = Applied::default();
     std::fs::create_dir_all(root).map_err(|e| StoreError::io("create the store", root, e))?;
 
-    for path in &plan.delete {
-        let full = local_path(root, path);
-        match remove(&full) {
-            Ok(()) => {
-                applied.deleted += 1;
-                events.deleted(path);
-            }
-            Err(e) => {
-                let why = format!("failed to delete {}: {e}", full.display());
-                events.file_failed(path, &why);
-                applied.failures.push((path.clone(), why));
-            }
-        }
-    }
-
+    delete(root, &plan.clear, &mut applied, events);
     let results: Vec<(&VerifiedFile, Result<u64, FileError>)> = stream::iter(plan.fetch.iter())
-        .map(|file| async move { (*file, fetch(source, root, file, events).await) })
+        .map(|file| async move { (*file, fetch(source, root, file, known, events).await) })
         .buffer_unordered(FILES_IN_FLIGHT)
         .collect()
         .await;
@@ -117,8 +146,26 @@ pub async fn apply<S: Source>(
             Err(FileError::Fatal(e)) => return Err(e),
         }
     }
+    delete(root, &plan.delete, &mut applied, events);
     applied.failures.sort();
     Ok(applied)
+}
+
+fn delete(root: &Path, paths: &[String], applied: &mut Applied, events: &dyn Events) {
+    for path in paths {
+        let full = local_path(root, path);
+        match remove(&full) {
+            Ok(()) => {
+                applied.deleted += 1;
+                events.deleted(path);
+            }
+            Err(e) => {
+                let why = format!("failed to delete {}: {e}", full.display());
+                events.file_failed(path, &why);
+                applied.failures.push((path.clone(), why));
+            }
+        }
+    }
 }
 
 /// Removes temporary files an interrupted run left behind.
@@ -148,11 +195,87 @@ fn remove(full: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Downloads one file into place; returns the bytes read.
+/// A download's temporary file. A wrong result is discarded at once; a
+/// download cut short (timeout, lost server) stays as a basis for the next run.
+struct TempFile {
+    path: PathBuf,
+    out: std::fs::File,
+}
+
+impl TempFile {
+    fn create(path: PathBuf) -> Result<TempFile, StoreError> {
+        let out = std::fs::File::create(&path).map_err(|e| StoreError::io("create", &path, e))?;
+        Ok(TempFile { path, out })
+    }
+
+    fn discard(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Where one download may take its bytes from besides the source.
+struct Bases {
+    /// Open local files whose blocks may be reused: the old copy, a partial download.
+    files: Vec<(PathBuf, Mutex<std::fs::File>, u64)>,
+    /// A partial download renamed out of the way; removed once the file is done.
+    resumed: Option<PathBuf>,
+}
+
+impl Bases {
+    /// The old copy at `target` and a partial download at `temp`, if any.
+    fn gather(target: &Path, temp: &Path) -> Result<Bases, StoreError> {
+        let mut bases = Bases {
+            files: Vec::new(),
+            resumed: None,
+        };
+        if std::fs::symlink_metadata(temp).is_ok_and(|m| m.is_file()) {
+            let mut resumed = temp.as_os_str().to_owned();
+            resumed.push(RESUME_SUFFIX);
+            let resumed = PathBuf::from(resumed);
+            std::fs::rename(temp, &resumed)
+                .map_err(|e| StoreError::io("keep the partial download", temp, e))?;
+            bases.resumed = Some(resumed);
+        }
+        let candidates = [Some(target.to_path_buf()), bases.resumed.clone()];
+        for path in candidates.into_iter().flatten() {
+            if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
+            if let Ok(file) = std::fs::File::open(&path) {
+                let len = file.metadata().map_or(0, |m| m.len());
+                bases.files.push((path, Mutex::new(file), len));
+            }
+        }
+        Ok(bases)
+    }
+
+    fn read(&self, basis: usize, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        let (_, file, _) = self
+            .files
+            .get(basis)
+            .ok_or_else(|| std::io::Error::other("no such basis"))?;
+        let mut file = file
+            .lock()
+            .map_err(|_| std::io::Error::other("basis lock poisoned"))?;
+        let mut buffer = vec![0; len as usize];
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(&mut buffer)?;
+        Ok(buffer)
+    }
+
+    fn finish(self) {
+        if let Some(resumed) = self.resumed {
+            let _ = std::fs::remove_file(resumed);
+        }
+    }
+}
+
+/// Puts one file in place; returns the bytes read from the source.
 async fn fetch<S: Source>(
     source: &Throttled<S>,
     root: &Path,
     file: &VerifiedFile,
+    known: &KnownContent,
     events: &dyn Events,
 ) -> Result<u64, FileError> {
     events.file_started(file.path.as_str(), file.size);
@@ -163,91 +286,230 @@ async fn fetch<S: Source>(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut temp = TempFile {
-        path: parent.join(format!("{TEMP_PREFIX}{name}")),
-        placed: false,
-    };
-    let bytes = download(source, file, &temp.path, events).await?;
-    finish(file, &temp.path, &target)?;
-    temp.placed = true;
-    Ok(bytes)
+    let temp_path = parent.join(format!("{TEMP_PREFIX}{name}"));
+
+    // The same content elsewhere in the store: a local copy, no download.
+    if let Some(local) = known.0.get(&file.sha256) {
+        let temp = TempFile::create(temp_path.clone())?;
+        if copy_local(local, file, temp, &target, events).is_ok() {
+            return Ok(0);
+        }
+    }
+
+    let bases = Bases::gather(&target, &temp_path)?;
+    let mut fetched = 0;
+    if let Some(signature_path) = &file.block_signature
+        && !bases.files.is_empty()
+    {
+        let temp = TempFile::create(temp_path.clone())?;
+        match download_delta(source, file, signature_path.as_str(), &bases, temp, events).await {
+            Ok((bytes, temp)) => {
+                place(file, temp, &target)?;
+                bases.finish();
+                return Ok(bytes);
+            }
+            // A lying signature or a basis that changed: fetch the whole file.
+            Err((bytes, FileError::Failed(_))) => fetched += bytes,
+            Err((_, fatal)) => return Err(fatal),
+        }
+    }
+    let temp = TempFile::create(temp_path)?;
+    let (bytes, temp) = download_whole(source, file, temp, events).await?;
+    place(file, temp, &target)?;
+    bases.finish();
+    Ok(fetched + bytes)
 }
 
-/// A download's temporary file, removed when dropped unless it was renamed into
-/// place: on failure, and when the timeout cuts the run short mid-download,
-/// nothing half-written stays in the store.
-struct TempFile {
-    path: PathBuf,
-    placed: bool,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.placed {
-            let _ = std::fs::remove_file(&self.path);
+/// Copies a local file of the same content into place.
+fn copy_local(
+    local: &Path,
+    file: &VerifiedFile,
+    mut temp: TempFile,
+    target: &Path,
+    events: &dyn Events,
+) -> Result<(), FileError> {
+    let copied = (|| -> std::io::Result<[u8; 32]> {
+        let mut input = std::fs::File::open(local)?.take(file.size);
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let n = input.read(&mut buffer)?;
+            if n == 0 {
+                break;
+            }
+            temp.out.write_all(&buffer[..n])?;
+            hasher.update(&buffer[..n]);
+            events.bytes_moved(n as u64);
+        }
+        Ok(hasher.finalize().into())
+    })();
+    match copied {
+        Ok(digest) if digest == file.sha256 => place(file, temp, target),
+        _ => {
+            temp.discard();
+            Err(FileError::Failed(format!(
+                "local copy of {} differs",
+                file.path
+            )))
         }
     }
 }
 
-/// Reads the file with many requests in flight into `temp`, hashing in order.
-async fn download<S: Source>(
+/// One stretch of the new file as it arrives, in order.
+type Chunk = Result<Vec<u8>, FileError>;
+
+/// Assembles the file from the bases and the missing ranges.
+async fn download_delta<S: Source>(
     source: &Throttled<S>,
     file: &VerifiedFile,
-    temp: &Path,
+    signature_path: &str,
+    bases: &Bases,
+    temp: TempFile,
     events: &dyn Events,
-) -> Result<u64, FileError> {
-    let mut out = std::fs::File::create(temp).map_err(|e| StoreError::io("create", temp, e))?;
-    let remote = source.open(file.path.as_str()).await?;
+) -> Result<(u64, TempFile), (u64, FileError)> {
+    let limit = signature::signature_len(file.size);
+    let bytes = match source.read_limited(signature_path, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            temp.discard();
+            return Err((0, e.into()));
+        }
+    };
+    let signature_bytes = bytes.len() as u64;
+    let failed = |temp: TempFile, why: String| {
+        temp.discard();
+        Err((signature_bytes, FileError::Failed(why)))
+    };
+    let signature = match signature::parse(bytes, file.size) {
+        Ok(signature) => signature,
+        Err(e) => return failed(temp, format!("{signature_path}: {e}")),
+    };
+    let mut map = BlockMap::new(file.size, signature::block_size_for(file.size));
+    for (index, (path, basis, len)) in bases.files.iter().enumerate() {
+        let matched = basis
+            .lock()
+            .map_err(|_| std::io::Error::other("basis lock poisoned"))
+            .and_then(|mut basis| map.match_basis(&signature, index, &mut *basis, *len));
+        if let Err(e) = matched {
+            return failed(temp, format!("failed to read {}: {e}", path.display()));
+        }
+    }
+    let pieces = plan_pieces(&map, u64::from(source.request_size()));
+    let remote = source.open(file.path.as_str()).await;
+    let remote = match remote {
+        Ok(remote) => remote,
+        Err(e) => {
+            temp.discard();
+            return Err((signature_bytes, e.into()));
+        }
+    };
+    let chunks = stream::iter(pieces).map(|piece| {
+        let remote = &remote;
+        async move {
+            match piece {
+                Piece::Local { basis, offset, len } => bases
+                    .read(basis, offset, len)
+                    .map_err(|e| FileError::Failed(format!("basis changed while reading: {e}"))),
+                Piece::Remote { offset, len } => {
+                    let data = read_exact_at(source, remote, offset, len as u32).await?;
+                    if data.len() as u64 == len {
+                        Ok(data)
+                    } else {
+                        Err(FileError::Failed(format!(
+                            "{} is shorter on the source than its manifest size {}",
+                            file.path, file.size
+                        )))
+                    }
+                }
+            }
+        }
+    });
+    let written = write_verified(chunks.buffered(REQUESTS_IN_FLIGHT), file, temp, events).await;
+    source.close(remote).await;
+    match written {
+        Ok((remote_bytes, temp)) => Ok((signature_bytes + remote_bytes, temp)),
+        Err((remote_bytes, e)) => Err((signature_bytes + remote_bytes, e)),
+    }
+}
+
+/// Reads the whole file with many requests in flight.
+async fn download_whole<S: Source>(
+    source: &Throttled<S>,
+    file: &VerifiedFile,
+    temp: TempFile,
+    events: &dyn Events,
+) -> Result<(u64, TempFile), FileError> {
+    let remote = match source.open(file.path.as_str()).await {
+        Ok(remote) => remote,
+        Err(e) => {
+            temp.discard();
+            return Err(e.into());
+        }
+    };
     let request = u64::from(source.request_size());
-    let offsets = (0..file.size.div_ceil(request)).map(|i| i * request);
-    let mut hasher = Sha256::new();
-    let mut received = 0u64;
-    let mut chunks = stream::iter(offsets)
-        .map(|offset| {
+    let chunks = stream::iter(0..file.size.div_ceil(request)).map(|i| {
+        let remote = &remote;
+        async move {
+            let offset = i * request;
             // Endless data: never ask for more than the manifest's size.
-            let len = request.min(file.size - offset) as u32;
-            read_exact_at(source, &remote, offset, len)
-        })
-        .buffered(REQUESTS_IN_FLIGHT);
-    let outcome: Result<(), FileError> = async {
-        while let Some(chunk) = chunks.try_next().await? {
-            out.write_all(&chunk)
-                .map_err(|e| StoreError::io("write", temp, e))?;
-            hasher.update(&chunk);
-            received += chunk.len() as u64;
-            events.bytes_moved(chunk.len() as u64);
-            if received < file.size && chunk.len() as u64 != request {
-                return Err(FileError::Failed(format!(
+            let len = request.min(file.size - offset);
+            let data = read_exact_at(source, remote, offset, len as u32).await?;
+            if data.len() as u64 == len {
+                Ok(data)
+            } else {
+                Err(FileError::Failed(format!(
                     "{} is shorter on the source than its manifest size {}",
                     file.path, file.size
-                )));
+                )))
             }
+        }
+    });
+    let written = write_verified(chunks.buffered(REQUESTS_IN_FLIGHT), file, temp, events).await;
+    source.close(remote).await;
+    written.map_err(|(_, e)| e)
+}
+
+/// Writes the chunks in order, hashing them, and checks the result against the
+/// manifest. Returns the bytes written; a wrong result is discarded.
+async fn write_verified(
+    chunks: impl futures::Stream<Item = Chunk>,
+    file: &VerifiedFile,
+    mut temp: TempFile,
+    events: &dyn Events,
+) -> Result<(u64, TempFile), (u64, FileError)> {
+    let mut hasher = Sha256::new();
+    let mut written = 0u64;
+    let mut chunks = std::pin::pin!(chunks);
+    let outcome: Result<(), FileError> = async {
+        while let Some(chunk) = chunks.try_next().await? {
+            temp.out
+                .write_all(&chunk)
+                .map_err(|e| StoreError::io("write", &temp.path, e))?;
+            hasher.update(&chunk);
+            written += chunk.len() as u64;
+            events.bytes_moved(chunk.len() as u64);
         }
         Ok(())
     }
     .await;
-    drop(chunks);
-    source.close(remote).await;
-    outcome?;
-    if received != file.size {
-        return Err(FileError::Failed(format!(
-            "{} is shorter on the source than its manifest size {}",
-            file.path, file.size
-        )));
+    match outcome {
+        Err(FileError::Failed(why)) => {
+            temp.discard();
+            return Err((written, FileError::Failed(why)));
+        }
+        // Interrupted: the partial file stays as a basis for the next run.
+        Err(fatal) => return Err((written, fatal)),
+        Ok(()) => {}
     }
     let digest: [u8; 32] = hasher.finalize().into();
-    if digest != file.sha256 {
-        return Err(FileError::Failed(format!(
-            "{} does not match its manifest sha256",
-            file.path
-        )));
+    if written != file.size || digest != file.sha256 {
+        temp.discard();
+        return Err((
+            written,
+            FileError::Failed(format!("{} does not match its manifest sha256", file.path)),
+        ));
     }
-    let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(file.mtime).unwrap_or(0));
-    out.set_modified(mtime)
-        .map_err(|e| StoreError::io("set the time of", temp, e))?;
-    out.sync_all()
-        .map_err(|e| StoreError::io("flush", temp, e))?;
-    Ok(received)
+    Ok((written, temp))
 }
 
 /// Reads `len` bytes at `offset`, asking again after a short answer; fewer only
@@ -271,14 +533,30 @@ async fn read_exact_at<S: Source>(
     Ok(data)
 }
 
-/// Puts a verified temporary file in place of its target.
-fn finish(file: &VerifiedFile, temp: &Path, target: &Path) -> Result<(), FileError> {
+/// Gives a verified temporary file the manifest's mtime, flushes it and renames
+/// it over its target.
+fn place(file: &VerifiedFile, temp: TempFile, target: &Path) -> Result<(), FileError> {
+    let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(file.mtime).unwrap_or(0));
+    let finished = temp
+        .out
+        .set_modified(mtime)
+        .and_then(|()| temp.out.sync_all());
+    if let Err(e) = finished {
+        let path = temp.path.clone();
+        temp.discard();
+        return Err(StoreError::io("flush", &path, e).into());
+    }
     if std::fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
+        temp.discard();
         return Err(FileError::Failed(format!(
             "{} is a folder in the store",
             file.path
         )));
     }
-    std::fs::rename(temp, target)
-        .map_err(|e| FileError::from(StoreError::io("rename into place", target, e)))
+    let TempFile { path, out } = temp;
+    drop(out);
+    std::fs::rename(&path, target).map_err(|e| {
+        let _ = std::fs::remove_file(&path);
+        FileError::from(StoreError::io("rename into place", target, e))
+    })
 }

@@ -12,7 +12,12 @@ use crate::manifest::verify::{VerifiedFile, VerifiedManifest};
 pub struct Plan<'m> {
     /// Files to download, in manifest order.
     pub fetch: Vec<&'m VerifiedFile>,
-    /// Store paths to remove, outermost only (a folder takes its contents along).
+    /// Store paths in the way of a download (a folder where a file goes, a file
+    /// where a folder goes, another letter case of the same name): removed first.
+    pub clear: Vec<String>,
+    /// Store paths to remove after the downloads, outermost only (a folder
+    /// takes its contents along). Later, so a moved file can be copied from
+    /// its old place.
     pub delete: Vec<String>,
     /// Files in scope already identical by size and modification time.
     pub unchanged: usize,
@@ -80,11 +85,22 @@ pub fn plan<'m>(manifest: &'m VerifiedManifest, scope: &Scope, inventory: &Inven
             candidates.insert(path.as_str());
         }
     }
-    result.delete = candidates
+    let fetched: Vec<String> = result.fetch.iter().map(|f| f.path.fold_key()).collect();
+    for path in candidates
         .iter()
         .filter(|path| !candidates.iter().any(|other| is_below(path, other)))
-        .map(|path| (*path).to_owned())
-        .collect();
+    {
+        // NTFS folds letter case, so compare as it would.
+        let folded = path.to_lowercase();
+        let in_the_way = fetched
+            .iter()
+            .any(|f| *f == folded || is_below(f, &folded) || is_below(&folded, f));
+        if in_the_way {
+            result.clear.push((*path).to_owned());
+        } else {
+            result.delete.push((*path).to_owned());
+        }
+    }
     result
 }
 
@@ -107,6 +123,7 @@ mod tests {
             size,
             mtime: 100,
             sha256: [0; 32],
+            block_signature: None,
         }
     }
 
@@ -202,7 +219,21 @@ mod tests {
         let m = manifest(vec![file("a", 1)]);
         let inv = inventory(&[("a", None), ("a/b", Some(1))]);
         let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv);
-        assert_eq!(plan.delete, ["a"]);
+        assert_eq!(plan.clear, ["a"]);
+        assert!(plan.delete.is_empty());
         assert_eq!(plan.fetch.len(), 1);
+    }
+
+    #[test]
+    fn a_name_in_another_letter_case_is_cleared_before_the_download() {
+        let m = manifest(vec![file("Setup.exe", 1), file("dir/x", 1)]);
+        let inv = inventory(&[
+            ("setup.exe", Some(1)),
+            ("dir", Some(1)),
+            ("old.txt", Some(1)),
+        ]);
+        let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv);
+        assert_eq!(plan.clear, ["dir", "setup.exe"]);
+        assert_eq!(plan.delete, ["old.txt"]);
     }
 }

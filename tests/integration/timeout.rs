@@ -1,5 +1,6 @@
 //! A server that goes silent mid-transfer: the run ends 207 after `timeout`
-//! seconds without progress, and the store keeps its old copy.
+//! seconds without progress, the store keeps its old copy, and the partial
+//! download waits, hidden, for the next run.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -90,5 +91,22 @@ fn silent_server_mid_transfer_times_out() {
         message.to_lowercase().contains("timeout") || message.contains("no progress"),
         "{message}"
     );
-    crate::support::tree::assert_unchanged(&before, &env.store_tree(), "the store");
+    let mut after = env.store_tree();
+    let temps: Vec<String> = after.temp_files().into_iter().map(String::from).collect();
+    assert_eq!(
+        temps,
+        ["packages/big/.wpkgsync-tmp-big.msi"],
+        "the interrupted download was not kept for resuming"
+    );
+    after.0.retain(|path, _| !temps.contains(path));
+    crate::support::tree::assert_unchanged(&before, &after, "the store");
+    let partial = env.store().join(&temps[0]);
+
+    // Back to the real server: the run completes, and the partial download is
+    // gone once the file is in place.
+    env.write_known_hosts(&sshd.known_hosts_line());
+    env.write_ini(&env.ini());
+    env.sync().assert_code(Code::Success);
+    env.assert_store_mirrors_repo();
+    assert!(!partial.exists());
 }
