@@ -23,7 +23,7 @@ use super::events::Events;
 use super::inventory::{Inventory, LocalKind, TEMP_PREFIX};
 use super::plan::Plan;
 use crate::delta::matching::BlockMap;
-use crate::delta::plan::{Piece, plan as plan_pieces};
+use crate::delta::plan::{Piece, plan as plan_pieces, remote_bytes};
 use crate::delta::signature;
 use crate::manifest::verify::{VerifiedFile, parse_sha256};
 use crate::store::StoreError;
@@ -395,6 +395,7 @@ async fn download_delta<S: Source>(
         }
     }
     let pieces = plan_pieces(&map, u64::from(source.request_size()));
+    let fetched = signature_bytes + remote_bytes(&pieces);
     let remote = source.open(file.path.as_str()).await;
     let remote = match remote {
         Ok(remote) => remote,
@@ -427,8 +428,8 @@ async fn download_delta<S: Source>(
     let written = write_verified(chunks.buffered(REQUESTS_IN_FLIGHT), file, temp, events).await;
     source.close(remote).await;
     match written {
-        Ok((remote_bytes, temp)) => Ok((signature_bytes + remote_bytes, temp)),
-        Err((remote_bytes, e)) => Err((signature_bytes + remote_bytes, e)),
+        Ok((_, temp)) => Ok((fetched, temp)),
+        Err((_, e)) => Err((fetched, e)),
     }
 }
 

@@ -13,6 +13,7 @@ mod support;
 
 mod bandwidth;
 mod cli;
+mod delta;
 mod lockdown;
 mod publish;
 mod ssh;
