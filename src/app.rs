@@ -271,17 +271,17 @@ async fn read_record<S: Source>(source: &S, name: &str, limit: u64) -> Result<Ve
 /// The scope of this run from the INI and the switches.
 fn scope(config: &Config, args: &SyncArgs, log: &mut RunLog) -> Scope {
     let folders = if args.setup {
-        PackageFolders::None
+        PackageFolders::setup()
     } else {
         match &config.sync.packages {
             PackageSelection::All => PackageFolders::All,
-            PackageSelection::List(list) => PackageFolders::Only(list.clone()),
+            PackageSelection::List(list) => PackageFolders::only(list.clone()),
             PackageSelection::Auto => {
                 log.line(
                     "packages = auto: selection from the WPKG package files is not in this \
                      version; mirroring the top level and packages/*.xml as /setup does",
                 );
-                PackageFolders::None
+                PackageFolders::setup()
             }
         }
     };

@@ -208,7 +208,7 @@ mod tests {
             ("packages/firefox", None),
             ("packages/firefox/setup.exe", Some(1)),
         ]);
-        let plan = plan(&m, &Scope::new(PackageFolders::None, &[]), &inv);
+        let plan = plan(&m, &Scope::new(PackageFolders::setup(), &[]), &inv);
         let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(fetched, ["packages/7zip.xml"]);
         assert_eq!(plan.delete, ["packages/old.xml"]);

@@ -10,10 +10,40 @@
 pub enum PackageFolders {
     /// Every folder (`packages = all`).
     All,
-    /// None: the top level and `packages/*.xml` only (`/setup`).
-    None,
-    /// These folders, lowercase.
-    Only(Vec<String>),
+    /// These folders; the rest as `others` says.
+    Selected {
+        /// Folder names, compared without regard to letter case.
+        mirror: Vec<String>,
+        /// What happens to the folders not named.
+        others: Others,
+    },
+}
+
+/// What happens to package folders a selection does not name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Others {
+    /// Deleted locally, as rsync's computed exclude list did.
+    Excluded,
+    /// Left as they are: `/setup`, or a selection that may be incomplete.
+    Untouched,
+}
+
+impl PackageFolders {
+    /// `/setup`: the top level and `packages/*.xml` only, nothing deleted below.
+    pub fn setup() -> PackageFolders {
+        PackageFolders::Selected {
+            mirror: Vec::new(),
+            others: Others::Untouched,
+        }
+    }
+
+    /// Exactly these folders; the others are deleted locally.
+    pub fn only(mirror: Vec<String>) -> PackageFolders {
+        PackageFolders::Selected {
+            mirror,
+            others: Others::Excluded,
+        }
+    }
 }
 
 /// The mirrored part of the repository.
@@ -42,10 +72,11 @@ impl Scope {
     /// names or relative paths).
     pub fn new(folders: PackageFolders, exclude: &[String]) -> Scope {
         let folders = match folders {
-            PackageFolders::Only(list) => {
-                PackageFolders::Only(list.iter().map(|f| f.to_lowercase()).collect())
-            }
-            other => other,
+            PackageFolders::Selected { mirror, others } => PackageFolders::Selected {
+                mirror: mirror.iter().map(|f| f.to_lowercase()).collect(),
+                others,
+            },
+            PackageFolders::All => PackageFolders::All,
         };
         Scope {
             folders,
@@ -82,12 +113,15 @@ impl Scope {
         }
         match &self.folders {
             PackageFolders::All => Verdict::Mirrored,
-            PackageFolders::Only(list) if list.iter().any(|f| f == second) => Verdict::Mirrored,
+            PackageFolders::Selected { mirror, .. } if mirror.iter().any(|f| f == second) => {
+                Verdict::Mirrored
+            }
             // A file directly in packages/ that is not XML, or an unselected
-            // folder: with a named selection it is excluded, like rsync's
-            // computed exclude list; `/setup` leaves existing folders alone.
-            PackageFolders::Only(_) => Verdict::Excluded,
-            PackageFolders::None => Verdict::Untouched,
+            // folder.
+            PackageFolders::Selected { others, .. } => match others {
+                Others::Excluded => Verdict::Excluded,
+                Others::Untouched => Verdict::Untouched,
+            },
         }
     }
 }
@@ -106,8 +140,8 @@ mod tests {
     fn top_level_and_package_xml_are_always_mirrored() {
         for folders in [
             PackageFolders::All,
-            PackageFolders::None,
-            PackageFolders::Only(vec![]),
+            PackageFolders::setup(),
+            PackageFolders::only(vec![]),
         ] {
             let scope = Scope::new(folders, &exclude());
             assert_eq!(scope.judge("config.xml"), Verdict::Mirrored);
@@ -132,12 +166,12 @@ mod tests {
         let all = Scope::new(PackageFolders::All, &[]);
         assert_eq!(all.judge("packages/7zip/7z.msi"), Verdict::Mirrored);
 
-        let some = Scope::new(PackageFolders::Only(vec!["7Zip".into()]), &[]);
+        let some = Scope::new(PackageFolders::only(vec!["7Zip".into()]), &[]);
         assert_eq!(some.judge("packages/7zip/7z.msi"), Verdict::Mirrored);
         assert_eq!(some.judge("packages/firefox/setup.exe"), Verdict::Excluded);
         assert_eq!(some.judge("packages/readme.txt"), Verdict::Excluded);
 
-        let setup = Scope::new(PackageFolders::None, &[]);
+        let setup = Scope::new(PackageFolders::setup(), &[]);
         assert_eq!(setup.judge("packages/7zip/7z.msi"), Verdict::Untouched);
         assert_eq!(setup.judge("packages/7zip"), Verdict::Untouched);
     }
