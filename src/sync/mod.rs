@@ -4,5 +4,6 @@
 pub mod apply;
 pub mod events;
 pub mod inventory;
+pub mod package_files;
 pub mod plan;
 pub mod scope;
