@@ -18,14 +18,14 @@ use crate::manifest::format::{
     TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES,
 };
 use crate::manifest::verify::{
-    ManifestError, PublisherKey, VerifiedManifest, verify_manifest, verify_timestamp,
+    ManifestError, PublisherKey, VerifiedFile, VerifiedManifest, verify_manifest, verify_timestamp,
 };
 use crate::platform;
 use crate::publish;
 use crate::runlog::RunLog;
 use crate::store::index::{IndexEntry, StoreIndex};
 use crate::store::state::State;
-use crate::sync::apply::{self, Applied, KnownContent};
+use crate::sync::apply::{self, Applied, Arrival, KnownContent};
 use crate::sync::events::Events;
 use crate::sync::inventory::Inventory;
 use crate::sync::plan::{Plan, plan};
@@ -186,16 +186,17 @@ async fn mirror<S: Source>(
     let store = &config.sync.local;
     let inventory = Inventory::scan(store)?;
     let plan = plan(&manifest, &scope, &inventory);
+    let index = StoreIndex::load(&config.sync.state);
+    let known = KnownContent::new(&index, &inventory, &plan);
     if args.dry_run {
-        print_plan(&plan, cap);
+        let estimates = apply::estimate(&source, store, &plan, &known).await?;
+        print_plan(&plan, &estimates, cap);
         return Ok(Outcome::success());
     }
 
     let display = Display::choose(args.quiet);
     display.set_total(plan.fetch_bytes());
     let events = RunEvents::new(display);
-    let index = StoreIndex::load(&config.sync.state);
-    let known = KnownContent::new(&index, &inventory, &plan);
     let applied = tokio::select! {
         applied = apply::apply(&source, store, &plan, &known, &events) => applied?,
         stalled = events.stalled(config.sync.timeout) => return Err(stalled),
@@ -288,14 +289,26 @@ fn scope(config: &Config, args: &SyncArgs, log: &mut RunLog) -> Scope {
     Scope::new(folders, &config.sync.exclude)
 }
 
-fn print_plan(plan: &Plan<'_>, cap: Option<u32>) {
-    for file in &plan.fetch {
-        println!("fetch  {} ({} bytes)", file.path, file.size);
+fn print_plan(plan: &Plan<'_>, estimates: &[(&VerifiedFile, Arrival)], cap: Option<u32>) {
+    println!("dry run: nothing is changed");
+    let mut bytes = 0;
+    for (file, arrival) in estimates {
+        let how = match arrival {
+            Arrival::Copy(from) => format!("copy from {}", from.display()),
+            Arrival::Delta(fetched) => {
+                bytes += fetched;
+                format!("delta, {fetched} of {} bytes", file.size)
+            }
+            Arrival::Whole(fetched) => {
+                bytes += fetched;
+                format!("whole, {fetched} bytes")
+            }
+        };
+        println!("fetch  {} ({how})", file.path);
     }
     for path in plan.clear.iter().chain(&plan.delete) {
         println!("delete {path}");
     }
-    let bytes = plan.fetch_bytes();
     let estimate = match cap {
         Some(kib) => format!(
             "about {}s at {kib} KiB/s",
@@ -304,7 +317,7 @@ fn print_plan(plan: &Plan<'_>, cap: Option<u32>) {
         None => "no cap".to_owned(),
     };
     println!(
-        "total: {} files to fetch ({bytes} bytes, {estimate}), {} to delete, {} unchanged",
+        "total: {} files to fetch, {bytes} bytes from the source ({estimate}), {} to delete, {} unchanged",
         plan.fetch.len(),
         plan.clear.len() + plan.delete.len(),
         plan.unchanged

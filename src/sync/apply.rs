@@ -222,12 +222,27 @@ struct Bases {
 }
 
 impl Bases {
-    /// The old copy at `target` and a partial download at `temp`, if any.
-    fn gather(target: &Path, temp: &Path) -> Result<Bases, StoreError> {
+    /// The old copy at `target` and a partial download at `temp`, if any. With
+    /// `claim`, the partial download is renamed out of the way of the new
+    /// temporary file; without it (a dry run) nothing changes.
+    fn gather(target: &Path, temp: &Path, claim: bool) -> Result<Bases, StoreError> {
         let mut bases = Bases {
             files: Vec::new(),
             resumed: None,
         };
+        if !claim {
+            for path in [target, temp] {
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+                    && let Ok(file) = std::fs::File::open(path)
+                {
+                    let len = file.metadata().map_or(0, |m| m.len());
+                    bases
+                        .files
+                        .push((path.to_path_buf(), Mutex::new(file), len));
+                }
+            }
+            return Ok(bases);
+        }
         if std::fs::symlink_metadata(temp).is_ok_and(|m| m.is_file()) {
             let mut resumed = temp.as_os_str().to_owned();
             resumed.push(RESUME_SUFFIX);
@@ -296,7 +311,7 @@ async fn fetch<S: Source>(
         }
     }
 
-    let bases = Bases::gather(&target, &temp_path)?;
+    let bases = Bases::gather(&target, &temp_path, true)?;
     let mut fetched = 0;
     if let Some(signature_path) = &file.block_signature
         && !bases.files.is_empty()
@@ -358,6 +373,38 @@ fn copy_local(
 /// One stretch of the new file as it arrives, in order.
 type Chunk = Result<Vec<u8>, FileError>;
 
+/// Fetches the block signature and matches the bases against it: the pieces
+/// of the new file and the signature's size. A signature that cannot be used
+/// is a per-file failure, so the caller fetches the whole file.
+async fn delta_pieces<S: Source>(
+    source: &Throttled<S>,
+    file: &VerifiedFile,
+    signature_path: &str,
+    bases: &Bases,
+) -> Result<(Vec<Piece>, u64), (u64, FileError)> {
+    let limit = signature::signature_len(file.size);
+    let bytes = source
+        .read_limited(signature_path, limit)
+        .await
+        .map_err(|e| (0, e.into()))?;
+    let signature_bytes = bytes.len() as u64;
+    let failed = |why: String| (signature_bytes, FileError::Failed(why));
+    let signature =
+        signature::parse(bytes, file.size).map_err(|e| failed(format!("{signature_path}: {e}")))?;
+    let mut map = BlockMap::new(file.size, signature::block_size_for(file.size));
+    for (index, (path, basis, len)) in bases.files.iter().enumerate() {
+        basis
+            .lock()
+            .map_err(|_| std::io::Error::other("basis lock poisoned"))
+            .and_then(|mut basis| map.match_basis(&signature, index, &mut *basis, *len))
+            .map_err(|e| failed(format!("failed to read {}: {e}", path.display())))?;
+    }
+    Ok((
+        plan_pieces(&map, u64::from(source.request_size())),
+        signature_bytes,
+    ))
+}
+
 /// Assembles the file from the bases and the missing ranges.
 async fn download_delta<S: Source>(
     source: &Throttled<S>,
@@ -367,37 +414,15 @@ async fn download_delta<S: Source>(
     temp: TempFile,
     events: &dyn Events,
 ) -> Result<(u64, TempFile), (u64, FileError)> {
-    let limit = signature::signature_len(file.size);
-    let bytes = match source.read_limited(signature_path, limit).await {
-        Ok(bytes) => bytes,
+    let (pieces, signature_bytes) = match delta_pieces(source, file, signature_path, bases).await {
+        Ok(found) => found,
         Err(e) => {
             temp.discard();
-            return Err((0, e.into()));
+            return Err(e);
         }
     };
-    let signature_bytes = bytes.len() as u64;
-    let failed = |temp: TempFile, why: String| {
-        temp.discard();
-        Err((signature_bytes, FileError::Failed(why)))
-    };
-    let signature = match signature::parse(bytes, file.size) {
-        Ok(signature) => signature,
-        Err(e) => return failed(temp, format!("{signature_path}: {e}")),
-    };
-    let mut map = BlockMap::new(file.size, signature::block_size_for(file.size));
-    for (index, (path, basis, len)) in bases.files.iter().enumerate() {
-        let matched = basis
-            .lock()
-            .map_err(|_| std::io::Error::other("basis lock poisoned"))
-            .and_then(|mut basis| map.match_basis(&signature, index, &mut *basis, *len));
-        if let Err(e) = matched {
-            return failed(temp, format!("failed to read {}: {e}", path.display()));
-        }
-    }
-    let pieces = plan_pieces(&map, u64::from(source.request_size()));
     let fetched = signature_bytes + remote_bytes(&pieces);
-    let remote = source.open(file.path.as_str()).await;
-    let remote = match remote {
+    let remote = match source.open(file.path.as_str()).await {
         Ok(remote) => remote,
         Err(e) => {
             temp.discard();
@@ -431,6 +456,55 @@ async fn download_delta<S: Source>(
         Ok((_, temp)) => Ok((fetched, temp)),
         Err((_, e)) => Err((fetched, e)),
     }
+}
+
+/// How a dry run expects one file to arrive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// Copied from a store file of the same content.
+    Copy(PathBuf),
+    /// Assembled from local blocks plus this many bytes from the source.
+    Delta(u64),
+    /// Fetched whole.
+    Whole(u64),
+}
+
+/// What each download of `plan` would cost, changing nothing: block
+/// signatures are read and matched, no file is written.
+pub async fn estimate<'p, S: Source>(
+    source: &Throttled<S>,
+    root: &Path,
+    plan: &Plan<'p>,
+    known: &KnownContent,
+) -> Result<Vec<(&'p VerifiedFile, Arrival)>, ApplyError> {
+    let mut estimates = Vec::with_capacity(plan.fetch.len());
+    for file in &plan.fetch {
+        if let Some(local) = known.0.get(&file.sha256) {
+            estimates.push((*file, Arrival::Copy(local.clone())));
+            continue;
+        }
+        let target = file.path.under(root);
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = target.with_file_name(format!("{TEMP_PREFIX}{name}"));
+        let bases = Bases::gather(&target, &temp, false)?;
+        let arrival = match &file.block_signature {
+            Some(signature_path) if !bases.files.is_empty() => {
+                match delta_pieces(source, file, signature_path.as_str(), &bases).await {
+                    Ok((pieces, signature_bytes)) => {
+                        Arrival::Delta(signature_bytes + remote_bytes(&pieces))
+                    }
+                    Err((_, FileError::Fatal(e))) => return Err(e),
+                    Err((bytes, FileError::Failed(_))) => Arrival::Whole(bytes + file.size),
+                }
+            }
+            _ => Arrival::Whole(file.size),
+        };
+        estimates.push((*file, arrival));
+    }
+    Ok(estimates)
 }
 
 /// Reads the whole file with many requests in flight.

@@ -14,6 +14,7 @@ mod support;
 mod bandwidth;
 mod cli;
 mod delta;
+mod dry_run;
 mod lockdown;
 mod publish;
 mod ssh;
