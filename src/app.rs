@@ -5,6 +5,7 @@
 //! report upload, pulse) slot in between "apply" and "record".
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,7 @@ use crate::platform;
 use crate::publish;
 use crate::runlog::RunLog;
 use crate::store::index::{IndexEntry, StoreIndex};
+use crate::store::manifest_cache;
 use crate::store::state::State;
 use crate::sync::apply::{self, Applied, Arrival, KnownContent};
 use crate::sync::events::Events;
@@ -179,7 +181,14 @@ async fn mirror<S: Source>(
         config.sync.bwlimit.0
     };
     let source = Throttled::new(source, cap);
-    let manifest = fetch_verified(&source, key, state.accepted_version).await?;
+    let manifest = fetch_verified(
+        &source,
+        key,
+        state.accepted_version,
+        &config.sync.state,
+        !args.dry_run,
+    )
+    .await?;
     log.line(&format!("manifest version {} verified", manifest.version()));
 
     let scope = scope(config, args, log);
@@ -232,21 +241,35 @@ fn index_of(manifest: &VerifiedManifest, scope: &Scope, applied: &Applied) -> St
     StoreIndex { files }
 }
 
-/// Reads and verifies the timestamp, then the manifest it names.
+/// Reads and verifies the timestamp, then the manifest it names: from the
+/// cache in the state folder when it is that one, else from the source. With
+/// `keep`, a downloaded manifest is cached for the next run.
 async fn fetch_verified<S: Source>(
     source: &S,
     key: &PublisherKey,
     accepted: Option<u64>,
+    state_dir: &Path,
+    keep: bool,
 ) -> Result<VerifiedManifest, Error> {
     let timestamp = read_record(source, TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES).await?;
     let signature =
         read_record(source, &signature_name(TIMESTAMP_FILE), SIGNATURE_MAX_BYTES).await?;
     let timestamp = verify_timestamp(key, &timestamp, &signature, accepted, now_unix())?;
+    if let Some((manifest, signature)) =
+        manifest_cache::load(state_dir, timestamp.manifest_sha256())
+        && let Ok(verified) = verify_manifest(key, &timestamp, &manifest, &signature)
+    {
+        return Ok(verified);
+    }
     let limit = timestamp.manifest_size().min(MANIFEST_MAX_BYTES);
     let manifest = read_record(source, MANIFEST_FILE, limit).await?;
     let signature =
         read_record(source, &signature_name(MANIFEST_FILE), SIGNATURE_MAX_BYTES).await?;
-    Ok(verify_manifest(key, &timestamp, &manifest, &signature)?)
+    let verified = verify_manifest(key, &timestamp, &manifest, &signature)?;
+    if keep {
+        manifest_cache::save(state_dir, &manifest, &signature)?;
+    }
+    Ok(verified)
 }
 
 fn signature_name(record: &str) -> String {

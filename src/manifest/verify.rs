@@ -177,6 +177,11 @@ impl VerifiedTimestamp {
         self.record.version
     }
 
+    /// The sha256 of the manifest it names.
+    pub fn manifest_sha256(&self) -> &[u8; 32] {
+        &self.manifest_sha256
+    }
+
     /// The exact size of the manifest it names: the read limit for it.
     pub fn manifest_size(&self) -> u64 {
         self.record.manifest_size

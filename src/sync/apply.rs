@@ -33,7 +33,7 @@ use crate::transport::{Source, Throttled, TransportError, TransportErrorKind};
 /// Read requests kept in flight for one file.
 const REQUESTS_IN_FLIGHT: usize = 32;
 /// Files downloaded at once, so small files do not wait on each other's round trips.
-const FILES_IN_FLIGHT: usize = 4;
+const FILES_IN_FLIGHT: usize = 16;
 /// Suffix of a partial download kept from an interrupted run while it serves as
 /// a basis for the same file.
 const RESUME_SUFFIX: &str = ".resume";
@@ -306,7 +306,7 @@ async fn fetch<S: Source>(
     // The same content elsewhere in the store: a local copy, no download.
     if let Some(local) = known.0.get(&file.sha256) {
         let temp = TempFile::create(temp_path.clone())?;
-        if copy_local(local, file, temp, &target, events).is_ok() {
+        if copy_local(local, file, temp, &target, events).await.is_ok() {
             return Ok(0);
         }
     }
@@ -319,7 +319,7 @@ async fn fetch<S: Source>(
         let temp = TempFile::create(temp_path.clone())?;
         match download_delta(source, file, signature_path.as_str(), &bases, temp, events).await {
             Ok((bytes, temp)) => {
-                place(file, temp, &target)?;
+                place(file, temp, &target).await?;
                 bases.finish();
                 return Ok(bytes);
             }
@@ -330,13 +330,13 @@ async fn fetch<S: Source>(
     }
     let temp = TempFile::create(temp_path)?;
     let (bytes, temp) = download_whole(source, file, temp, events).await?;
-    place(file, temp, &target)?;
+    place(file, temp, &target).await?;
     bases.finish();
     Ok(fetched + bytes)
 }
 
 /// Copies a local file of the same content into place.
-fn copy_local(
+async fn copy_local(
     local: &Path,
     file: &VerifiedFile,
     mut temp: TempFile,
@@ -359,7 +359,7 @@ fn copy_local(
         Ok(hasher.finalize().into())
     })();
     match copied {
-        Ok(digest) if digest == file.sha256 => place(file, temp, target),
+        Ok(digest) if digest == file.sha256 => place(file, temp, target).await,
         _ => {
             temp.discard();
             Err(FileError::Failed(format!(
@@ -609,9 +609,23 @@ async fn read_exact_at<S: Source>(
 }
 
 /// Gives a verified temporary file the manifest's mtime, flushes it and renames
-/// it over its target.
-fn place(file: &VerifiedFile, temp: TempFile, target: &Path) -> Result<(), FileError> {
+/// it over its target. The flush waits for the disk, so it runs on a blocking
+/// thread while the other downloads go on.
+async fn place(file: &VerifiedFile, temp: TempFile, target: &Path) -> Result<(), FileError> {
     let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(file.mtime).unwrap_or(0));
+    let name = file.path.to_string();
+    let target = target.to_path_buf();
+    tokio::task::spawn_blocking(move || finish(&name, temp, &target, mtime))
+        .await
+        .unwrap_or_else(|e| Err(FileError::Failed(format!("placing the file failed: {e}"))))
+}
+
+fn finish(
+    name: &str,
+    temp: TempFile,
+    target: &Path,
+    mtime: std::time::SystemTime,
+) -> Result<(), FileError> {
     let finished = temp
         .out
         .set_modified(mtime)
@@ -624,8 +638,7 @@ fn place(file: &VerifiedFile, temp: TempFile, target: &Path) -> Result<(), FileE
     if std::fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
         temp.discard();
         return Err(FileError::Failed(format!(
-            "{} is a folder in the store",
-            file.path
+            "{name} is a folder in the store"
         )));
     }
     let TempFile { path, out } = temp;

@@ -132,3 +132,20 @@ fn default_excludes_are_neither_fetched_nor_kept() {
         &["client", "lost+found", "profiles.sites"],
     );
 }
+
+#[test]
+fn unchanged_manifest_is_not_downloaded_again() {
+    let env = TestEnv::sftp("unchanged_manifest_is_not_downloaded_again");
+    env.repo().write_sample().publish();
+    env.sync().assert_code(Code::Success);
+    // The timestamp still names the manifest the client verified last time, so
+    // the server's copy is not needed.
+    std::fs::remove_file(env.repo().meta().join("manifest.json")).unwrap();
+    env.sync().assert_code(Code::Success);
+    env.repo()
+        .write("config.xml", "<config changed=\"1\" />")
+        .publish();
+    std::fs::remove_file(env.repo().meta().join("manifest.json")).unwrap();
+    let out = env.sync();
+    env.assert_failed(&out, Code::ManifestInvalid);
+}
