@@ -88,7 +88,8 @@ impl BlockMap {
     }
 
     /// Matches the basis `basis` (a seekable file of `len` bytes) against the
-    /// new file's signature and records every block found.
+    /// new file's signature and records every block found. Windows are read
+    /// one after another and matched on as many threads as there are cores.
     pub fn match_basis(
         &mut self,
         signature: &Signature,
@@ -98,28 +99,59 @@ impl BlockMap {
     ) -> std::io::Result<()> {
         let index = signature.index();
         let window = WINDOW.max(self.block * 4);
-        let mut buffer = Vec::new();
-        let mut delta = Vec::new();
+        let mut ranges = Vec::new();
         let mut start = 0u64;
         while start < len {
             let end = (start + window).min(len);
-            buffer.resize((end - start) as usize, 0);
-            old.seek(SeekFrom::Start(start))?;
-            old.read_exact(&mut buffer)?;
-            delta.clear();
-            fast_rsync::diff(&index, &buffer, &mut delta)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-            for (old_at, new_offset, copy_len) in copies(&delta)? {
-                self.record(basis, new_offset, start + old_at, copy_len);
-            }
+            ranges.push((start, end));
             if end == len {
                 break;
             }
             // Overlap by one block so a block across the boundary is still seen.
-            start = end - self.block.min(end - start);
+            start = end - self.block;
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let mut buffers: Vec<Vec<u8>> = Vec::new();
+        for group in ranges.chunks(threads) {
+            buffers.resize_with(group.len(), Vec::new);
+            for (buffer, (start, end)) in buffers.iter_mut().zip(group) {
+                buffer.resize((end - start) as usize, 0);
+                old.seek(SeekFrom::Start(*start))?;
+                old.read_exact(buffer)?;
+            }
+            let found: Vec<std::io::Result<Vec<(u64, u64, u64)>>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = buffers[..group.len()]
+                    .iter()
+                    .map(|buffer| scope.spawn(|| window_copies(&index, buffer)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(std::io::Error::other("matcher thread panicked"))
+                        })
+                    })
+                    .collect()
+            });
+            for ((start, _), copies) in group.iter().zip(found) {
+                for (old_at, new_offset, copy_len) in copies? {
+                    self.record(basis, new_offset, start + old_at, copy_len);
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// Matches one window of the old file: its COPY commands.
+fn window_copies(
+    index: &fast_rsync::IndexedSignature<'_>,
+    window: &[u8],
+) -> std::io::Result<Vec<(u64, u64, u64)>> {
+    let mut delta = Vec::with_capacity(window.len() / 64);
+    fast_rsync::diff(index, window, &mut delta)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    copies(&delta)
 }
 
 /// The COPY commands of a librsync delta as (position in the output, offset in

@@ -39,10 +39,14 @@ impl Piece {
     }
 }
 
-/// Turns a block map into pieces covering the new file in order. `max_piece`
-/// bounds every piece (a remote piece is one read request).
-pub fn plan(map: &BlockMap, max_piece: u64) -> Vec<Piece> {
-    let max_piece = max_piece.max(1);
+/// Largest local piece: one read of the basis.
+const MAX_LOCAL_PIECE: u64 = 1024 * 1024;
+
+/// Turns a block map into pieces covering the new file in order. `max_remote`
+/// bounds every remote piece (one read request); local pieces stay within
+/// 1 MiB so reads of the basis stay few but small.
+pub fn plan(map: &BlockMap, max_remote: u64) -> Vec<Piece> {
+    let max_remote = max_remote.max(1);
     let mut merged: Vec<Piece> = Vec::new();
     for index in 0..map.len() {
         let offset = index as u64 * map.block();
@@ -74,6 +78,10 @@ pub fn plan(map: &BlockMap, max_piece: u64) -> Vec<Piece> {
     }
     let mut bounded = Vec::with_capacity(merged.len());
     for piece in merged {
+        let max_piece = match piece {
+            Piece::Local { .. } => MAX_LOCAL_PIECE,
+            Piece::Remote { .. } => max_remote,
+        };
         let mut done = 0;
         while done < piece.len() {
             let len = (piece.len() - done).min(max_piece);
@@ -285,7 +293,11 @@ mod tests {
         map.match_basis(&sig, 0, Cursor::new(&data[..500_000]), 500_000)
             .unwrap();
         let pieces = plan(&map, 10_000);
-        assert!(pieces.iter().all(|p| p.len() <= 10_000 && !p.is_empty()));
+        assert!(pieces.iter().all(|p| !p.is_empty()));
+        assert!(pieces.iter().all(|p| match p {
+            Piece::Remote { len, .. } => *len <= 10_000,
+            Piece::Local { len, .. } => *len <= MAX_LOCAL_PIECE,
+        }));
         assert_eq!(pieces.iter().map(Piece::len).sum::<u64>(), size);
     }
 }

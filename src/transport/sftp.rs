@@ -199,6 +199,19 @@ impl SftpSource {
             keepalive_interval: Some(Duration::from_secs(15)),
             nodelay: true,
             window_size: 8 * 1024 * 1024,
+            // AES-GCM runs on the CPU's AES instructions and decrypts faster
+            // than ChaCha20 where they exist; the rest of the default order
+            // stays as a fallback.
+            preferred: russh::Preferred {
+                cipher: std::borrow::Cow::Borrowed(&[
+                    russh::cipher::AES_256_GCM,
+                    russh::cipher::CHACHA20_POLY1305,
+                    russh::cipher::AES_256_CTR,
+                    russh::cipher::AES_192_CTR,
+                    russh::cipher::AES_128_CTR,
+                ]),
+                ..russh::Preferred::DEFAULT
+            },
             ..Default::default()
         });
         let verdict = Arc::new(Mutex::new(None));
