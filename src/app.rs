@@ -195,7 +195,15 @@ async fn mirror<S: Source>(
     let store = &config.sync.local;
     let inventory = Inventory::scan(store)?;
     let plan = plan(&manifest, &scope, &inventory);
-    let index = StoreIndex::load(&config.sync.state);
+    // With nothing to do and an index of this very version, the index (megabytes
+    // for a large store) is neither read nor written.
+    let nothing_to_do = plan.fetch.is_empty() && plan.clear.is_empty() && plan.delete.is_empty();
+    let index_current = nothing_to_do && state.indexed_version == Some(manifest.version());
+    let index = if index_current {
+        StoreIndex::default()
+    } else {
+        StoreIndex::load(&config.sync.state)
+    };
     let known = KnownContent::new(&index, &inventory, &plan);
     if args.dry_run {
         let estimates = apply::estimate(&source, store, &plan, &known).await?;
@@ -212,7 +220,13 @@ async fn mirror<S: Source>(
     };
     events.display.finish();
     apply::remove_temps(&inventory.temps)?;
-    index_of(&manifest, &scope, &applied).save(&config.sync.state)?;
+    if !index_current {
+        let verified = index_of(&manifest, &scope, &applied);
+        if verified != index {
+            verified.save(&config.sync.state)?;
+        }
+        state.indexed_version = applied.failures.is_empty().then_some(manifest.version());
+    }
     state.accept(manifest.version());
     Ok(summarise(&applied, &plan, manifest.version(), log))
 }

@@ -24,6 +24,9 @@ pub struct State {
     /// Runs in a row that did not end 0.
     #[serde(default)]
     pub consecutive_failures: u32,
+    /// Manifest version the store index describes completely, if any.
+    #[serde(default)]
+    pub indexed_version: Option<u64>,
 }
 
 impl State {

@@ -44,49 +44,91 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Walks `root`; a missing root is an empty store.
+    /// Walks `root`; a missing root is an empty store. Each level of folders is
+    /// listed on several threads: on a cold cache the walk waits on the disk,
+    /// and a disk answers several requests at once.
     pub fn scan(root: &Path) -> Result<Inventory, StoreError> {
         let mut inventory = Inventory::default();
         if !root.exists() {
             return Ok(inventory);
         }
-        let mut pending = vec![(root.to_path_buf(), String::new())];
-        while let Some((dir, prefix)) = pending.pop() {
-            let entries = std::fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| StoreError::io("list", &dir, e))?;
-                let full = entry.path();
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let rel = if prefix.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{prefix}/{name}")
-                };
-                let meta = std::fs::symlink_metadata(&full)
-                    .map_err(|e| StoreError::io("stat", &full, e))?;
-                let kind = if meta.is_dir() {
-                    pending.push((full.clone(), rel.clone()));
-                    LocalKind::Dir
-                } else if meta.is_file() {
-                    if name.starts_with(TEMP_PREFIX) {
-                        inventory.temps.push(full);
-                        continue;
-                    }
-                    let mtime = meta
-                        .modified()
-                        .ok()
-                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-                    LocalKind::File {
-                        size: meta.len(),
-                        mtime,
-                    }
-                } else {
-                    LocalKind::Other
-                };
-                inventory.entries.insert(rel, LocalEntry { full, kind });
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get() * 2);
+        let mut level = vec![(root.to_path_buf(), String::new())];
+        while !level.is_empty() {
+            let per_thread = level.len().div_ceil(threads);
+            let listed: Vec<Result<Listing, StoreError>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = level
+                    .chunks(per_thread)
+                    .map(|dirs| scope.spawn(move || list(dirs)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            let panicked = std::io::Error::other("listing thread panicked");
+                            Err(StoreError::io("list", root, panicked))
+                        })
+                    })
+                    .collect()
+            });
+            level = Vec::new();
+            for listing in listed {
+                let listing = listing?;
+                inventory.temps.extend(listing.temps);
+                level.extend(listing.dirs);
+                inventory.entries.extend(listing.entries);
             }
         }
         Ok(inventory)
     }
+}
+
+/// What listing some folders found.
+#[derive(Default)]
+struct Listing {
+    entries: Vec<(String, LocalEntry)>,
+    temps: Vec<PathBuf>,
+    dirs: Vec<(PathBuf, String)>,
+}
+
+/// Lists `dirs` (path and relative prefix), one level deep.
+fn list(dirs: &[(PathBuf, String)]) -> Result<Listing, StoreError> {
+    let mut listing = Listing::default();
+    for (dir, prefix) in dirs {
+        let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
+            let full = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta =
+                std::fs::symlink_metadata(&full).map_err(|e| StoreError::io("stat", &full, e))?;
+            let kind = if meta.is_dir() {
+                listing.dirs.push((full.clone(), rel.clone()));
+                LocalKind::Dir
+            } else if meta.is_file() {
+                if name.starts_with(TEMP_PREFIX) {
+                    listing.temps.push(full);
+                    continue;
+                }
+                let mtime = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                LocalKind::File {
+                    size: meta.len(),
+                    mtime,
+                }
+            } else {
+                LocalKind::Other
+            };
+            listing.entries.push((rel, LocalEntry { full, kind }));
+        }
+    }
+    Ok(listing)
 }
