@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod platform;
 pub mod publish;
 pub mod runlog;
+pub mod select;
 pub mod store;
 pub mod sync;
 pub mod transport;

@@ -1,0 +1,10 @@
+//! Which package folders this machine needs, from WPKG's own files: the
+//! package definitions say which folders below `%SOFTWARE%` each package uses,
+//! and the WPKG log of the last run says which packages this host has.
+
+pub mod packages;
+pub mod selection;
+pub mod text;
+pub mod wpkg_log;
+
+pub use selection::{Selection, select};
