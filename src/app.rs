@@ -24,14 +24,16 @@ use crate::manifest::verify::{
 use crate::platform;
 use crate::publish;
 use crate::runlog::RunLog;
+use crate::select;
 use crate::store::index::{IndexEntry, StoreIndex};
 use crate::store::manifest_cache;
 use crate::store::state::State;
 use crate::sync::apply::{self, Applied, Arrival, KnownContent};
 use crate::sync::events::Events;
 use crate::sync::inventory::Inventory;
+use crate::sync::package_files;
 use crate::sync::plan::{Plan, plan};
-use crate::sync::scope::{PackageFolders, Scope, Verdict};
+use crate::sync::scope::{Others, PackageFolders, Scope, Verdict};
 use crate::transport::{
     FolderSource, HostKeyPolicy, SftpSource, Source, SshTarget, Throttled, TransportError,
     TransportErrorKind,
@@ -191,9 +193,19 @@ async fn mirror<S: Source>(
     .await?;
     log.line(&format!("manifest version {} verified", manifest.version()));
 
-    let scope = scope(config, args, log);
     let store = &config.sync.local;
     let inventory = Inventory::scan(store)?;
+    let (folders, notes) = package_folders(&source, &manifest, &inventory, config, args).await?;
+    for note in &notes {
+        log.line(note);
+        if args.dry_run {
+            println!("{note}");
+        }
+    }
+    let scope = Scope::new(folders, &config.sync.exclude);
+    if args.dry_run {
+        print_excluded(&manifest, &scope);
+    }
     let plan = plan(&manifest, &scope, &inventory);
     // With nothing to do and an index of this very version, the index (megabytes
     // for a large store) is neither read nor written.
@@ -306,24 +318,106 @@ async fn read_record<S: Source>(source: &S, name: &str, limit: u64) -> Result<Ve
         })
 }
 
-/// The scope of this run from the INI and the switches.
-fn scope(config: &Config, args: &SyncArgs, log: &mut RunLog) -> Scope {
-    let folders = if args.setup {
-        PackageFolders::setup()
-    } else {
-        match &config.sync.packages {
-            PackageSelection::All => PackageFolders::All,
-            PackageSelection::List(list) => PackageFolders::only(list.clone()),
-            PackageSelection::Auto => {
-                log.line(
-                    "packages = auto: selection from the WPKG package files is not in this \
-                     version; mirroring the top level and packages/*.xml as /setup does",
-                );
-                PackageFolders::setup()
-            }
+/// Which package folders this run mirrors, from the INI and the switches, with
+/// lines that say why for the log (and a dry run's output).
+async fn package_folders<S: Source>(
+    source: &S,
+    manifest: &VerifiedManifest,
+    inventory: &Inventory,
+    config: &Config,
+    args: &SyncArgs,
+) -> Result<(PackageFolders, Vec<String>), Error> {
+    if args.setup {
+        return Ok((
+            PackageFolders::setup(),
+            vec!["/setup: mirroring the top level and packages/*.xml".into()],
+        ));
+    }
+    let auto = match &config.sync.packages {
+        PackageSelection::All => return Ok((PackageFolders::All, Vec::new())),
+        PackageSelection::List(list) => {
+            return Ok((PackageFolders::only(list.clone()), Vec::new()));
+        }
+        PackageSelection::Auto => &config.sync.wpkg_log,
+    };
+    let log = match std::fs::read(auto) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let why = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("no WPKG log at {} yet", auto.display())
+            } else {
+                format!("failed to read the WPKG log {}: {e}", auto.display())
+            };
+            let note = format!("{why}: mirroring the top level and packages/*.xml as /setup does");
+            return Ok((PackageFolders::setup(), vec![note]));
         }
     };
-    Scope::new(folders, &config.sync.exclude)
+    let needed = select::wpkg_log::needed_ids(&log);
+    if needed.is_empty() {
+        // A log cut short before WPKG read the profiles names no package; taking
+        // it literally would delete every package folder.
+        let note = format!(
+            "the WPKG log {} names no package: mirroring the top level and packages/*.xml as /setup does",
+            auto.display()
+        );
+        return Ok((PackageFolders::setup(), vec![note]));
+    }
+    let definitions = package_files::read(source, manifest, &config.sync.local, inventory).await?;
+    let selection = select::select(&definitions.files, &needed);
+    let mut notes = Vec::new();
+    for (id, folders) in &selection.needed {
+        let folders: Vec<&str> = folders.iter().map(String::as_str).collect();
+        notes.push(format!("package {id} needs: {}", folders.join(", ")));
+    }
+    if !selection.unknown_ids.is_empty() {
+        notes.push(format!(
+            "the WPKG log names packages no package file defines: {}",
+            selection.unknown_ids.join(", ")
+        ));
+    }
+    for malformed in &selection.malformed {
+        notes.push(format!(
+            "malformed package file, its folders are kept: {malformed}"
+        ));
+    }
+    for unreadable in &definitions.unreadable {
+        notes.push(format!("unreadable package file: {unreadable}"));
+    }
+    let mirror: Vec<String> = selection.folders.iter().cloned().collect();
+    // Without every definition, an unselected folder may still be needed:
+    // leave those alone rather than delete them.
+    let folders = if definitions.unreadable.is_empty() {
+        PackageFolders::only(mirror)
+    } else {
+        PackageFolders::Selected {
+            mirror,
+            others: Others::Untouched,
+        }
+    };
+    Ok((folders, notes))
+}
+
+/// The package folders of the repository this run does not mirror.
+fn print_excluded(manifest: &VerifiedManifest, scope: &Scope) {
+    let mut excluded = std::collections::BTreeSet::new();
+    for file in manifest.files() {
+        let mut parts = file.path.as_str().splitn(3, '/');
+        if let (Some(top), Some(folder), Some(_)) = (parts.next(), parts.next(), parts.next())
+            && top.eq_ignore_ascii_case("packages")
+            && scope.judge(file.path.as_str()) != Verdict::Mirrored
+        {
+            excluded.insert(folder);
+        }
+    }
+    let list: Vec<&str> = excluded.into_iter().collect();
+    println!(
+        "package folders not mirrored: {}",
+        if list.is_empty() {
+            "none".to_owned()
+        } else {
+            list.join(", ")
+        }
+    );
 }
 
 fn print_plan(plan: &Plan<'_>, estimates: &[(&VerifiedFile, Arrival)], cap: Option<u32>) {
