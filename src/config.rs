@@ -222,10 +222,9 @@ impl RawIni {
                 });
             }
         };
-        let text = decode_text(&bytes).ok_or_else(|| ConfigError::Unreadable {
-            path: path.to_owned(),
-            why: "not UTF-8 or UTF-16 text".into(),
-        })?;
+        // Notepad writes UTF-16 or UTF-8 with a BOM, older editors the ANSI
+        // code page.
+        let text = crate::text::decode(&bytes);
         RawIni::parse(&text).map_err(|why| ConfigError::Unreadable {
             path: path.to_owned(),
             why,
@@ -304,22 +303,6 @@ fn locate(text: &str, section: &str, key: &str) -> Option<usize> {
         }
     }
     None
-}
-
-/// INI files written by Notepad may be UTF-16 with a BOM, or UTF-8 with one.
-fn decode_text(bytes: &[u8]) -> Option<String> {
-    let utf16 = |rest: &[u8], from: fn([u8; 2]) -> u16| {
-        let units: Vec<u16> = rest.chunks_exact(2).map(|c| from([c[0], c[1]])).collect();
-        String::from_utf16(&units).ok()
-    };
-    if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
-        return utf16(rest, u16::from_le_bytes);
-    }
-    if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
-        return utf16(rest, u16::from_be_bytes);
-    }
-    let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
-    String::from_utf8(bytes.to_vec()).ok()
 }
 
 /// Expands `%NAME%` from `lookup`; `%%` is a literal `%`. `%COMPUTERNAME%` falls
@@ -815,7 +798,7 @@ mod tests {
         for unit in "[server]\r\nremote = u@h\r\n".encode_utf16() {
             bytes.extend_from_slice(&unit.to_le_bytes());
         }
-        let text = decode_text(&bytes).unwrap();
+        let text = crate::text::decode(&bytes);
         let raw = RawIni::parse(&text).unwrap();
         assert_eq!(raw.get("server", "remote").unwrap().value, "u@h");
     }

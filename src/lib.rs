@@ -14,4 +14,5 @@ pub mod runlog;
 pub mod select;
 pub mod store;
 pub mod sync;
+pub mod text;
 pub mod transport;

@@ -4,7 +4,6 @@
 
 pub mod packages;
 pub mod selection;
-pub mod text;
 pub mod wpkg_log;
 
 pub use selection::{Selection, select};

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::text::decode;
+use crate::text::decode;
 
 /// What one package needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

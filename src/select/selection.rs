@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::packages::{PackageInfo, add_folders, package_folders};
-use super::text::decode;
+use crate::text::decode;
 
 /// What this host needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use super::text::decode;
+use crate::text::decode;
 
 /// Package ids (lowercase) the log says this host needs.
 pub fn needed_ids(log: &[u8]) -> BTreeSet<String> {

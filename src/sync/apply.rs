@@ -422,11 +422,27 @@ async fn download_delta<S: Source>(
         }
     };
     let fetched = signature_bytes + remote_bytes(&pieces);
+    match assemble(source, file, pieces, bases, temp, events).await {
+        Ok(temp) => Ok((fetched, temp)),
+        Err(e) => Err((fetched, e)),
+    }
+}
+
+/// Writes the new file from its pieces, local ones from the bases and remote
+/// ones read with many requests in flight, and verifies it.
+async fn assemble<S: Source>(
+    source: &Throttled<S>,
+    file: &VerifiedFile,
+    pieces: Vec<Piece>,
+    bases: &Bases,
+    temp: TempFile,
+    events: &dyn Events,
+) -> Result<TempFile, FileError> {
     let remote = match source.open(file.path.as_str()).await {
         Ok(remote) => remote,
         Err(e) => {
             temp.discard();
-            return Err((signature_bytes, e.into()));
+            return Err(e.into());
         }
     };
     let chunks = stream::iter(pieces).map(|piece| {
@@ -452,10 +468,7 @@ async fn download_delta<S: Source>(
     });
     let written = write_verified(chunks.buffered(REQUESTS_IN_FLIGHT), file, temp, events).await;
     source.close(remote).await;
-    match written {
-        Ok((_, temp)) => Ok((fetched, temp)),
-        Err((_, e)) => Err((fetched, e)),
-    }
+    written.map(|(_, temp)| temp).map_err(|(_, e)| e)
 }
 
 /// How a dry run expects one file to arrive.
@@ -507,41 +520,27 @@ pub async fn estimate<'p, S: Source>(
     Ok(estimates)
 }
 
-/// Reads the whole file with many requests in flight.
+/// Reads the whole file with many requests in flight; never asks for more than
+/// the manifest's size (endless data).
 async fn download_whole<S: Source>(
     source: &Throttled<S>,
     file: &VerifiedFile,
     temp: TempFile,
     events: &dyn Events,
 ) -> Result<(u64, TempFile), FileError> {
-    let remote = match source.open(file.path.as_str()).await {
-        Ok(remote) => remote,
-        Err(e) => {
-            temp.discard();
-            return Err(e.into());
-        }
-    };
     let request = u64::from(source.request_size());
-    let chunks = stream::iter(0..file.size.div_ceil(request)).map(|i| {
-        let remote = &remote;
-        async move {
-            let offset = i * request;
-            // Endless data: never ask for more than the manifest's size.
-            let len = request.min(file.size - offset);
-            let data = read_exact_at(source, remote, offset, len as u32).await?;
-            if data.len() as u64 == len {
-                Ok(data)
-            } else {
-                Err(FileError::Failed(format!(
-                    "{} is shorter on the source than its manifest size {}",
-                    file.path, file.size
-                )))
-            }
-        }
-    });
-    let written = write_verified(chunks.buffered(REQUESTS_IN_FLIGHT), file, temp, events).await;
-    source.close(remote).await;
-    written.map_err(|(_, e)| e)
+    let pieces = (0..file.size.div_ceil(request))
+        .map(|i| Piece::Remote {
+            offset: i * request,
+            len: request.min(file.size - i * request),
+        })
+        .collect();
+    let none = Bases {
+        files: Vec::new(),
+        resumed: None,
+    };
+    let temp = assemble(source, file, pieces, &none, temp, events).await?;
+    Ok((file.size, temp))
 }
 
 /// Writes the chunks in order, hashing them, and checks the result against the

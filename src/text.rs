@@ -1,5 +1,6 @@
-//! Decoding WPKG's files: UTF-8 or UTF-16 with a byte order mark, or a legacy
-//! 8-bit code page, which WPKG's Windows Script Host writes as often as not.
+//! Decoding text files written on Windows: UTF-8 or UTF-16 with a byte order
+//! mark, or a legacy 8-bit code page, as Notepad and WPKG's Windows Script Host
+//! write them.
 
 /// Decodes `bytes`: UTF-16 LE/BE or UTF-8 by BOM, else UTF-8, else Latin-1
 /// (windows-1252 differs only in punctuation, never in a folder name's ASCII).
