@@ -206,16 +206,17 @@ async fn mirror<S: Source>(
     if args.dry_run {
         print_excluded(&manifest, &scope);
     }
-    let plan = plan(&manifest, &scope, &inventory);
-    // With nothing to do and an index of this very version, the index (megabytes
-    // for a large store) is neither read nor written.
+    // The index (megabytes for a large store) is read only when it may say
+    // something the manifest does not: when it describes another version, or
+    // when there is work for which a same-content local copy may help.
+    let index_current = state.indexed_version == Some(manifest.version());
+    let mut index = (!index_current).then(|| StoreIndex::load(&config.sync.state));
+    let plan = plan(&manifest, &scope, &inventory, index.as_ref());
     let nothing_to_do = plan.fetch.is_empty() && plan.clear.is_empty() && plan.delete.is_empty();
-    let index_current = nothing_to_do && state.indexed_version == Some(manifest.version());
-    let index = if index_current {
-        StoreIndex::default()
-    } else {
-        StoreIndex::load(&config.sync.state)
-    };
+    if index.is_none() && !nothing_to_do {
+        index = Some(StoreIndex::load(&config.sync.state));
+    }
+    let index = index.unwrap_or_default();
     let known = KnownContent::new(&index, &inventory, &plan);
     if args.dry_run {
         let estimates = apply::estimate(&source, store, &plan, &known).await?;
@@ -232,7 +233,7 @@ async fn mirror<S: Source>(
     };
     events.display.finish();
     apply::remove_temps(&inventory.temps)?;
-    if !index_current {
+    if !(index_current && nothing_to_do) {
         let verified = index_of(&manifest, &scope, &applied);
         if verified != index {
             verified.save(&config.sync.state)?;

@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::inventory::{Inventory, LocalKind};
 use super::scope::{Scope, Verdict};
-use crate::manifest::verify::{VerifiedFile, VerifiedManifest};
+use crate::manifest::verify::{VerifiedFile, VerifiedManifest, parse_sha256};
+use crate::store::index::StoreIndex;
 
 /// The work of one run.
 #[derive(Clone, Debug, Default)]
@@ -30,8 +31,17 @@ impl Plan<'_> {
     }
 }
 
-/// Compares `manifest` with `inventory` under `scope`.
-pub fn plan<'m>(manifest: &'m VerifiedManifest, scope: &Scope, inventory: &Inventory) -> Plan<'m> {
+/// Compares `manifest` with `inventory` under `scope`. A local file is
+/// unchanged when its size and mtime match the manifest's, as rsync's quick
+/// check has it, unless `index` knows that file (same size and mtime) to hold
+/// other content: a file the publisher changed within the same second and
+/// without changing its size is fetched all the same.
+pub fn plan<'m>(
+    manifest: &'m VerifiedManifest,
+    scope: &Scope,
+    inventory: &Inventory,
+    index: Option<&StoreIndex>,
+) -> Plan<'m> {
     let mut result = Plan::default();
     let wanted: HashMap<&str, &VerifiedFile> = manifest
         .files()
@@ -53,9 +63,20 @@ pub fn plan<'m>(manifest: &'m VerifiedManifest, scope: &Scope, inventory: &Inven
         let Some(wanted_file) = wanted.get(file.path.as_str()) else {
             continue;
         };
+        let known_other = |size: u64, mtime: i64| {
+            index
+                .and_then(|index| index.files.get(file.path.as_str()))
+                .is_some_and(|entry| {
+                    entry.size == size
+                        && entry.mtime == mtime
+                        && parse_sha256(&entry.sha256) != Some(file.sha256)
+                })
+        };
         match inventory.entries.get(file.path.as_str()).map(|e| &e.kind) {
             Some(LocalKind::File { size, mtime })
-                if *size == wanted_file.size && *mtime == wanted_file.mtime =>
+                if *size == wanted_file.size
+                    && *mtime == wanted_file.mtime
+                    && !known_other(*size, *mtime) =>
             {
                 result.unchanged += 1;
             }
@@ -161,12 +182,34 @@ mod tests {
         ]);
         let inv = inventory(&[("a.xml", Some(1)), ("c.txt", Some(4))]);
         let scope = Scope::new(PackageFolders::All, &[]);
-        let plan = plan(&m, &scope, &inv);
+        let plan = plan(&m, &scope, &inv, None);
         let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(fetched, ["c.txt", "packages/x/b.msi"]);
         assert_eq!(plan.unchanged, 1);
         assert_eq!(plan.fetch_bytes(), 8);
         assert!(plan.delete.is_empty());
+    }
+
+    #[test]
+    fn a_file_changed_without_a_new_size_or_mtime_is_fetched_when_the_index_knows() {
+        let mut changed = file("a.msi", 1);
+        changed.sha256 = [1; 32];
+        let m = manifest(vec![changed]);
+        let inv = inventory(&[("a.msi", Some(1))]);
+        let scope = Scope::new(PackageFolders::All, &[]);
+        let mut index = StoreIndex::default();
+        index.files.insert(
+            "a.msi".into(),
+            crate::store::index::IndexEntry {
+                size: 1,
+                mtime: 100,
+                sha256: hex::encode([0u8; 32]),
+            },
+        );
+        assert_eq!(plan(&m, &scope, &inv, Some(&index)).fetch.len(), 1);
+        assert_eq!(plan(&m, &scope, &inv, None).unchanged, 1);
+        index.files.get_mut("a.msi").unwrap().sha256 = hex::encode([1u8; 32]);
+        assert_eq!(plan(&m, &scope, &inv, Some(&index)).unchanged, 1);
     }
 
     #[test]
@@ -181,7 +224,7 @@ mod tests {
             ("gone/sub/x", Some(1)),
             ("empty", None),
         ]);
-        let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv);
+        let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv, None);
         assert_eq!(plan.delete, ["empty", "gone", "keep/old.txt"]);
     }
 
@@ -190,7 +233,7 @@ mod tests {
         let m = manifest(vec![file("client/x.cmd", 1), file("config.xml", 1)]);
         let inv = inventory(&[("client", None), ("client/x.cmd", Some(1))]);
         let scope = Scope::new(PackageFolders::All, &["client".into()]);
-        let plan = plan(&m, &scope, &inv);
+        let plan = plan(&m, &scope, &inv, None);
         assert_eq!(plan.delete, ["client"]);
         let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(fetched, ["config.xml"]);
@@ -208,7 +251,7 @@ mod tests {
             ("packages/firefox", None),
             ("packages/firefox/setup.exe", Some(1)),
         ]);
-        let plan = plan(&m, &Scope::new(PackageFolders::setup(), &[]), &inv);
+        let plan = plan(&m, &Scope::new(PackageFolders::setup(), &[]), &inv, None);
         let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(fetched, ["packages/7zip.xml"]);
         assert_eq!(plan.delete, ["packages/old.xml"]);
@@ -218,7 +261,7 @@ mod tests {
     fn a_folder_where_a_file_belongs_is_deleted() {
         let m = manifest(vec![file("a", 1)]);
         let inv = inventory(&[("a", None), ("a/b", Some(1))]);
-        let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv);
+        let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv, None);
         assert_eq!(plan.clear, ["a"]);
         assert!(plan.delete.is_empty());
         assert_eq!(plan.fetch.len(), 1);
@@ -232,7 +275,7 @@ mod tests {
             ("dir", Some(1)),
             ("old.txt", Some(1)),
         ]);
-        let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv);
+        let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv, None);
         assert_eq!(plan.clear, ["dir", "setup.exe"]);
         assert_eq!(plan.delete, ["old.txt"]);
     }

@@ -149,3 +149,30 @@ fn unchanged_manifest_is_not_downloaded_again() {
     let out = env.sync();
     env.assert_failed(&out, Code::ManifestInvalid);
 }
+
+#[test]
+fn content_changed_without_new_size_or_mtime_is_fetched() {
+    let env = TestEnv::local("content_changed_without_new_size_or_mtime_is_fetched");
+    env.repo().write_sample().publish();
+    env.sync().assert_code(Code::Success);
+    // Same size, same mtime, other bytes: rsync's quick check would miss it,
+    // but the client knows which content it placed there.
+    env.repo().tamper("config.xml");
+    // The publisher's own hash cache has the same blind spot; without it the
+    // new content is hashed, as it is for files written just before a publish.
+    std::fs::remove_file(env.repo().meta().join("cache.json")).unwrap();
+    env.repo().publish();
+    let manifest = env.repo().manifest();
+    let entry = manifest
+        .files
+        .iter()
+        .find(|f| f.path == "config.xml")
+        .unwrap();
+    let published = std::fs::read(env.repo().path("config.xml")).unwrap();
+    assert_eq!(
+        entry.sha256,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&published))
+    );
+    env.sync().assert_code(Code::Success);
+    env.assert_store_mirrors_repo();
+}
