@@ -5,7 +5,7 @@
 //! report upload, pulse) slot in between "apply" and "record".
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +26,7 @@ use crate::publish;
 use crate::runlog::RunLog;
 use crate::select;
 use crate::store::index::{IndexEntry, StoreIndex};
+use crate::store::lock::RunLock;
 use crate::store::manifest_cache;
 use crate::store::state::State;
 use crate::sync::apply::{self, Applied, Arrival, KnownContent};
@@ -87,8 +88,76 @@ pub async fn run(cli: Cli, log: &mut RunLog) -> Result<Outcome, Error> {
             );
             Ok(Outcome::success())
         }
+        Some(Command::Status { config, json }) => status(config, json),
         None => sync(cli.sync, log).await,
     }
+}
+
+/// `status`: what the state file says, and whether it is too old.
+fn status(ini: Option<PathBuf>, json: bool) -> Result<Outcome, Error> {
+    let ini = ini.unwrap_or_else(platform::default_ini_path);
+    let (config, _) = Config::load(&ini)?;
+    let state = State::load(&config.sync.state)?;
+    let now = now_unix();
+    let limit = u64::from(config.sync.stale_days) * 86_400;
+    let problem = match state.last_success {
+        None => Some("no sync has succeeded yet".to_owned()),
+        Some(at) if now.saturating_sub(at) > limit => Some(format!(
+            "the last successful sync is older than {} days",
+            config.sync.stale_days
+        )),
+        Some(_) => None,
+    };
+    let time = |unix: Option<u64>| {
+        unix.map(|t| {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t)).to_string()
+        })
+    };
+    if json {
+        let report = serde_json::json!({
+            "last_success": time(state.last_success),
+            "last_run": time(state.last_run),
+            "last_exit": state.last_exit,
+            "accepted_version": state.accepted_version,
+            "consecutive_failures": state.consecutive_failures,
+            "stale": problem.is_some(),
+            "stale_days": config.sync.stale_days,
+            "wpkgsync": env!("CARGO_PKG_VERSION"),
+        });
+        println!("{report:#}");
+    } else {
+        let or_never = |t: Option<String>| t.unwrap_or_else(|| "never".to_owned());
+        println!(
+            "last success:         {}",
+            or_never(time(state.last_success))
+        );
+        println!("last run:             {}", or_never(time(state.last_run)));
+        match state
+            .last_exit
+            .and_then(|n| Code::from_number(i32::from(n)))
+        {
+            Some(code) => println!(
+                "last exit code:       {} ({})",
+                code.number(),
+                code.meaning()
+            ),
+            None => println!("last exit code:       none"),
+        }
+        match state.accepted_version {
+            Some(version) => println!("accepted version:     {version}"),
+            None => println!("accepted version:     none"),
+        }
+        println!("consecutive failures: {}", state.consecutive_failures);
+        println!("wpkgsync version:     {}", env!("CARGO_PKG_VERSION"));
+    }
+    Ok(Outcome {
+        code: if problem.is_some() {
+            Code::Stale
+        } else {
+            Code::Success
+        },
+        problem,
+    })
 }
 
 fn now_unix() -> u64 {
@@ -99,6 +168,10 @@ fn now_unix() -> u64 {
 
 /// The client sync: everything after the INI is read is recorded in the state.
 async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
+    // Before anything reads the INI or touches the store, as wpkgsync.bat did.
+    if !platform::is_administrator() {
+        return Err(Error::NotAdministrator);
+    }
     let ini = args
         .config
         .clone()
@@ -115,6 +188,7 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
     for warning in &warnings {
         log.line(&format!("warning: {warning}"));
     }
+    let _lock = RunLock::acquire(&config.sync.state)?;
     log.line(&format!("sync started, config {}", ini.display()));
 
     let mut state = State::load(&config.sync.state)?;

@@ -49,6 +49,15 @@ pub struct SyncArgs {
 /// Commands other than the sync.
 #[derive(Clone, Debug, Subcommand)]
 pub enum Command {
+    /// Show the last result; exits 107 when no sync succeeded within stale_days.
+    Status {
+        /// INI file, as for the sync.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print JSON for monitoring tools.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create the publisher's RSA key pair (publisher-private.pem, publisher.pem).
     Keygen {
         /// Folder for the two key files.

@@ -9,6 +9,7 @@ use crate::exit::Code;
 use crate::manifest::verify::{ManifestError, ManifestErrorKind};
 use crate::publish::PublishError;
 use crate::store::StoreError;
+use crate::store::lock::LockError;
 use crate::sync::apply::ApplyError;
 use crate::transport::{TransportError, TransportErrorKind};
 
@@ -42,6 +43,12 @@ pub enum Error {
     /// A publisher command failed.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// The sync must run elevated: it repairs ownership of the store.
+    #[error("not running as administrator: run wpkgsync elevated, as SYSTEM, or as root")]
+    NotAdministrator,
+    /// The run lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 impl From<ApplyError> for Error {
@@ -80,6 +87,9 @@ impl Error {
             Error::Store(_) => Code::LocalStore,
             Error::Timeout(_) => Code::Timeout,
             Error::Publish(_) => Code::LocalStore,
+            Error::NotAdministrator => Code::NotAdministrator,
+            Error::Lock(LockError::Busy(_)) => Code::AlreadyRunning,
+            Error::Lock(LockError::Store(_)) => Code::LocalStore,
         }
     }
 

@@ -22,6 +22,8 @@ pub enum Code {
     AlreadyRunning,
     /// Report upload failed; the sync itself was applied.
     ReportUpload,
+    /// `status`: no successful sync within `stale_days`, or never.
+    Stale,
     /// Server unreachable: resolve, connect or SSH handshake.
     Unreachable,
     /// Authentication refused.
@@ -42,7 +44,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in table order.
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 17] = [
         Code::Success,
         Code::Usage,
         Code::IniMissing,
@@ -51,6 +53,7 @@ impl Code {
         Code::NotAdministrator,
         Code::AlreadyRunning,
         Code::ReportUpload,
+        Code::Stale,
         Code::Unreachable,
         Code::AuthRefused,
         Code::HostKey,
@@ -72,6 +75,7 @@ impl Code {
             Code::NotAdministrator => 104,
             Code::AlreadyRunning => 105,
             Code::ReportUpload => 106,
+            Code::Stale => 107,
             Code::Unreachable => 201,
             Code::AuthRefused => 202,
             Code::HostKey => 203,
@@ -101,6 +105,7 @@ impl Code {
             Code::NotAdministrator => "not running as administrator (root on Unix)",
             Code::AlreadyRunning => "another wpkgsync sync is already running",
             Code::ReportUpload => "report upload failed (the sync itself was applied)",
+            Code::Stale => "status: no successful sync within stale_days, or never",
             Code::Unreachable => "server unreachable (resolve, connect, SSH handshake)",
             Code::AuthRefused => "authentication refused",
             Code::HostKey => "server host key unknown or changed",

@@ -1,5 +1,5 @@
-//! What differs between Windows and Unix outside the store: default paths and the
-//! computer name. One file per OS with the same functions, chosen here.
+//! What differs between Windows and Unix outside the store: default paths, the
+//! computer name and the administrator check. One file per OS with the same functions, chosen here.
 
 #[cfg(windows)]
 #[path = "windows.rs"]
@@ -9,7 +9,7 @@ mod imp;
 #[path = "unix.rs"]
 mod imp;
 
-pub use imp::{computer_name, default_ini_path, defaults};
+pub use imp::{computer_name, default_ini_path, defaults, is_administrator};
 
 /// Per-OS default values of the INI keys that name paths. They may hold `%VAR%`
 /// references, expanded like any value the administrator writes.

@@ -32,3 +32,10 @@ pub fn computer_name() -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".into())
 }
+
+/// Whether the process runs as root (effective uid 0), which the store's
+/// ownership repair needs.
+pub fn is_administrator() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -3,6 +3,7 @@
 mod atomic;
 mod error;
 pub mod index;
+pub mod lock;
 pub mod manifest_cache;
 pub mod state;
 

@@ -19,6 +19,7 @@ mod lockdown;
 mod publish;
 mod selection;
 mod ssh;
+mod store;
 mod sync;
 mod timeout;
 mod trust;

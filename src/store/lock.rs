@@ -1,0 +1,64 @@
+//! One sync at a time: an operating-system lock on a file in the `state`
+//! folder, held for the whole run. The operating system releases it when the
+//! process ends, however it ends, so a killed run never blocks the next.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+
+/// Name of the lock file in the `state` folder.
+pub const LOCK_FILE: &str = "wpkgsync.lock";
+
+/// The held lock; dropping it (or the process ending) releases it.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+/// Why the lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds it.
+    #[error("another wpkgsync sync holds the lock {}", .0.display())]
+    Busy(PathBuf),
+    /// The lock file cannot be created or locked.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RunLock {
+    /// Takes the lock in `dir` without waiting.
+    pub fn acquire(dir: &Path) -> Result<RunLock, LockError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create", dir, e))?;
+        let path = dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io("open", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(TryLockError::WouldBlock) => Err(LockError::Busy(path)),
+            Err(TryLockError::Error(e)) => Err(StoreError::io("lock", &path, e).into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RunLock::acquire(dir.path()).unwrap();
+        assert!(matches!(
+            RunLock::acquire(dir.path()),
+            Err(LockError::Busy(_))
+        ));
+        drop(first);
+        assert!(RunLock::acquire(dir.path()).is_ok());
+    }
+}
