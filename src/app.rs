@@ -25,6 +25,7 @@ use crate::platform;
 use crate::publish;
 use crate::runlog::RunLog;
 use crate::select;
+use crate::store::acl;
 use crate::store::index::{IndexEntry, StoreIndex};
 use crate::store::lock::RunLock;
 use crate::store::manifest_cache;
@@ -192,7 +193,26 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
     log.line(&format!("sync started, config {}", ini.display()));
 
     let mut state = State::load(&config.sync.state)?;
-    let result = sync_verified(&config, &args, &mut state, log).await;
+    let mut result = sync_verified(&config, &args, &mut state, log).await;
+    // After every run that may have written to the store, failed ones too.
+    if !args.dry_run
+        && config.sync.local.exists()
+        && let Err(e) = acl::repair(&config.sync.local)
+    {
+        let sync_code = match &result {
+            Ok(outcome) => outcome.code,
+            Err(e) => e.exit_code(),
+        };
+        let code = Code::precedence(sync_code, None, Some(Code::AclRepair));
+        if code == Code::AclRepair {
+            result = Ok(Outcome {
+                code,
+                problem: Some(e.to_string()),
+            });
+        } else {
+            log.line(&e.to_string());
+        }
+    }
     if !args.dry_run {
         let code = match &result {
             Ok(outcome) => outcome.code,

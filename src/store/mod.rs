@@ -1,5 +1,6 @@
 //! The local side: errors of the store and the state folder, and the state file.
 
+pub mod acl;
 mod atomic;
 mod error;
 pub mod index;

@@ -80,3 +80,67 @@ fn status_reports_the_last_result_and_staleness() {
     stale.assert_code(Code::Stale);
     assert!(stale.stderr.contains("older than 14 days"), "{stale}");
 }
+
+#[test]
+fn ownership_and_modes_of_the_store_are_repaired_after_every_run() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = TestEnv::local("ownership_and_modes_of_the_store_are_repaired_after_every_run");
+    env.repo().write_sample().publish();
+    env.sync().assert_code(Code::Success);
+    let store = env.store();
+    let files: Vec<String> = env
+        .store_tree()
+        .files()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    let (open, foreign, setuid) = (
+        store.join(&files[0]),
+        store.join(&files[1]),
+        store.join(&files[2]),
+    );
+    let folder = open.parent().unwrap().to_path_buf();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(&setuid, fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::set_permissions(&folder, fs::Permissions::from_mode(0o777)).unwrap();
+
+    env.sync().assert_code(Code::Success);
+    let meta = |p: &std::path::Path| fs::symlink_metadata(p).unwrap();
+    assert_eq!(meta(&open).mode() & 0o7777, 0o644);
+    assert_eq!((meta(&foreign).uid(), meta(&foreign).gid()), (0, 0));
+    assert_eq!(meta(&setuid).mode() & 0o7777, 0o755);
+    assert_eq!(meta(&folder).mode() & 0o7777, 0o755);
+}
+
+#[test]
+fn a_failed_repair_exits_103_with_the_sync_applied() {
+    let env = TestEnv::local("a_failed_repair_exits_103_with_the_sync_applied");
+    env.repo().write_sample().publish();
+    env.sync().assert_code(Code::Success);
+    let stuck = env.store().join("config.xml");
+    Command::new("chmod")
+        .arg("666")
+        .arg(&stuck)
+        .run()
+        .assert_success();
+    // An immutable file refuses even root's chmod.
+    Command::new("chattr")
+        .arg("+i")
+        .arg(&stuck)
+        .run()
+        .assert_success();
+    env.repo()
+        .write("hosts.xml", "<hosts changed=\"1\" />")
+        .publish();
+
+    let out = env.sync();
+    Command::new("chattr")
+        .arg("-i")
+        .arg(&stuck)
+        .run()
+        .assert_success();
+    let message = env.assert_failed(&out, Code::AclRepair);
+    assert!(message.contains("config.xml"), "{message}");
+    env.assert_store_mirrors_repo();
+}

@@ -1,0 +1,23 @@
+//! Ownership and permission repair of the local store after every run: WPKG
+//! runs the installers there as SYSTEM, so whoever can write there owns the
+//! machine. One file per OS with the same function, chosen here.
+
+#[cfg(unix)]
+#[path = "unix.rs"]
+mod imp;
+
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod imp;
+
+pub use imp::repair;
+
+/// Why the repair failed (exit 103 unless a download failure wins).
+#[derive(Debug, thiserror::Error)]
+#[error("failed to repair ownership and permissions of {path}: {why}")]
+pub struct AclError {
+    /// The file or folder at fault.
+    pub path: std::path::PathBuf,
+    /// What the system said.
+    pub why: String,
+}
