@@ -5,7 +5,7 @@
 //! report upload, pulse) slot in between "apply" and "record".
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +25,7 @@ use crate::platform;
 use crate::publish;
 use crate::runlog::RunLog;
 use crate::select;
+use crate::status;
 use crate::store::acl;
 use crate::store::index::{IndexEntry, StoreIndex};
 use crate::store::lock::RunLock;
@@ -89,79 +90,13 @@ pub async fn run(cli: Cli, log: &mut RunLog) -> Result<Outcome, Error> {
             );
             Ok(Outcome::success())
         }
-        Some(Command::Status { config, json }) => status(config, json),
+        Some(Command::Status { config, json }) => status::report(config, json),
         None => sync(cli.sync, log).await,
     }
 }
 
-/// `status`: what the state file says, and whether it is too old.
-fn status(ini: Option<PathBuf>, json: bool) -> Result<Outcome, Error> {
-    let ini = ini.unwrap_or_else(platform::default_ini_path);
-    let (config, _) = Config::load(&ini)?;
-    let state = State::load(&config.sync.state)?;
-    let now = now_unix();
-    let limit = u64::from(config.sync.stale_days) * 86_400;
-    let problem = match state.last_success {
-        None => Some("no sync has succeeded yet".to_owned()),
-        Some(at) if now.saturating_sub(at) > limit => Some(format!(
-            "the last successful sync is older than {} days",
-            config.sync.stale_days
-        )),
-        Some(_) => None,
-    };
-    let time = |unix: Option<u64>| {
-        unix.map(|t| {
-            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t)).to_string()
-        })
-    };
-    if json {
-        let report = serde_json::json!({
-            "last_success": time(state.last_success),
-            "last_run": time(state.last_run),
-            "last_exit": state.last_exit,
-            "accepted_version": state.accepted_version,
-            "consecutive_failures": state.consecutive_failures,
-            "stale": problem.is_some(),
-            "stale_days": config.sync.stale_days,
-            "wpkgsync": env!("CARGO_PKG_VERSION"),
-        });
-        println!("{report:#}");
-    } else {
-        let or_never = |t: Option<String>| t.unwrap_or_else(|| "never".to_owned());
-        println!(
-            "last success:         {}",
-            or_never(time(state.last_success))
-        );
-        println!("last run:             {}", or_never(time(state.last_run)));
-        match state
-            .last_exit
-            .and_then(|n| Code::from_number(i32::from(n)))
-        {
-            Some(code) => println!(
-                "last exit code:       {} ({})",
-                code.number(),
-                code.meaning()
-            ),
-            None => println!("last exit code:       none"),
-        }
-        match state.accepted_version {
-            Some(version) => println!("accepted version:     {version}"),
-            None => println!("accepted version:     none"),
-        }
-        println!("consecutive failures: {}", state.consecutive_failures);
-        println!("wpkgsync version:     {}", env!("CARGO_PKG_VERSION"));
-    }
-    Ok(Outcome {
-        code: if problem.is_some() {
-            Code::Stale
-        } else {
-            Code::Success
-        },
-        problem,
-    })
-}
-
-fn now_unix() -> u64 {
+/// Seconds since 1970, as the records and the state file count time.
+pub(crate) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

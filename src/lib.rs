@@ -12,6 +12,7 @@ pub mod platform;
 pub mod publish;
 pub mod runlog;
 pub mod select;
+pub mod status;
 pub mod store;
 pub mod sync;
 pub mod text;
