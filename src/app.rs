@@ -23,6 +23,7 @@ use crate::manifest::verify::{
 };
 use crate::platform;
 use crate::publish;
+use crate::report::{self, ReportError, ReportNames, RunRecord};
 use crate::runlog::RunLog;
 use crate::select;
 use crate::status;
@@ -38,8 +39,8 @@ use crate::sync::package_files;
 use crate::sync::plan::{Plan, plan};
 use crate::sync::scope::{Others, PackageFolders, Scope, Verdict};
 use crate::transport::{
-    FolderSource, HostKeyPolicy, SftpSource, Source, SshTarget, Throttled, TransportError,
-    TransportErrorKind,
+    FolderSource, HostKeyPolicy, ReportFolder, SftpSource, Source, SshTarget, Throttled,
+    TransportError, TransportErrorKind,
 };
 
 /// How a run that did not fail outright ended.
@@ -128,51 +129,155 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
     log.line(&format!("sync started, config {}", ini.display()));
 
     let mut state = State::load(&config.sync.state)?;
-    let mut result = sync_verified(&config, &args, &mut state, log).await;
+    let started = Instant::now();
+    let mut figures = Figures::default();
+    let (mut result, connection) =
+        sync_verified(&config, &args, &mut state, &mut figures, log).await;
+    let sync_code = match &result {
+        Ok(outcome) => outcome.code,
+        Err(e) => e.exit_code(),
+    };
     // After every run that may have written to the store, failed ones too.
+    let mut acl_problem = None;
     if !args.dry_run
         && config.sync.local.exists()
         && let Err(e) = acl::repair(&config.sync.local)
     {
-        let sync_code = match &result {
-            Ok(outcome) => outcome.code,
-            Err(e) => e.exit_code(),
+        acl_problem = Some(e.to_string());
+    }
+    let acl_code = acl_problem.as_ref().map(|_| Code::AclRepair);
+    // After every run that reached the server, failed ones too.
+    let mut report_problem = None;
+    if !args.dry_run
+        && !config.server.reports.is_empty()
+        && let Some(connection) = &connection
+    {
+        let uploaded = match connection {
+            Connection::Folder(folder) => {
+                upload_reports(folder, &config, sync_code, acl_code, &figures, started).await
+            }
+            Connection::Sftp(sftp) => {
+                upload_reports(sftp, &config, sync_code, acl_code, &figures, started).await
+            }
         };
-        let code = Code::precedence(sync_code, None, Some(Code::AclRepair));
-        if code == Code::AclRepair {
+        match uploaded {
+            Ok(true) => log.line("uploaded the WPKG log and the run line"),
+            Ok(false) => log.line(&format!(
+                "uploaded the run line; no WPKG log at {}",
+                config.sync.wpkg_log.display()
+            )),
+            Err(e) => report_problem = Some(e.to_string()),
+        }
+    }
+    let code = Code::precedence(
+        sync_code,
+        report_problem.as_ref().map(|_| Code::ReportUpload),
+        acl_code,
+    );
+    // The problem the exit code stands for is the run's one line; any other
+    // goes to the log.
+    for problem in [&report_problem, &acl_problem].into_iter().flatten() {
+        if code != sync_code && result.as_ref().is_ok_and(|o| o.problem.is_none()) {
             result = Ok(Outcome {
                 code,
-                problem: Some(e.to_string()),
+                problem: Some(problem.clone()),
             });
         } else {
-            log.line(&e.to_string());
+            log.line(problem);
         }
     }
     if !args.dry_run {
-        let code = match &result {
-            Ok(outcome) => outcome.code,
-            Err(e) => e.exit_code(),
-        };
         state.record_run(now_unix(), code.number());
         state.save(&config.sync.state)?;
     }
     result
 }
 
+/// What a run did, as far as it got, for the report line.
+#[derive(Debug, Default)]
+struct Figures {
+    version: Option<u64>,
+    fetched: Option<u64>,
+    deleted: Option<u64>,
+}
+
+/// The connection a sync used, kept for the report upload.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per run, never moved after the sync"
+)]
+enum Connection {
+    Folder(Throttled<FolderSource>),
+    Sftp(Throttled<SftpSource>),
+}
+
+/// Uploads the WPKG log and appends the run's line; the line carries the code
+/// the run ends with, 106 included when the log upload failed. Returns
+/// whether there was a WPKG log.
+async fn upload_reports<S: Source + ReportFolder>(
+    folder: &Throttled<S>,
+    config: &Config,
+    sync_code: Code,
+    acl_code: Option<Code>,
+    figures: &Figures,
+    started: Instant,
+) -> Result<bool, ReportError> {
+    let names = ReportNames::new(
+        &config.server.reports,
+        &report::host_label(&platform::computer_name()),
+    );
+    let uploaded = report::upload_wpkg_log(folder, &names, &config.sync.wpkg_log).await;
+    let code = Code::precedence(
+        sync_code,
+        uploaded.is_err().then_some(Code::ReportUpload),
+        acl_code,
+    );
+    let record = RunRecord {
+        finished: SystemTime::now(),
+        code,
+        version: figures.version,
+        fetched: figures.fetched,
+        deleted: figures.deleted,
+        bytes: folder.transferred(),
+        duration: started.elapsed(),
+    };
+    let appended = report::append_run_line(folder, &names, &record).await;
+    let uploaded = uploaded?;
+    appended.map(|()| uploaded)
+}
+
+/// Connects and mirrors; also returns the connection when there was one, for
+/// the report upload.
 async fn sync_verified(
     config: &Config,
     args: &SyncArgs,
     state: &mut State,
+    figures: &mut Figures,
     log: &mut RunLog,
-) -> Result<Outcome, Error> {
-    let key = PublisherKey::load(&config.publisher_key).map_err(|e| Error::Setting {
-        key: "trust.publisher_key",
-        source: Box::new(e),
-    })?;
+) -> (Result<Outcome, Error>, Option<Connection>) {
+    let key = match PublisherKey::load(&config.publisher_key) {
+        Ok(key) => key,
+        Err(e) => {
+            let error = Error::Setting {
+                key: "trust.publisher_key",
+                source: Box::new(e),
+            };
+            return (Err(error), None);
+        }
+    };
+    let cap = if args.fast {
+        None
+    } else {
+        config.sync.bwlimit.0
+    };
     match &config.server.remote {
         Remote::Folder(path) => {
-            let source = FolderSource::new(path)?;
-            mirror(source, &key, config, args, state, log).await
+            let source = match FolderSource::new(path) {
+                Ok(source) => Throttled::new(source, cap),
+                Err(e) => return (Err(e.into()), None),
+            };
+            let result = mirror(&source, &key, config, args, state, figures, log).await;
+            (result, Some(Connection::Folder(source)))
         }
         Remote::Ssh { user, host } => {
             let target = SshTarget {
@@ -192,18 +297,23 @@ async fn sync_verified(
             } else {
                 HostKeyPolicy::Strict
             };
-            let source = SftpSource::connect(&target, policy).await?;
-            mirror(source, &key, config, args, state, log).await
+            let source = match SftpSource::connect(&target, policy).await {
+                Ok(source) => Throttled::new(source, cap),
+                Err(e) => return (Err(e.into()), None),
+            };
+            let result = mirror(&source, &key, config, args, state, figures, log).await;
+            (result, Some(Connection::Sftp(source)))
         }
     }
 }
 
 async fn mirror<S: Source>(
-    source: S,
+    source: &Throttled<S>,
     key: &PublisherKey,
     config: &Config,
     args: &SyncArgs,
     state: &mut State,
+    figures: &mut Figures,
     log: &mut RunLog,
 ) -> Result<Outcome, Error> {
     let cap = if args.fast {
@@ -211,9 +321,8 @@ async fn mirror<S: Source>(
     } else {
         config.sync.bwlimit.0
     };
-    let source = Throttled::new(source, cap);
     let manifest = fetch_verified(
-        &source,
+        source,
         key,
         state.accepted_version,
         &config.sync.state,
@@ -221,10 +330,11 @@ async fn mirror<S: Source>(
     )
     .await?;
     log.line(&format!("manifest version {} verified", manifest.version()));
+    figures.version = Some(manifest.version());
 
     let store = &config.sync.local;
     let inventory = Inventory::scan(store)?;
-    let (folders, notes) = package_folders(&source, &manifest, &inventory, config, args).await?;
+    let (folders, notes) = package_folders(source, &manifest, &inventory, config, args).await?;
     for note in &notes {
         log.line(note);
         if args.dry_run {
@@ -248,7 +358,7 @@ async fn mirror<S: Source>(
     let index = index.unwrap_or_default();
     let known = KnownContent::new(&index, &inventory, &plan);
     if args.dry_run {
-        let estimates = apply::estimate(&source, store, &plan, &known).await?;
+        let estimates = apply::estimate(source, store, &plan, &known).await?;
         print_plan(&plan, &estimates, cap);
         return Ok(Outcome::success());
     }
@@ -257,7 +367,7 @@ async fn mirror<S: Source>(
     display.set_total(plan.fetch_bytes());
     let events = RunEvents::new(display);
     let applied = tokio::select! {
-        applied = apply::apply(&source, store, &plan, &known, &events) => applied?,
+        applied = apply::apply(source, store, &plan, &known, &events) => applied?,
         stalled = events.stalled(config.sync.timeout) => return Err(stalled),
     };
     events.display.finish();
@@ -270,6 +380,8 @@ async fn mirror<S: Source>(
         state.indexed_version = applied.failures.is_empty().then_some(manifest.version());
     }
     state.accept(manifest.version());
+    figures.fetched = Some(applied.fetched as u64);
+    figures.deleted = Some(applied.deleted as u64);
     Ok(summarise(&applied, &plan, manifest.version(), log))
 }
 

@@ -116,7 +116,8 @@ pub struct ServerConfig {
     pub port: u16,
     /// `path`: the repository on the server.
     pub path: String,
-    /// `reports`: the writable reports folder.
+    /// `reports`: the writable reports folder (on the server, or a local
+    /// path for a folder source); empty when the INI says `none`: no upload.
     pub reports: String,
     /// `identity`: the client's private key.
     pub identity: PathBuf,
@@ -454,7 +455,15 @@ impl Config {
         });
         let port = r.number("server", "port", "22", |p: &u16| *p > 0, "a TCP port");
         let server_path = r.text("server", "path", Some("/opt/updates"));
-        let reports = r.text("server", "reports", Some("/opt/wpkgreports"));
+        let reports = r
+            .text("server", "reports", Some("/opt/wpkgreports"))
+            .map(|dir| {
+                if dir.eq_ignore_ascii_case("none") {
+                    String::new()
+                } else {
+                    dir
+                }
+            });
         let identity = r.path("server", "identity", Some(defaults.identity));
         let known_hosts = r.path("server", "known_hosts", Some(defaults.known_hosts));
 

@@ -10,6 +10,7 @@ pub mod exit;
 pub mod manifest;
 pub mod platform;
 pub mod publish;
+pub mod report;
 pub mod runlog;
 pub mod select;
 pub mod status;

@@ -2,10 +2,11 @@
 //! fallback. The same verification applies as for a server.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::reports::ReportFolder;
 use super::source::{Source, TransportError, TransportErrorKind};
 
 /// A repository folder on this machine.
@@ -82,4 +83,61 @@ impl Source for FolderSource {
     }
 
     async fn close(&self, _file: Self::File) {}
+}
+
+fn write_error(path: &Path, e: &std::io::Error) -> TransportError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => TransportErrorKind::NotFound,
+        std::io::ErrorKind::PermissionDenied => TransportErrorKind::PermissionDenied,
+        _ => TransportErrorKind::Other,
+    };
+    TransportError::new(kind, format!("failed to write {}: {e}", path.display()))
+}
+
+/// A reports folder on this machine or a share: plain file writes.
+impl ReportFolder for FolderSource {
+    type Writer = (PathBuf, Mutex<File>);
+
+    async fn create(&self, path: &str, append: bool) -> Result<Self::Writer, TransportError> {
+        let full = PathBuf::from(path);
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true);
+        if append {
+            options.append(true);
+        } else {
+            options.write(true).truncate(true);
+        }
+        let file = options.open(&full).map_err(|e| write_error(&full, &e))?;
+        Ok((full, Mutex::new(file)))
+    }
+
+    async fn write_at(
+        &self,
+        (path, file): &Self::Writer,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), TransportError> {
+        let mut file = file
+            .lock()
+            .map_err(|_| TransportError::new(TransportErrorKind::Other, "file lock poisoned"))?;
+        // An append handle writes at the end whatever the position says.
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.write_all(data))
+            .map_err(|e| write_error(path, &e))
+    }
+
+    async fn finish(&self, (path, file): Self::Writer) -> Result<(), TransportError> {
+        let file = file
+            .into_inner()
+            .map_err(|_| TransportError::new(TransportErrorKind::Other, "file lock poisoned"))?;
+        file.sync_all().map_err(|e| write_error(&path, &e))
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), TransportError> {
+        std::fs::rename(from, to).map_err(|e| write_error(Path::new(to), &e))
+    }
+
+    async fn remove(&self, path: &str) -> Result<(), TransportError> {
+        std::fs::remove_file(path).map_err(|e| write_error(Path::new(path), &e))
+    }
 }

@@ -14,8 +14,9 @@ use russh::client;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
-use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
 
+use super::reports::ReportFolder;
 use super::source::{Source, TransportError, TransportErrorKind};
 
 /// Everything needed to reach the repository on a server.
@@ -323,19 +324,7 @@ impl SftpSource {
     }
 
     fn error(&self, path: &str, e: SftpError) -> TransportError {
-        let kind = match &e {
-            SftpError::Status(status) => match status.status_code {
-                StatusCode::NoSuchFile => TransportErrorKind::NotFound,
-                StatusCode::PermissionDenied => TransportErrorKind::PermissionDenied,
-                StatusCode::NoConnection | StatusCode::ConnectionLost => {
-                    TransportErrorKind::Unreachable
-                }
-                _ => TransportErrorKind::Other,
-            },
-            SftpError::Timeout => TransportErrorKind::Timeout,
-            SftpError::IO(_) | SftpError::UnexpectedBehavior(_) => TransportErrorKind::Unreachable,
-            SftpError::Limited(_) | SftpError::UnexpectedPacket => TransportErrorKind::Other,
-        };
+        let kind = kind_of(&e);
         TransportError::new(
             kind,
             format!(
@@ -344,6 +333,23 @@ impl SftpSource {
                 self.endpoint
             ),
         )
+    }
+}
+
+/// What an SFTP failure means to callers that branch.
+fn kind_of(e: &SftpError) -> TransportErrorKind {
+    match e {
+        SftpError::Status(status) => match status.status_code {
+            StatusCode::NoSuchFile => TransportErrorKind::NotFound,
+            StatusCode::PermissionDenied => TransportErrorKind::PermissionDenied,
+            StatusCode::NoConnection | StatusCode::ConnectionLost => {
+                TransportErrorKind::Unreachable
+            }
+            _ => TransportErrorKind::Other,
+        },
+        SftpError::Timeout => TransportErrorKind::Timeout,
+        SftpError::IO(_) | SftpError::UnexpectedBehavior(_) => TransportErrorKind::Unreachable,
+        SftpError::Limited(_) | SftpError::UnexpectedPacket => TransportErrorKind::Other,
     }
 }
 
@@ -392,5 +398,107 @@ impl Source for SftpSource {
         // A read-only handle that fails to close costs the server one slot until
         // the session ends; nothing to repair.
         let _ = self.sftp.close(file.handle).await;
+    }
+}
+
+impl SftpSource {
+    fn write_error(&self, path: &str, e: SftpError) -> TransportError {
+        let kind = kind_of(&e);
+        TransportError::new(
+            kind,
+            format!("failed to write {path} on {}: {e}", self.endpoint),
+        )
+    }
+}
+
+/// OpenSSH's rename that replaces an existing target atomically; plain SFTP
+/// v3 rename refuses to.
+const POSIX_RENAME: &str = "posix-rename@openssh.com";
+
+/// Two SSH strings, the request data of `posix-rename@openssh.com`.
+fn two_strings(first: &str, second: &str) -> Vec<u8> {
+    let mut data = Vec::with_capacity(8 + first.len() + second.len());
+    for text in [first, second] {
+        data.extend_from_slice(&(text.len() as u32).to_be_bytes());
+        data.extend_from_slice(text.as_bytes());
+    }
+    data
+}
+
+/// Reports go to paths of their own (the reports folder), not below the
+/// repository root.
+impl ReportFolder for SftpSource {
+    type Writer = RemoteFile;
+
+    async fn create(&self, path: &str, append: bool) -> Result<RemoteFile, TransportError> {
+        let flags = OpenFlags::WRITE
+            | OpenFlags::CREATE
+            | if append {
+                OpenFlags::APPEND
+            } else {
+                OpenFlags::TRUNCATE
+            };
+        let handle = self
+            .sftp
+            .open(path, flags, FileAttributes::empty())
+            .await
+            .map_err(|e| self.write_error(path, e))?;
+        Ok(RemoteFile {
+            handle: handle.handle,
+            path: path.to_owned(),
+        })
+    }
+
+    async fn write_at(
+        &self,
+        file: &RemoteFile,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), TransportError> {
+        self.sftp
+            .write(file.handle.as_str(), offset, data.to_vec())
+            .await
+            .map(drop)
+            .map_err(|e| self.write_error(&file.path, e))
+    }
+
+    async fn finish(&self, file: RemoteFile) -> Result<(), TransportError> {
+        self.sftp
+            .close(file.handle)
+            .await
+            .map(drop)
+            .map_err(|e| self.write_error(&file.path, e))
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), TransportError> {
+        match self
+            .sftp
+            .extended(POSIX_RENAME, two_strings(from, to))
+            .await
+        {
+            Ok(Packet::Status(status)) if status.status_code == StatusCode::Ok => Ok(()),
+            Ok(Packet::Status(status)) if status.status_code != StatusCode::OpUnsupported => {
+                Err(self.write_error(to, SftpError::Status(status)))
+            }
+            Ok(Packet::Status(_)) => {
+                // A server without the extension: replace in two steps.
+                let _ = self.sftp.remove(to).await;
+                self.sftp
+                    .rename(from, to)
+                    .await
+                    .map(drop)
+                    .map_err(|e| self.write_error(to, e))
+            }
+            Ok(_) => Err(self.write_error(to, SftpError::UnexpectedPacket)),
+            Err(e) => Err(self.write_error(to, e)),
+        }
+    }
+
+    async fn remove(&self, path: &str) -> Result<(), TransportError> {
+        self.sftp
+            .remove(path)
+            .await
+            .map(drop)
+            .map_err(|e| self.write_error(path, e))
     }
 }

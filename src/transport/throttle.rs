@@ -1,13 +1,16 @@
 //! The run's bandwidth cap: one token bucket (governor) in KiB/s around any
-//! [`Source`], shared by every read of the run.
+//! [`Source`], shared by every read and report write of the run, which it
+//! also counts.
 //!
 //! The bucket holds a fifth of a second of traffic, so no second carries more
 //! than 1.2 times the cap, and a read never asks for more than the bucket holds.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use super::reports::ReportFolder;
 use super::source::{Source, TransportError};
 
 /// Largest read request, in bytes, when the cap allows it.
@@ -22,6 +25,7 @@ pub struct Throttled<S> {
     // reads in flight starves behind later ones.
     queue: tokio::sync::Mutex<()>,
     request: u32,
+    transferred: AtomicU64,
 }
 
 /// The bucket and request size for a cap: tokens are KiB, the burst is a fifth
@@ -44,6 +48,7 @@ impl<S: Source> Throttled<S> {
                     limiter: Some(RateLimiter::direct(quota)),
                     queue: tokio::sync::Mutex::new(()),
                     request,
+                    transferred: AtomicU64::new(0),
                 }
             }
             None => Throttled {
@@ -51,6 +56,7 @@ impl<S: Source> Throttled<S> {
                 limiter: None,
                 queue: tokio::sync::Mutex::new(()),
                 request: MAX_REQUEST,
+                transferred: AtomicU64::new(0),
             },
         }
     }
@@ -58,6 +64,21 @@ impl<S: Source> Throttled<S> {
     /// The largest read that fits the bucket; callers split reads to this size.
     pub fn request_size(&self) -> u32 {
         self.request
+    }
+
+    /// File bytes read and written so far, SSH framing not counted.
+    pub fn transferred(&self) -> u64 {
+        self.transferred.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `len` bytes may cross the link (`len` within the request size).
+    async fn wait_turn(&self, len: u32) {
+        if let Some(limiter) = &self.limiter {
+            let kib = NonZeroU32::new(len.div_ceil(1024)).unwrap_or(NonZeroU32::MIN);
+            let _turn = self.queue.lock().await;
+            // `plan` keeps requests within the burst, so capacity always suffices.
+            let _ = limiter.until_n_ready(kib).await;
+        }
     }
 }
 
@@ -75,17 +96,53 @@ impl<S: Source> Source for Throttled<S> {
         len: u32,
     ) -> Result<Vec<u8>, TransportError> {
         let len = len.min(self.request);
-        if let Some(limiter) = &self.limiter {
-            let kib = NonZeroU32::new(len.div_ceil(1024)).unwrap_or(NonZeroU32::MIN);
-            let _turn = self.queue.lock().await;
-            // `plan` keeps requests within the burst, so capacity always suffices.
-            let _ = limiter.until_n_ready(kib).await;
-        }
-        self.inner.read_at(file, offset, len).await
+        self.wait_turn(len).await;
+        let data = self.inner.read_at(file, offset, len).await?;
+        self.transferred
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(data)
     }
 
     async fn close(&self, file: S::File) {
         self.inner.close(file).await;
+    }
+}
+
+/// Writes are split into requests the bucket holds, each waiting its turn.
+impl<S: Source + ReportFolder> ReportFolder for Throttled<S> {
+    type Writer = S::Writer;
+
+    async fn create(&self, path: &str, append: bool) -> Result<S::Writer, TransportError> {
+        self.inner.create(path, append).await
+    }
+
+    async fn write_at(
+        &self,
+        file: &S::Writer,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), TransportError> {
+        let mut offset = offset;
+        for chunk in data.chunks(self.request as usize) {
+            self.wait_turn(chunk.len() as u32).await;
+            self.inner.write_at(file, offset, chunk).await?;
+            offset += chunk.len() as u64;
+            self.transferred
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, file: S::Writer) -> Result<(), TransportError> {
+        self.inner.finish(file).await
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), TransportError> {
+        self.inner.rename(from, to).await
+    }
+
+    async fn remove(&self, path: &str) -> Result<(), TransportError> {
+        self.inner.remove(path).await
     }
 }
 

@@ -17,6 +17,7 @@ mod delta;
 mod dry_run;
 mod lockdown;
 mod publish;
+mod report;
 mod selection;
 mod ssh;
 mod store;

@@ -175,6 +175,14 @@ impl TestEnv {
         self.tmp().join("client").join("store")
     }
 
+    /// The reports folder this test's INI names, as a folder on this machine.
+    pub fn reports(&self) -> PathBuf {
+        match self.via {
+            Via::Sftp => self.sshd().host_path(&format!("{REPORTS}/{}", self.name)),
+            Via::Local => self.tmp().join("reports"),
+        }
+    }
+
     /// The client's state folder.
     pub fn state(&self) -> PathBuf {
         self.tmp().join("state")
@@ -206,7 +214,7 @@ impl TestEnv {
                     .set("server", "remote", format!("{USER}@127.0.0.1"))
                     .set("server", "port", sshd.port.to_string())
                     .set("server", "path", format!("{UPDATES}/{}", self.name))
-                    .set("server", "reports", REPORTS)
+                    .set("server", "reports", sshd.reports_folder(&self.name))
                     .set("server", "identity", path(sshd.client_key("id_ed25519")))
                     .set("server", "known_hosts", path(self.known_hosts()))
             }

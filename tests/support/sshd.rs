@@ -172,6 +172,18 @@ impl Sshd {
         self.chroot.join(inside.trim_start_matches('/'))
     }
 
+    /// Creates `REPORTS/<name>`, owned by the account like the reports folder
+    /// itself, so that tests running at once keep their reports apart; returns
+    /// its path as the account sees it.
+    pub fn reports_folder(&self, name: &str) -> String {
+        let inside = format!("{REPORTS}/{name}");
+        let host = self.host_path(&inside);
+        workspace::make_private_dir(&host);
+        let (uid, gid) = user_ids();
+        chown(&host, Some(uid), Some(gid)).unwrap_or_else(|e| panic!("chown {host:?}: {e}"));
+        inside
+    }
+
     /// A client key listed in `authorized_keys`: `"id_ed25519"` or `"id_rsa"`; or one
     /// that is not: `"stranger_ed25519"`.
     pub fn client_key(&self, name: &str) -> PathBuf {

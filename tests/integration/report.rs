@@ -1,0 +1,217 @@
+//! Report upload: the WPKG log and one line per run land in the reports
+//! folder after every run that reached the server, failed ones too; a server
+//! that refuses the upload gives 106 with the sync applied.
+
+use std::fs;
+use std::path::Path;
+
+use wpkgsync::exit::Code;
+use wpkgsync::report::host_label;
+
+use crate::support::sshd::UPDATES;
+use crate::support::{TestEnv, Via};
+
+fn host() -> String {
+    host_label(&wpkgsync::platform::computer_name())
+}
+
+fn uploaded_log(reports: &Path) -> String {
+    let path = reports.join(format!("wpkg-{}.log", host()));
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("no uploaded log {path:?}: {e}"))
+}
+
+fn run_lines(reports: &Path) -> Vec<String> {
+    let path = reports.join(format!("{}.wpkgsync.log", host()));
+    fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("no run log {path:?}: {e}"))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The names in the reports folder that are not the two reports.
+fn strays(reports: &Path) -> Vec<String> {
+    let expected = [
+        format!("wpkg-{}.log", host()),
+        format!("{}.wpkgsync.log", host()),
+    ];
+    fs::read_dir(reports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !expected.contains(name))
+        .collect()
+}
+
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split(' ')
+        .find_map(|part| part.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+fn uploads_the_log_and_appends_a_line_per_run(via: Via, name: &str) {
+    let env = TestEnv::new(name, via);
+    env.repo().write_sample().publish();
+    let wpkg_log = "2024-01-01 08:00:00, STATUS  : done\r\n".repeat(500);
+    fs::write(env.tmp().join("wpkg.log"), &wpkg_log).unwrap();
+
+    env.sync().assert_code(Code::Success);
+    let version = env.repo().manifest().version;
+    assert_eq!(uploaded_log(&env.reports()), wpkg_log);
+    let lines = run_lines(&env.reports());
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert!(line.starts_with("20"), "ISO 8601 time first: {line}");
+    assert!(line.split(' ').next().unwrap().ends_with('Z'), "{line}");
+    assert_eq!(field(line, "exit"), "0");
+    assert_eq!(field(line, "version"), version.to_string());
+    let files = env.repo().manifest().files.len();
+    assert_eq!(field(line, "fetched"), files.to_string());
+    assert_eq!(field(line, "deleted"), "0");
+    let bytes: u64 = field(line, "bytes").parse().unwrap();
+    assert!(bytes >= wpkg_log.len() as u64, "{line}");
+    assert!(field(line, "duration").ends_with('s'), "{line}");
+
+    // A second run replaces the log and appends a line.
+    fs::write(env.tmp().join("wpkg.log"), "second run\r\n").unwrap();
+    env.sync().assert_code(Code::Success);
+    assert_eq!(uploaded_log(&env.reports()), "second run\r\n");
+    let lines = run_lines(&env.reports());
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(field(&lines[1], "fetched"), "0");
+    assert!(
+        strays(&env.reports()).is_empty(),
+        "{:?}",
+        strays(&env.reports())
+    );
+}
+
+#[test]
+fn sftp_uploads_the_log_and_appends_a_line_per_run() {
+    uploads_the_log_and_appends_a_line_per_run(
+        Via::Sftp,
+        "sftp_uploads_the_log_and_appends_a_line_per_run",
+    );
+}
+
+#[test]
+fn a_folder_source_reports_to_its_reports_folder() {
+    uploads_the_log_and_appends_a_line_per_run(
+        Via::Local,
+        "a_folder_source_reports_to_its_reports_folder",
+    );
+}
+
+#[test]
+fn the_log_is_uploaded_after_a_failed_sync() {
+    let env = TestEnv::sftp("the_log_is_uploaded_after_a_failed_sync");
+    env.repo().write_sample().publish();
+    // A manifest that no longer matches its signature: 204, nothing applied.
+    let manifest = env.repo().meta().join("manifest.json");
+    let mut text = fs::read_to_string(&manifest).unwrap();
+    text.push(' ');
+    fs::write(&manifest, text).unwrap();
+
+    let out = env.sync();
+    env.assert_failed(&out, Code::ManifestInvalid);
+    assert!(!env.store().join("config.xml").exists(), "{out}");
+    assert!(uploaded_log(&env.reports()).contains("Starting software synchronization"));
+    let lines = run_lines(&env.reports());
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(field(&lines[0], "exit"), "204");
+    assert_eq!(field(&lines[0], "version"), "-");
+    assert_eq!(field(&lines[0], "fetched"), "-");
+}
+
+#[test]
+fn an_unreachable_server_gets_no_upload_and_keeps_its_code() {
+    let env = TestEnv::sftp("an_unreachable_server_gets_no_upload_and_keeps_its_code");
+    env.repo().write_sample().publish();
+    // A port on which nothing listens.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.write_ini(&env.ini().set("server", "port", port.to_string()));
+    let out = env.sync();
+    env.assert_failed(&out, Code::Unreachable);
+    assert!(fs::read_dir(env.reports()).unwrap().next().is_none());
+}
+
+#[test]
+fn a_read_only_reports_folder_gives_106_with_the_sync_applied() {
+    let name = "a_read_only_reports_folder_gives_106_with_the_sync_applied";
+    let env = TestEnv::sftp(name);
+    env.repo().write_sample().publish();
+    // Pointed at the repository, which the account may only read: the server
+    // itself refuses every write there.
+    let before = fs::read_dir(env.repo().root()).unwrap().count();
+    env.write_ini(
+        &env.ini()
+            .set("server", "reports", format!("{UPDATES}/{name}")),
+    );
+
+    let out = env.sync();
+    let line = env.assert_failed(&out, Code::ReportUpload);
+    assert!(line.contains("report upload failed"), "{line}");
+    assert!(
+        line.contains(&format!("{UPDATES}/{name}/")),
+        "names the file: {line}"
+    );
+    env.assert_store_mirrors_repo();
+    assert_eq!(
+        fs::read_dir(env.repo().root()).unwrap().count(),
+        before,
+        "the repository changed"
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.state().join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["accepted_version"], env.repo().manifest().version);
+    assert_eq!(state["last_exit"], 106);
+}
+
+#[test]
+fn reports_none_uploads_nothing() {
+    let env = TestEnv::local("reports_none_uploads_nothing");
+    env.repo().write_sample().publish();
+    env.write_ini(&env.ini().set("server", "reports", "none"));
+    env.sync().assert_code(Code::Success);
+    assert!(fs::read_dir(env.reports()).unwrap().next().is_none());
+}
+
+#[test]
+fn without_a_wpkg_log_only_the_run_line_is_written() {
+    let env = TestEnv::sftp("without_a_wpkg_log_only_the_run_line_is_written");
+    env.repo().write_sample().publish();
+    fs::remove_file(env.tmp().join("wpkg.log")).unwrap();
+    env.sync().assert_code(Code::Success);
+    assert_eq!(run_lines(&env.reports()).len(), 1);
+    assert!(!env.reports().join(format!("wpkg-{}.log", host())).exists());
+}
+
+#[test]
+fn a_log_larger_than_the_cap_allows_in_the_timeout_still_arrives_whole() {
+    let env = TestEnv::sftp("a_log_larger_than_the_cap_allows_in_the_timeout_still_arrives_whole");
+    env.repo().write_sample().publish();
+    env.sync().assert_code(Code::Success);
+    // 96 KiB at 16 KiB/s is six seconds, three times the timeout: the timeout
+    // is for a link without progress, and this one progresses all along.
+    let wpkg_log: String = (0..2_000)
+        .map(|i| format!("2024-01-01 08:00:00, STATUS  : line {i:05} of a long log\r\n"))
+        .collect::<String>();
+    assert!(wpkg_log.len() > 96 * 1024);
+    fs::write(env.tmp().join("wpkg.log"), &wpkg_log).unwrap();
+    env.write_ini(
+        &env.ini()
+            .set("sync", "bwlimit", "16")
+            .set("sync", "timeout", "2"),
+    );
+    let started = std::time::Instant::now();
+    env.sync().assert_code(Code::Success);
+    assert!(
+        started.elapsed().as_secs_f64() > 4.0,
+        "the cap was not applied to the upload"
+    );
+    assert_eq!(uploaded_log(&env.reports()), wpkg_log);
+    assert!(strays(&env.reports()).is_empty());
+}
