@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# A private OpenSSH sshd on 127.0.0.1 configured from config/sshd_config.template,
-# shared by scripts/demo and scripts/bench. Source it from bash; it only defines
-# functions and sets no options. The caller defines `die MESSAGE` (prints and
+# A private OpenSSH sshd configured from config/sshd_config.template, shared by
+# scripts/demo, scripts/bench and scripts/setup-server. Source it from bash; it
+# only defines functions and sets no options. The caller defines `die MESSAGE` (prints and
 # exits non-zero) and `note MESSAGE` (prints a line); these functions use both.
 #
 #   sshd_lib_account USER [SHELL]
@@ -9,9 +9,9 @@
 #       /usr/sbin/nologin) when it is missing, and sets its password field to
 #       `*`: with UsePAM no, sshd refuses a locked ("!") account even for public
 #       keys. An existing account keeps its shell.
-#   sshd_lib_fill TEMPLATE OUT PORT HOST_KEY PID_FILE USER CHROOT AUTHORIZED_KEYS
+#   sshd_lib_fill TEMPLATE OUT PORT HOST_KEY PID_FILE USER CHROOT AUTHORIZED_KEYS [LISTEN]
 #       writes TEMPLATE to OUT with every placeholder replaced, listening on
-#       127.0.0.1 (values verbatim, as the template says: no spaces).
+#       LISTEN or 127.0.0.1 (values verbatim, as the template says: no spaces).
 #   sshd_lib_start FIRST LAST CONFIG LOG WRITER
 #       starts sshd on the first free port in FIRST..LAST. For each candidate it
 #       calls `WRITER PORT` (in this shell), which writes CONFIG for that port,
@@ -44,7 +44,8 @@ sshd_lib_account() {
 
 sshd_lib_fill() {
     local template=$1 out=$2 port=$3 host_key=$4 pid_file=$5 user=$6 chroot=$7 keys=$8
-    sed -e "s|@LISTEN@|127.0.0.1|g" \
+    local listen=${9:-127.0.0.1}
+    sed -e "s|@LISTEN@|$listen|g" \
         -e "s|@PORT@|$port|g" \
         -e "s|@HOST_KEY@|$host_key|g" \
         -e "s|@PID_FILE@|$pid_file|g" \

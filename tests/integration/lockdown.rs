@@ -156,3 +156,42 @@ fn effective_config_locks_the_account_down() {
         );
     }
 }
+
+#[test]
+fn the_lines_setup_server_prints_configure_a_working_client() {
+    let env = TestEnv::sftp("the_lines_setup_server_prints_configure_a_working_client");
+    env.repo().write_sample().publish();
+    let printed = env.sshd().setup_output();
+    let known_hosts: Vec<&str> = printed
+        .lines()
+        .filter(|line| line.starts_with("[127.0.0.1]:"))
+        .collect();
+    assert_eq!(known_hosts.len(), 1, "{printed}");
+    env.write_known_hosts(known_hosts[0]);
+    let value = |key: &str| {
+        printed
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no `{key} = ` line in:\n{printed}"))
+            .to_string()
+    };
+    assert_eq!(value("path"), UPDATES);
+    assert_eq!(value("reports"), REPORTS);
+    // The printed server lines, with the repository of this test below the
+    // printed path.
+    let ini = env
+        .ini()
+        .set("server", "remote", value("remote"))
+        .set("server", "port", value("port"))
+        .set(
+            "server",
+            "path",
+            format!(
+                "{}/the_lines_setup_server_prints_configure_a_working_client",
+                value("path")
+            ),
+        );
+    env.write_ini(&ini);
+    env.sync().assert_code(wpkgsync::exit::Code::Success);
+    env.assert_store_mirrors_repo();
+}

@@ -21,7 +21,7 @@
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,8 +41,8 @@ pub const UPDATES: &str = "/opt/updates";
 /// The reports folder, as the account sees it inside the chroot.
 pub const REPORTS: &str = "/opt/wpkgreports";
 
-/// The template the tests, the demo and the server setup share.
-const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sshd_config.template");
+/// The server setup administrators run; it fills in the shared sshd template.
+const SETUP_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup-server");
 /// How often a port is tried before giving up.
 const PORT_ATTEMPTS: usize = 8;
 /// How long sshd may take to accept connections.
@@ -56,6 +56,7 @@ pub struct Sshd {
     chroot: PathBuf,
     log: PathBuf,
     config: PathBuf,
+    setup: String,
     host_public: String,
     other_host_public: String,
     child: Mutex<Option<Child>>,
@@ -86,19 +87,7 @@ impl Sshd {
             "{SSHD} is missing: install openssh-server (apt-get install -y openssh-server)"
         );
         let base = workspace::folder(&format!("sshd-{}", COUNT.fetch_add(1, Ordering::Relaxed)));
-        ensure_user();
-        // A root sshd refuses to start without its privilege separation folder.
-        workspace::make_private_dir(Path::new("/run/sshd"));
-
         let chroot = base.join("chroot");
-        workspace::make_private_dir(&chroot.join(UPDATES.trim_start_matches('/')));
-        let reports = chroot.join(REPORTS.trim_start_matches('/'));
-        workspace::make_private_dir(&reports);
-        let (uid, gid) = user_ids();
-        chown(&reports, Some(uid), Some(gid)).unwrap_or_else(|e| panic!("chown {reports:?}: {e}"));
-
-        let host_key = base.join("ssh_host_ed25519_key");
-        ssh_keygen("ed25519", &host_key);
         let client = base.join("client");
         workspace::make_private_dir(&client);
         for (kind, name) in [
@@ -109,52 +98,30 @@ impl Sshd {
         ] {
             ssh_keygen(kind, &client.join(name));
         }
-        let authorized_keys = base.join("authorized_keys");
-        let authorized = [
-            public_key(&client.join("id_ed25519")),
-            public_key(&client.join("id_rsa")),
-        ]
-        .join("\n");
-        fs::write(&authorized_keys, authorized + "\n").expect("write authorized_keys");
-        fs::set_permissions(&authorized_keys, fs::Permissions::from_mode(0o644))
-            .expect("chmod authorized_keys");
 
         let config = base.join("sshd_config");
         let log = base.join("sshd.log");
-        let template = fs::read_to_string(TEMPLATE)
-            .unwrap_or_else(|e| panic!("cannot read the sshd template {TEMPLATE}: {e}"));
         let mut last_log = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            let filled = fill_template(
-                &template,
-                &[
-                    ("@LISTEN@", "127.0.0.1".to_string()),
-                    ("@PORT@", port.to_string()),
-                    ("@HOST_KEY@", path_str(&host_key)),
-                    ("@PID_FILE@", path_str(&base.join("sshd.pid"))),
-                    ("@USER@", USER.to_string()),
-                    ("@CHROOT@", path_str(&chroot)),
-                    ("@AUTHORIZED_KEYS@", path_str(&authorized_keys)),
-                ],
-            );
-            fs::write(&config, filled).expect("write sshd_config");
-            Command::new(SSHD)
-                .arg("-t")
-                .arg("-f")
-                .arg(&config)
-                .run()
-                .assert_success();
+            // The server side exactly as administrators set it up.
+            let setup = setup_server(&base, &chroot, port, &client);
             match spawn_and_wait(&config, &log, port) {
                 Ok(child) => {
+                    let host_public = public_key(&base.join("ssh_host_ed25519_key"));
+                    assert!(
+                        setup.contains(&format!("[127.0.0.1]:{port} {host_public}")),
+                        "scripts/setup-server printed no known_hosts line for this server:\n{setup}"
+                    );
                     return Sshd {
                         port,
-                        host_public: public_key(&host_key),
+                        host_public,
                         other_host_public: public_key(&client.join("other_host_ed25519")),
                         base,
                         chroot,
                         log,
                         config,
+                        setup,
                         child: Mutex::new(Some(child)),
                     };
                 }
@@ -164,6 +131,12 @@ impl Sshd {
             }
         }
         panic!("sshd found no free port in {PORT_ATTEMPTS} attempts:\n{last_log}");
+    }
+
+    /// What `scripts/setup-server` printed for the clients: the known_hosts
+    /// line and the INI lines.
+    pub fn setup_output(&self) -> &str {
+        &self.setup
     }
 
     /// The folder on this machine that the account sees as `inside` (an absolute
@@ -260,23 +233,24 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-/// Replaces every placeholder and checks that none is left outside comments.
-fn fill_template(template: &str, values: &[(&str, String)]) -> String {
-    let mut text = template.to_string();
-    for (placeholder, value) in values {
-        assert!(
-            text.contains(placeholder),
-            "the sshd template no longer uses {placeholder}"
-        );
-        text = text.replace(placeholder, value);
-    }
-    for line in text.lines() {
-        let line = line.trim();
-        if !line.starts_with('#') && line.matches('@').count() >= 2 {
-            panic!("the sshd template has a placeholder the harness does not fill: {line}");
-        }
-    }
-    text
+/// Runs `scripts/setup-server` for an sshd on 127.0.0.1:`port` with its
+/// configuration in `base`, authorizing the client keys `id_ed25519` and
+/// `id_rsa`; returns what it printed for the clients.
+fn setup_server(base: &Path, chroot: &Path, port: u16, client: &Path) -> String {
+    let out = Command::new(SETUP_SERVER)
+        .args(["--no-service", "--user", USER, "--listen", "127.0.0.1"])
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--chroot")
+        .arg(chroot)
+        .arg("--etc")
+        .arg(base)
+        .arg("--client-key")
+        .arg(client.join("id_ed25519.pub"))
+        .arg("--client-key")
+        .arg(client.join("id_rsa.pub"))
+        .run();
+    out.assert_success();
+    out.stdout
 }
 
 /// Starts `sshd -D -e` and waits until it accepts TCP connections. On failure
@@ -316,37 +290,6 @@ fn spawn_and_wait(config: &Path, log: &Path, port: u16) -> Result<Child, String>
     }
 }
 
-/// Creates the system account if missing and makes its password field `*`: with
-/// `UsePAM no`, sshd refuses a locked (`!`) account even for public keys. The home
-/// is `/`, which exists inside the chroot, so sshd does not warn about it.
-fn ensure_user() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        if !user_exists() {
-            let out = Command::new("useradd")
-                .args(["--system", "--no-create-home", "--home-dir", "/"])
-                .args(["--shell", "/usr/sbin/nologin", USER])
-                .run();
-            // Another test binary may have created it at the same moment.
-            if !user_exists() {
-                out.assert_success();
-            }
-        }
-        Command::new("usermod")
-            .args(["-p", "*", USER])
-            .run()
-            .assert_success();
-    });
-}
-
-fn user_exists() -> bool {
-    Command::new("id")
-        .arg(USER)
-        .run()
-        .status
-        .is_some_and(|s| s == 0)
-}
-
 fn user_ids() -> (u32, u32) {
     let uid = Command::new("id").args(["-u", USER]).run();
     let gid = Command::new("id").args(["-g", USER]).run();
@@ -355,13 +298,4 @@ fn user_ids() -> (u32, u32) {
         parse(&uid.assert_success().stdout),
         parse(&gid.assert_success().stdout),
     )
-}
-
-fn path_str(path: &Path) -> String {
-    let text = path.to_str().expect("utf-8 path").to_string();
-    assert!(
-        !text.contains(char::is_whitespace),
-        "sshd_config paths must not contain spaces: {text}"
-    );
-    text
 }
