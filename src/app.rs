@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cli::{Cli, Command, SyncArgs};
+use crate::cli::{Cli, Command, ScheduleAction, SyncArgs};
 use crate::config::{Config, PackageSelection, Remote};
 use crate::display::Display;
 use crate::error::Error;
@@ -25,6 +25,7 @@ use crate::platform;
 use crate::publish;
 use crate::report::{self, ReportError, ReportNames, RunRecord};
 use crate::runlog::RunLog;
+use crate::schedule;
 use crate::select;
 use crate::status;
 use crate::store::acl;
@@ -92,6 +93,24 @@ pub async fn run(cli: Cli, log: &mut RunLog) -> Result<Outcome, Error> {
             Ok(Outcome::success())
         }
         Some(Command::Status { config, json }) => status::report(config, json),
+        Some(Command::Schedule {
+            action,
+            config,
+            unit_dir,
+        }) => {
+            let ini = config.unwrap_or_else(platform::default_ini_path);
+            let job = schedule::Job::current(&ini)?;
+            let done = match action {
+                ScheduleAction::Show => {
+                    print!("{}", schedule::show(&job));
+                    return Ok(Outcome::success());
+                }
+                ScheduleAction::Install => schedule::install(&job, unit_dir.as_deref())?,
+                ScheduleAction::Remove => schedule::remove(unit_dir.as_deref())?,
+            };
+            println!("{done}");
+            Ok(Outcome::success())
+        }
         None => sync(cli.sync, log).await,
     }
 }

@@ -58,6 +58,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Set up the periodic run: a Task Scheduler task (Windows) or a systemd
+    /// timer (Unix), every 2 hours as SYSTEM/root.
+    Schedule {
+        /// install (register and enable), show (print the definition), remove.
+        #[arg(value_enum)]
+        action: ScheduleAction,
+        /// INI file the scheduled run reads (default as for the sync).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Unix: write the units into DIR and enable nothing (default: /etc/systemd/system, enabled).
+        #[arg(long, value_name = "DIR")]
+        unit_dir: Option<PathBuf>,
+    },
     /// Create the publisher's RSA key pair (publisher-private.pem, publisher.pem).
     Keygen {
         /// Folder for the two key files.
@@ -81,6 +94,17 @@ pub enum Command {
     },
 }
 
+/// What `schedule` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleAction {
+    /// Register and enable the periodic run.
+    Install,
+    /// Print its definition.
+    Show,
+    /// Delete it.
+    Remove,
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Parsed {
@@ -97,7 +121,7 @@ const SWITCHES: &[&str] = &[
     "fast", "setup", "config", "dry-run", "quiet", "help", "version",
 ];
 /// Switches followed by a value.
-const WITH_VALUE: &[&str] = &["config", "out", "repo", "key", "expires-days"];
+const WITH_VALUE: &[&str] = &["config", "out", "repo", "key", "expires-days", "unit-dir"];
 
 /// Rewrites Windows switches to GNU ones.
 pub fn normalise(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {

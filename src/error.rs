@@ -8,6 +8,7 @@ use crate::config::ConfigError;
 use crate::exit::Code;
 use crate::manifest::verify::{ManifestError, ManifestErrorKind};
 use crate::publish::PublishError;
+use crate::schedule::ScheduleError;
 use crate::store::StoreError;
 use crate::store::lock::LockError;
 use crate::sync::apply::ApplyError;
@@ -46,6 +47,9 @@ pub enum Error {
     /// The sync must run elevated: it repairs ownership of the store.
     #[error("not running as administrator: run wpkgsync elevated, as SYSTEM, or as root")]
     NotAdministrator,
+    /// The periodic run could not be set up or removed.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
     /// The run lock could not be taken.
     #[error(transparent)]
     Lock(#[from] LockError),
@@ -88,6 +92,7 @@ impl Error {
             Error::Timeout(_) => Code::Timeout,
             Error::Publish(_) => Code::LocalStore,
             Error::NotAdministrator => Code::NotAdministrator,
+            Error::Schedule(_) => Code::LocalStore,
             Error::Lock(LockError::Busy(_)) => Code::AlreadyRunning,
             Error::Lock(LockError::Store(_)) => Code::LocalStore,
         }

@@ -12,6 +12,7 @@ pub mod platform;
 pub mod publish;
 pub mod report;
 pub mod runlog;
+pub mod schedule;
 pub mod select;
 pub mod status;
 pub mod store;

@@ -18,6 +18,7 @@ mod dry_run;
 mod lockdown;
 mod publish;
 mod report;
+mod schedule;
 mod selection;
 mod ssh;
 mod store;

@@ -1,0 +1,59 @@
+//! Windows scheduler set-up: the task XML registered with `schtasks`.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use super::{Job, ScheduleError, TASK_NAME, run_tool, task_xml, utf16_with_bom};
+
+/// The task definition.
+pub fn show(job: &Job) -> String {
+    task_xml(job)
+}
+
+/// Registers (or replaces) the task from its XML, written UTF-16 to a
+/// temporary file for `schtasks /Create /XML`.
+pub fn install(job: &Job, unit_dir: Option<&Path>) -> Result<String, ScheduleError> {
+    if unit_dir.is_some() {
+        return Err(ScheduleError(
+            "--unit-dir names a systemd folder; Windows registers the task with schtasks".into(),
+        ));
+    }
+    let file = tempfile::Builder::new()
+        .prefix("wpkgsync-task-")
+        .suffix(".xml")
+        .tempfile()
+        .map_err(|e| ScheduleError(format!("cannot create the task file: {e}")))?;
+    std::fs::write(file.path(), utf16_with_bom(&task_xml(job)))
+        .map_err(|e| ScheduleError(format!("failed to write {}: {e}", file.path().display())))?;
+    run_tool(
+        "schtasks",
+        &[
+            OsStr::new("/Create"),
+            OsStr::new("/TN"),
+            OsStr::new(TASK_NAME),
+            OsStr::new("/XML"),
+            file.path().as_os_str(),
+            OsStr::new("/F"),
+        ],
+    )?;
+    Ok(format!("registered the scheduled task {TASK_NAME}"))
+}
+
+/// Deletes the task.
+pub fn remove(unit_dir: Option<&Path>) -> Result<String, ScheduleError> {
+    if unit_dir.is_some() {
+        return Err(ScheduleError(
+            "--unit-dir names a systemd folder; Windows registers the task with schtasks".into(),
+        ));
+    }
+    run_tool(
+        "schtasks",
+        &[
+            OsStr::new("/Delete"),
+            OsStr::new("/TN"),
+            OsStr::new(TASK_NAME),
+            OsStr::new("/F"),
+        ],
+    )?;
+    Ok(format!("deleted the scheduled task {TASK_NAME}"))
+}
