@@ -18,13 +18,16 @@ pub fn install(job: &Job, unit_dir: Option<&Path>) -> Result<String, ScheduleErr
             "--unit-dir names a systemd folder; Windows registers the task with schtasks".into(),
         ));
     }
+    // Closed before schtasks reads it, which it refuses while another handle
+    // may write; removed when `file` drops.
     let file = tempfile::Builder::new()
         .prefix("wpkgsync-task-")
         .suffix(".xml")
         .tempfile()
-        .map_err(|e| ScheduleError(format!("cannot create the task file: {e}")))?;
-    std::fs::write(file.path(), utf16_with_bom(&task_xml(job)))
-        .map_err(|e| ScheduleError(format!("failed to write {}: {e}", file.path().display())))?;
+        .map_err(|e| ScheduleError(format!("cannot create the task file: {e}")))?
+        .into_temp_path();
+    std::fs::write(&file, utf16_with_bom(&task_xml(job)))
+        .map_err(|e| ScheduleError(format!("failed to write {}: {e}", file.display())))?;
     run_tool(
         "schtasks",
         &[
@@ -32,7 +35,7 @@ pub fn install(job: &Job, unit_dir: Option<&Path>) -> Result<String, ScheduleErr
             OsStr::new("/TN"),
             OsStr::new(TASK_NAME),
             OsStr::new("/XML"),
-            file.path().as_os_str(),
+            file.as_os_str(),
             OsStr::new("/F"),
         ],
     )?;

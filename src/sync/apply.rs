@@ -278,10 +278,18 @@ impl Bases {
         Ok(buffer)
     }
 
-    fn finish(self) {
-        if let Some(resumed) = self.resumed {
-            let _ = std::fs::remove_file(resumed);
-        }
+    /// Closes the local files before the target is replaced: Windows refuses
+    /// to rename over a file that is still open. Returns the partial download
+    /// to remove once the new file is in place.
+    fn close(self) -> Option<PathBuf> {
+        self.resumed
+    }
+}
+
+/// Removes the partial download a finished file no longer needs.
+fn remove_resumed(resumed: Option<PathBuf>) {
+    if let Some(resumed) = resumed {
+        let _ = std::fs::remove_file(resumed);
     }
 }
 
@@ -319,8 +327,9 @@ async fn fetch<S: Source>(
         let temp = TempFile::create(temp_path.clone())?;
         match download_delta(source, file, signature_path.as_str(), &bases, temp, events).await {
             Ok((bytes, temp)) => {
+                let resumed = bases.close();
                 place(file, temp, &target).await?;
-                bases.finish();
+                remove_resumed(resumed);
                 return Ok(bytes);
             }
             // A lying signature or a basis that changed: fetch the whole file.
@@ -328,10 +337,11 @@ async fn fetch<S: Source>(
             Err((_, fatal)) => return Err(fatal),
         }
     }
+    let resumed = bases.close();
     let temp = TempFile::create(temp_path)?;
     let (bytes, temp) = download_whole(source, file, temp, events).await?;
     place(file, temp, &target).await?;
-    bases.finish();
+    remove_resumed(resumed);
     Ok(fetched + bytes)
 }
 
