@@ -28,7 +28,7 @@ use crate::platform;
 use crate::runlog::RunLog;
 use crate::store::state::State;
 
-use super::datagram::{Datagram, MAX_DATAGRAM};
+use super::datagram::Datagram;
 use super::imp;
 use super::node::{Action, Ignored, Node};
 use super::pulse::SignedRecord;
@@ -36,6 +36,8 @@ use super::send::{self, Resolved, SEND_BOUND};
 
 /// How often quiet senders are forgotten and dropped datagrams summed up.
 const HOUSEKEEPING: Duration = Duration::from_secs(60);
+/// The largest payload of a UDP datagram over IPv4.
+const MAX_UDP: usize = 65_507;
 /// The state file is read again at most this often between syncs.
 const STATE_REFRESH: Duration = Duration::from_secs(1);
 
@@ -158,7 +160,9 @@ impl Listener<'_> {
             }
         }
 
-        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        // Room for any UDP datagram, so an oversized one is seen whole and
+        // logged with its size (Windows fails a read into too small a buffer).
+        let mut buf = vec![0u8; MAX_UDP];
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         loop {
             let due = self.due;
