@@ -32,7 +32,7 @@ use super::datagram::Datagram;
 use super::imp;
 use super::node::{Action, Ignored, Node};
 use super::pulse::SignedRecord;
-use super::send::{self, Resolved, SEND_BOUND};
+use super::send::{self, Resolved, SEND_BOUND, SendReport};
 
 /// How often quiet senders are forgotten and dropped datagrams summed up.
 const HOUSEKEEPING: Duration = Duration::from_secs(60);
@@ -246,10 +246,7 @@ impl Listener<'_> {
                     ));
                 }
                 if let Some(relay) = relay {
-                    let peers = self.resolve_peers().await;
-                    let deadline = Instant::now() + SEND_BOUND;
-                    let report =
-                        send::send_all(&self.socket, &peers, Some(from), &relay, deadline).await;
+                    let report = self.relay(from, &relay).await;
                     self.say(&format!(
                         "relayed version {version} with ttl {}: {}",
                         ttl - 1,
@@ -274,8 +271,43 @@ impl Listener<'_> {
         }
     }
 
+    /// Sends `relay` to every peer but `from`: from the listening socket, so
+    /// receivers see this node's address, except to peers of the other IP
+    /// family, which get it from a fresh socket of theirs.
+    async fn relay(&mut self, from: SocketAddr, relay: &[u8]) -> SendReport {
+        let peers = self.resolve_peers().await;
+        let deadline = Instant::now() + SEND_BOUND;
+        let own_v4 = self.socket.local_addr().map_or(true, |a| a.is_ipv4());
+        let (same, other): (Vec<Resolved>, Vec<Resolved>) = peers
+            .into_iter()
+            .partition(|p| p.addr.as_ref().map_or(true, |a| a.is_ipv4() == own_v4));
+        let mut report = send::send_all(&self.socket, &same, Some(from), relay, deadline).await;
+        if !other.is_empty() {
+            // The other family: IPv6 when this socket is IPv4, and the reverse.
+            match send::sending_socket(own_v4).await {
+                Ok(socket) => {
+                    let part = send::send_all(&socket, &other, Some(from), relay, deadline).await;
+                    report.sent.extend(part.sent);
+                    report.failed.extend(part.failed);
+                }
+                Err(e) => report.failed.extend(
+                    other
+                        .into_iter()
+                        .map(|p| (p.peer, format!("failed to open a UDP socket: {e}"))),
+                ),
+            }
+        }
+        report
+    }
+
     fn start_sync(&mut self) {
+        let accepted = self.accepted_now();
+        self.node.note_accepted(accepted);
         let Some(version) = self.node.sync_started() else {
+            self.say(&format!(
+                "version {} was accepted meanwhile: no sync needed",
+                shown(accepted)
+            ));
             return;
         };
         match spawn_sync(&self.ini) {

@@ -258,11 +258,20 @@ impl<C: Clock> Node<C> {
         }
     }
 
-    /// The waiting sync starts now; returns the version it is meant to reach.
+    /// The waiting sync is due; returns the version it is meant to reach, or
+    /// `None` when that version was accepted meanwhile (by a scheduled run, as
+    /// [`Node::note_accepted`] learnt) and no sync is needed.
     pub fn sync_started(&mut self) -> Option<u64> {
-        let for_version = self.known()?;
-        self.sync = SyncState::Running { for_version };
-        Some(for_version)
+        match self.acted {
+            Some(for_version) if self.acted > self.accepted => {
+                self.sync = SyncState::Running { for_version };
+                Some(for_version)
+            }
+            _ => {
+                self.sync = SyncState::Idle;
+                None
+            }
+        }
     }
 
     /// The running sync ended and the state file now says `accepted`. Returns
@@ -476,6 +485,21 @@ mod tests {
         assert_eq!(node.sync_started(), Some(4));
         assert!(!node.sync_ended(Some(4)));
         assert!(!node.sync_waiting());
+    }
+
+    #[test]
+    fn no_sync_when_a_scheduled_run_accepted_the_version_during_the_delay() {
+        let (mut node, _) = node(Some(1));
+        node.receive(addr(2), &pulse(2, 1), NOW);
+        assert!(node.sync_waiting());
+        node.note_accepted(Some(2));
+        assert_eq!(node.sync_started(), None);
+        assert!(!node.sync_waiting());
+        // And the next newer version starts one again.
+        assert!(matches!(
+            node.receive(addr(2), &pulse(3, 1), NOW),
+            Action::Newer { sync: true, .. }
+        ));
     }
 
     #[test]
