@@ -467,7 +467,24 @@ fn forged_old_truncated_and_garbled_pulses_cause_no_sync_and_no_relay() {
     assert_eq!(relays[0].1.ttl, 1);
     assert_eq!(relays[0].2, newest);
     assert_eq!(listener.count("sync started"), 1);
-    println!("DEBUG\n{}", listener.text());
+
+    // A peer that reports an older version gets the newest pulse back, with
+    // nothing left to relay; an address that is no peer gets nothing.
+    let have = Datagram::have(v1).encode().expect("a have");
+    peer.send_to(&have, listener.addr).expect("send a have");
+    let answers = pulses(&drain(&peer, Duration::from_millis(500)));
+    assert_eq!(answers.len(), 1, "{}", listener.text());
+    let (from, answer, record) = &answers[0];
+    assert_eq!(*from, listener.addr);
+    assert_eq!((answer.spread, answer.ttl), (false, 0));
+    assert_eq!(*record, newest);
+    send_from(ip(1, 202), listener.addr, &have);
+    wait_until(
+        "the stranger's have to be logged",
+        || listener.count("not a configured peer") == 1,
+        || listener.text(),
+    );
+    assert!(drain(&peer, Duration::from_millis(300)).is_empty());
 }
 
 #[test]
