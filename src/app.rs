@@ -81,11 +81,11 @@ pub async fn run(cli: Cli, log: &mut RunLog) -> Result<Outcome, Error> {
             config,
         }) => {
             // Read before publishing, so a wrong INI leaves the repository alone.
-            let gossip = match announce {
-                true => Some(GossipConfig::load(
-                    &config.unwrap_or_else(platform::default_ini_path),
-                )?),
-                false => None,
+            let gossip = if announce {
+                let ini = config.unwrap_or_else(platform::default_ini_path);
+                Some(GossipConfig::load(&ini)?)
+            } else {
+                None
             };
             let summary = publish::publish(&repo, &key, expires_days)?;
             for warning in &summary.warnings {
