@@ -2,7 +2,8 @@
 //!
 //! Returns an [`Outcome`] or an [`Error`] and never exits; `main` turns either
 //! into the one line and the exit code. Later phases of DESIGN (lock, ACL repair,
-//! report upload, pulse) slot in between "apply" and "record".
+//! report upload) slot in between "apply" and "record"; the gossip pulse follows
+//! "record".
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -10,10 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{Cli, Command, ScheduleAction, SyncArgs};
-use crate::config::{Config, PackageSelection, Remote};
+use crate::config::{Config, GossipConfig, PackageSelection, Remote};
 use crate::display::Display;
 use crate::error::Error;
 use crate::exit::Code;
+use crate::gossip;
+use crate::gossip::pulse::SignedRecord;
 use crate::manifest::format::{
     MANIFEST_FILE, MANIFEST_MAX_BYTES, META_DIR, SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX,
     TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES,
@@ -76,7 +79,16 @@ pub async fn run(cli: Cli, log: &mut RunLog) -> Result<Outcome, Error> {
             repo,
             key,
             expires_days,
+            announce,
+            config,
         }) => {
+            // Read before publishing, so a wrong INI leaves the repository alone.
+            let gossip = if announce {
+                let ini = config.unwrap_or_else(platform::default_ini_path);
+                Some(GossipConfig::load(&ini)?)
+            } else {
+                None
+            };
             let summary = publish::publish(&repo, &key, expires_days)?;
             for warning in &summary.warnings {
                 eprintln!("warning: {warning}");
@@ -90,7 +102,15 @@ pub async fn run(cli: Cli, log: &mut RunLog) -> Result<Outcome, Error> {
                 summary.hashed,
                 summary.reused
             );
+            if let Some(gossip) = gossip {
+                let line = gossip::announce::published(&gossip, &repo, summary.version).await;
+                println!("{line}");
+            }
             Ok(Outcome::success())
+        }
+        Some(Command::Listen { config, bind }) => {
+            let ini = config.unwrap_or_else(platform::default_ini_path);
+            gossip::listen::listen(ini, bind, log).await
         }
         Some(Command::Status { config, json }) => status::report(config, json),
         Some(Command::Schedule {
@@ -208,6 +228,16 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
     if !args.dry_run {
         state.record_run(now_unix(), code.number());
         state.save(&config.sync.state)?;
+        // A verified version exists: tell the peers, within a second, and only log
+        // what went wrong. A failed report upload or ACL repair (106, 103) comes
+        // after a sync that succeeded, so the version is as good.
+        if matches!(sync_code, Code::Success | Code::Partial)
+            && let Some(version) = state.accepted_version
+            && let Some(line) =
+                gossip::announce::after_sync(&config.gossip, &config.sync.state, version).await
+        {
+            log.line(&line);
+        }
     }
     result
 }
@@ -430,7 +460,8 @@ fn index_of(manifest: &VerifiedManifest, scope: &Scope, applied: &Applied) -> St
 
 /// Reads and verifies the timestamp, then the manifest it names: from the
 /// cache in the state folder when it is that one, else from the source. With
-/// `keep`, a downloaded manifest is cached for the next run.
+/// `keep`, the timestamp record is kept for the gossip pulse and a downloaded
+/// manifest is cached for the next run.
 async fn fetch_verified<S: Source>(
     source: &S,
     key: &PublisherKey,
@@ -438,10 +469,14 @@ async fn fetch_verified<S: Source>(
     state_dir: &Path,
     keep: bool,
 ) -> Result<VerifiedManifest, Error> {
-    let timestamp = read_record(source, TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES).await?;
+    let record = read_record(source, TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES).await?;
     let signature =
         read_record(source, &signature_name(TIMESTAMP_FILE), SIGNATURE_MAX_BYTES).await?;
-    let timestamp = verify_timestamp(key, &timestamp, &signature, accepted, now_unix())?;
+    let timestamp = verify_timestamp(key, &record, &signature, accepted, now_unix())?;
+    if keep {
+        // The pulse after the run and a listener's answers carry it as published.
+        SignedRecord { record, signature }.keep(state_dir)?;
+    }
     if let Some((manifest, signature)) =
         manifest_cache::load(state_dir, timestamp.manifest_sha256())
         && let Ok(verified) = verify_manifest(key, &timestamp, &manifest, &signature)

@@ -91,6 +91,21 @@ pub enum Command {
         /// Days until clients refuse this version unless it is republished.
         #[arg(long, value_name = "N", default_value_t = 30)]
         expires_days: u64,
+        /// Send the new version's pulse to the peers of the INI's [gossip] section.
+        #[arg(long)]
+        announce: bool,
+        /// INI file whose [gossip] section --announce uses (default as for the sync).
+        #[arg(long, value_name = "FILE", requires = "announce")]
+        config: Option<PathBuf>,
+    },
+    /// Receive gossip pulses: start an early sync on a newer version, and relay.
+    Listen {
+        /// INI file, as for the sync.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Listen on this address only (default: every IPv4 interface).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<std::net::IpAddr>,
     },
 }
 
@@ -121,7 +136,15 @@ const SWITCHES: &[&str] = &[
     "fast", "setup", "config", "dry-run", "quiet", "help", "version",
 ];
 /// Switches followed by a value.
-const WITH_VALUE: &[&str] = &["config", "out", "repo", "key", "expires-days", "unit-dir"];
+const WITH_VALUE: &[&str] = &[
+    "config",
+    "out",
+    "repo",
+    "key",
+    "expires-days",
+    "unit-dir",
+    "bind",
+];
 
 /// Rewrites Windows switches to GNU ones.
 pub fn normalise(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
@@ -258,6 +281,20 @@ mod tests {
     }
 
     #[test]
+    fn listen_takes_a_config_and_a_bind_address() {
+        let cli = run(&["listen", "/config:/etc/w.ini", "--bind", "127.0.0.7"]);
+        match cli.command {
+            Some(Command::Listen { config, bind }) => {
+                assert_eq!(config, Some(PathBuf::from("/etc/w.ini")));
+                assert_eq!(bind, Some([127, 0, 0, 7].into()));
+            }
+            other => panic!("{other:?}"),
+        }
+        let argv = ["wpkgsync", "listen", "--bind", "pc042"].map(OsString::from);
+        assert!(matches!(parse(argv), Parsed::Usage(_)));
+    }
+
+    #[test]
     fn question_mark_prints_help_with_exit_codes() {
         let args = ["wpkgsync", "/?"].map(OsString::from);
         let Parsed::Info(text) = parse(args) else {
@@ -288,6 +325,24 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let cli = run(&[
+            "publish",
+            "--repo",
+            "/srv/r",
+            "--key",
+            "/k.pem",
+            "--announce",
+            "--config",
+            "/etc/w.ini",
+        ]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::Publish {
+                announce: true,
+                config: Some(_),
+                ..
+            })
+        ));
         let cli = run(&["keygen", "--out", "/k", "--force"]);
         assert!(matches!(
             cli.command,

@@ -426,6 +426,36 @@ impl Reader<'_> {
     }
 }
 
+impl Reader<'_> {
+    /// `[gossip]`; `None` after a problem.
+    fn gossip(&mut self) -> Option<GossipConfig> {
+        let peers = self.list("gossip", "peers", "");
+        let port = self.number("gossip", "port", "40400", |p: &u16| *p > 0, "a UDP port");
+        let spread = self.flag("gossip", "spread", "yes");
+        let ttl = self.number(
+            "gossip",
+            "ttl",
+            "3",
+            |t: &u8| *t <= 16,
+            "a number from 0 to 16",
+        );
+        let jitter = self.number(
+            "gossip",
+            "jitter",
+            "300",
+            |_: &u64| true,
+            "a number of seconds",
+        );
+        Some(GossipConfig {
+            peers: peers?,
+            port: port?,
+            spread: spread?,
+            ttl: ttl?,
+            jitter: Duration::from_secs(jitter?),
+        })
+    }
+}
+
 impl Config {
     /// Reads `path` through both stages with the process environment.
     pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
@@ -500,23 +530,7 @@ impl Config {
 
         let publisher_key = r.path("trust", "publisher_key", None);
 
-        let peers = r.list("gossip", "peers", "");
-        let gossip_port = r.number("gossip", "port", "40400", |p: &u16| *p > 0, "a UDP port");
-        let spread = r.flag("gossip", "spread", "yes");
-        let ttl = r.number(
-            "gossip",
-            "ttl",
-            "3",
-            |t: &u8| *t <= 16,
-            "a number from 0 to 16",
-        );
-        let jitter = r.number(
-            "gossip",
-            "jitter",
-            "300",
-            |_: &u64| true,
-            "a number of seconds",
-        );
+        let gossip = r.gossip();
 
         let problems = std::mem::take(&mut r.problems);
         let (
@@ -535,11 +549,7 @@ impl Config {
             Some(state),
             Some(stale_days),
             Some(publisher_key),
-            Some(peers),
-            Some(gossip_port),
-            Some(spread),
-            Some(ttl),
-            Some(jitter),
+            Some(gossip),
         ) = (
             remote,
             port,
@@ -556,11 +566,7 @@ impl Config {
             state,
             stale_days,
             publisher_key,
-            peers,
-            gossip_port,
-            spread,
-            ttl,
-            jitter,
+            gossip,
         )
         else {
             return Err(ConfigError::Invalid {
@@ -589,14 +595,37 @@ impl Config {
                 stale_days,
             },
             publisher_key,
-            gossip: GossipConfig {
-                peers,
-                port: gossip_port,
-                spread,
-                ttl,
-                jitter: Duration::from_secs(jitter),
-            },
+            gossip,
         })
+    }
+}
+
+impl GossipConfig {
+    /// Reads only the `[gossip]` section of `path`, for `publish --announce` on
+    /// a server that has no client settings.
+    pub fn load(path: &Path) -> Result<GossipConfig, ConfigError> {
+        let raw = RawIni::load(path)?;
+        GossipConfig::from_raw(path, &raw, &environment)
+    }
+
+    /// Stage two for the `[gossip]` section alone.
+    pub fn from_raw(
+        file: &Path,
+        raw: &RawIni,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<GossipConfig, ConfigError> {
+        let mut r = Reader {
+            raw,
+            lookup,
+            problems: Vec::new(),
+        };
+        match r.gossip() {
+            Some(gossip) if r.problems.is_empty() => Ok(gossip),
+            _ => Err(ConfigError::Invalid {
+                path: file.to_owned(),
+                problems: r.problems,
+            }),
+        }
     }
 }
 
@@ -798,6 +827,20 @@ mod tests {
         assert_eq!(
             raw.unknown_keys(Path::new("t.ini")),
             ["t.ini:3: server.remtoe: unknown key, ignored"]
+        );
+    }
+
+    #[test]
+    fn the_gossip_section_reads_alone() {
+        let raw = RawIni::parse("[gossip]\npeers = pc1, 10.0.0.255:4000\nttl = 2\n").unwrap();
+        let gossip = GossipConfig::from_raw(Path::new("t.ini"), &raw, &env).unwrap();
+        assert_eq!(gossip.peers, ["pc1", "10.0.0.255:4000"]);
+        assert_eq!((gossip.port, gossip.ttl, gossip.spread), (40400, 2, true));
+        let raw = RawIni::parse("[gossip]\nttl = 17\n").unwrap();
+        let err = GossipConfig::from_raw(Path::new("t.ini"), &raw, &env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.ini:2: gossip.ttl: \"17\" is not a number from 0 to 16"
         );
     }
 

@@ -7,6 +7,7 @@ pub mod delta;
 pub mod display;
 pub mod error;
 pub mod exit;
+pub mod gossip;
 pub mod manifest;
 pub mod platform;
 pub mod publish;

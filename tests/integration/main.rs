@@ -15,6 +15,7 @@ mod bandwidth;
 mod cli;
 mod delta;
 mod dry_run;
+mod gossip;
 mod lockdown;
 mod publish;
 mod report;

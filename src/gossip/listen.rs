@@ -1,0 +1,425 @@
+//! `wpkgsync listen`: the resident loop that receives datagrams on
+//! `gossip.port`, lets a [`Node`] decide, and does what it decided: log, relay,
+//! answer, and start one sync at a time after a random delay.
+//!
+//! A sync is the same executable run with the same INI (`--config FILE --quiet`)
+//! as a child process, so it takes the run lock, verifies everything and writes
+//! the state file exactly as a scheduled run does; afterwards the listener reads
+//! the accepted version back from that file. The loop runs until the process is
+//! stopped; a failed receive (Windows reports an ICMP "port unreachable" of an
+//! earlier send this way) is logged and the loop goes on.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::app::{Outcome, now_unix};
+use crate::config::Config;
+use crate::error::Error;
+use crate::manifest::verify::PublisherKey;
+use crate::platform;
+use crate::runlog::RunLog;
+use crate::store::state::State;
+
+use super::datagram::Datagram;
+use super::imp;
+use super::node::{Action, Ignored, Node};
+use super::pulse::SignedRecord;
+use super::send::{self, Resolved, SEND_BOUND, SendReport};
+
+/// How often quiet senders are forgotten and dropped datagrams summed up.
+const HOUSEKEEPING: Duration = Duration::from_secs(60);
+/// The largest payload of a UDP datagram over IPv4.
+const MAX_UDP: usize = 65_507;
+/// The state file is read again at most this often between syncs.
+const STATE_REFRESH: Duration = Duration::from_secs(1);
+
+/// Runs the listener with the INI at `ini`, on `bind` (all IPv4 interfaces
+/// when `None`) and `gossip.port`. Returns only on a fatal error.
+pub async fn listen(
+    ini: PathBuf,
+    bind: Option<IpAddr>,
+    log: &mut RunLog,
+) -> Result<Outcome, Error> {
+    // The syncs it starts must run elevated; say so now rather than at the first pulse.
+    if !platform::is_administrator() {
+        return Err(Error::NotAdministrator);
+    }
+    let (config, warnings) = Config::load(&ini)?;
+    let (opened, log_error) = RunLog::open(&config.sync.state);
+    *log = opened;
+    if let Some(e) = log_error {
+        eprintln!(
+            "warning: failed to open the log in {}: {e}",
+            config.sync.state.display()
+        );
+    }
+    let key = PublisherKey::load(&config.publisher_key).map_err(|e| Error::Setting {
+        key: "trust.publisher_key",
+        source: Box::new(e),
+    })?;
+    let local = SocketAddr::new(
+        bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        config.gossip.port,
+    );
+    let socket = bind_socket(local).await.map_err(|e| Error::Setting {
+        key: "gossip.port",
+        source: Box::new(e),
+    })?;
+    let state = State::load(&config.sync.state)?;
+    let mut listener = Listener {
+        node: Node::new(key, config.gossip.spread, state.accepted_version),
+        socket,
+        ini,
+        config,
+        log,
+        state_read: Instant::now(),
+        due: None,
+        running: None,
+        dropped: HashMap::new(),
+    };
+    for warning in &warnings {
+        listener.say(&format!("warning: {warning}"));
+    }
+    listener.run(local, state.accepted_version).await
+}
+
+async fn bind_socket(local: SocketAddr) -> std::io::Result<UdpSocket> {
+    let context = |e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("failed to listen on UDP {local}: {e}"))
+    };
+    let socket = UdpSocket::bind(local).await.map_err(context)?;
+    // Relays may go to broadcast addresses.
+    socket.set_broadcast(true).map_err(context)?;
+    Ok(socket)
+}
+
+/// The running sync child: its pid and the news of its end.
+struct Child {
+    pid: u32,
+    ended: oneshot::Receiver<std::io::Result<ExitStatus>>,
+}
+
+struct Listener<'a> {
+    node: Node,
+    socket: UdpSocket,
+    ini: PathBuf,
+    config: Config,
+    log: &'a mut RunLog,
+    state_read: Instant,
+    /// When the waiting sync starts.
+    due: Option<Instant>,
+    running: Option<Child>,
+    /// Datagrams dropped by the rate limit since the last housekeeping, per sender.
+    dropped: HashMap<IpAddr, u64>,
+}
+
+impl Listener<'_> {
+    /// Logs a line to stderr and the local log.
+    fn say(&mut self, text: &str) {
+        eprintln!("{text}");
+        self.log.line(text);
+    }
+
+    async fn run(mut self, local: SocketAddr, accepted: Option<u64>) -> Result<Outcome, Error> {
+        if let Some(kept) = SignedRecord::kept(&self.config.sync.state) {
+            self.node.hold(kept, now_unix());
+        }
+        let peers = self.resolve_peers().await;
+        let gossip = &self.config.gossip;
+        let line = format!(
+            "listening on {local}: version {}, peers {}, spread {}, ttl {}, jitter {}s",
+            shown(accepted),
+            if gossip.peers.is_empty() {
+                "none".to_owned()
+            } else {
+                gossip.peers.join(", ")
+            },
+            if gossip.spread { "yes" } else { "no" },
+            gossip.ttl,
+            gossip.jitter.as_secs()
+        );
+        self.say(&line);
+        // Ask the peers whether a version passed by while this node was away.
+        if let Ok(have) = Datagram::have(accepted.unwrap_or(0)).encode() {
+            let deadline = Instant::now() + SEND_BOUND;
+            let report = send::send_all(&self.socket, &peers, None, &have, deadline).await;
+            if !peers.is_empty() {
+                self.say(&format!(
+                    "have of version {}: {}",
+                    shown(accepted),
+                    report.summary()
+                ));
+            }
+        }
+
+        // Room for any UDP datagram, so an oversized one is seen whole and
+        // logged with its size (Windows fails a read into too small a buffer).
+        let mut buf = vec![0u8; MAX_UDP];
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        loop {
+            let due = self.due;
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((len, from)) => self.receive(from, &buf[..len]).await,
+                    Err(e) => {
+                        self.say(&format!("receive failed: {e}"));
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                () = sleep_until(due) => {
+                    self.due = None;
+                    self.start_sync();
+                }
+                ended = child_end(&mut self.running) => self.sync_ended(ended),
+                _ = housekeeping.tick() => self.housekeeping(),
+            }
+        }
+    }
+
+    async fn resolve_peers(&mut self) -> Vec<Resolved> {
+        let deadline = Instant::now() + SEND_BOUND;
+        let peers =
+            send::resolve(&self.config.gossip.peers, self.config.gossip.port, deadline).await;
+        self.node.set_peers(
+            peers
+                .iter()
+                .filter_map(|r| r.addr.as_ref().ok())
+                .map(|a| a.ip()),
+        );
+        peers
+    }
+
+    fn refresh_accepted(&mut self) {
+        if self.state_read.elapsed() >= STATE_REFRESH {
+            self.state_read = Instant::now();
+            if let Ok(state) = State::load(&self.config.sync.state) {
+                self.node.note_accepted(state.accepted_version);
+            }
+        }
+    }
+
+    async fn receive(&mut self, from: SocketAddr, bytes: &[u8]) {
+        self.refresh_accepted();
+        let known = self.node.known();
+        match self.node.receive(from, bytes, now_unix()) {
+            Action::Ignore(Ignored::RateLimited) => {
+                let count = self.dropped.entry(from.ip()).or_default();
+                *count += 1;
+                if *count == 1 {
+                    self.say(&format!(
+                        "from {from}: ignored: {}; more from it are counted, not logged",
+                        Ignored::RateLimited
+                    ));
+                }
+            }
+            Action::Ignore(why) => self.say(&format!("from {from}: ignored: {why}")),
+            Action::Newer {
+                version,
+                ttl,
+                sync,
+                relay,
+            } => {
+                self.say(&format!(
+                    "from {from}: pulse of version {version}, ttl {ttl}: newer than {}",
+                    shown(known)
+                ));
+                if sync {
+                    let jitter = self.config.gossip.jitter.as_millis();
+                    let delay = rand::thread_rng().gen_range(0..=jitter);
+                    let delay = Duration::from_millis(u64::try_from(delay).unwrap_or(u64::MAX));
+                    self.due = Some(Instant::now() + delay);
+                    self.say(&format!(
+                        "sync for version {version} starts in {:.1}s",
+                        delay.as_secs_f64()
+                    ));
+                } else {
+                    self.say(&format!(
+                        "a sync is already waiting or running; version {version} comes next"
+                    ));
+                }
+                if let Some(relay) = relay {
+                    let report = self.relay(from, &relay).await;
+                    self.say(&format!(
+                        "relayed version {version} with ttl {}: {}",
+                        ttl - 1,
+                        report.summary()
+                    ));
+                }
+            }
+            Action::Answer {
+                theirs,
+                ours,
+                pulse,
+            } => {
+                let result = self.socket.send_to(&pulse, from).await;
+                let how = match result {
+                    Ok(_) => "sent".to_owned(),
+                    Err(e) => format!("failed: {e}"),
+                };
+                self.say(&format!(
+                    "from {from}: have of version {theirs}: answered with the pulse of version {ours}: {how}"
+                ));
+            }
+        }
+    }
+
+    /// Sends `relay` to every peer but `from`: from the listening socket, so
+    /// receivers see this node's address, except to peers of the other IP
+    /// family, which get it from a fresh socket of theirs.
+    async fn relay(&mut self, from: SocketAddr, relay: &[u8]) -> SendReport {
+        let peers = self.resolve_peers().await;
+        let deadline = Instant::now() + SEND_BOUND;
+        let own_v4 = self.socket.local_addr().map_or(true, |a| a.is_ipv4());
+        let (same, other): (Vec<Resolved>, Vec<Resolved>) = peers
+            .into_iter()
+            .partition(|p| p.addr.as_ref().map_or(true, |a| a.is_ipv4() == own_v4));
+        let mut report = send::send_all(&self.socket, &same, Some(from), relay, deadline).await;
+        if !other.is_empty() {
+            // The other family: IPv6 when this socket is IPv4, and the reverse.
+            match send::sending_socket(own_v4).await {
+                Ok(socket) => {
+                    let part = send::send_all(&socket, &other, Some(from), relay, deadline).await;
+                    report.sent.extend(part.sent);
+                    report.failed.extend(part.failed);
+                }
+                Err(e) => report.failed.extend(
+                    other
+                        .into_iter()
+                        .map(|p| (p.peer, format!("failed to open a UDP socket: {e}"))),
+                ),
+            }
+        }
+        report
+    }
+
+    fn start_sync(&mut self) {
+        let accepted = self.accepted_now();
+        self.node.note_accepted(accepted);
+        let Some(version) = self.node.sync_started() else {
+            self.say(&format!(
+                "version {} was accepted meanwhile: no sync needed",
+                shown(accepted)
+            ));
+            return;
+        };
+        match spawn_sync(&self.ini) {
+            Ok(child) => {
+                self.say(&format!(
+                    "sync started for version {version} (pid {})",
+                    child.pid
+                ));
+                self.running = Some(child);
+            }
+            Err(e) => {
+                self.say(&format!(
+                    "failed to start a sync for version {version}: {e}"
+                ));
+                let accepted = self.accepted_now();
+                self.node.sync_ended(accepted);
+            }
+        }
+    }
+
+    fn accepted_now(&mut self) -> Option<u64> {
+        self.state_read = Instant::now();
+        State::load(&self.config.sync.state)
+            .ok()
+            .and_then(|s| s.accepted_version)
+    }
+
+    fn sync_ended(&mut self, ended: std::io::Result<ExitStatus>) {
+        let pid = self.running.take().map_or(0, |c| c.pid);
+        let accepted = self.accepted_now();
+        let how = match ended {
+            Ok(status) => match status.code() {
+                Some(code) => format!("exit {code}"),
+                None => format!("{status}"),
+            },
+            Err(e) => format!("lost track of it: {e}"),
+        };
+        self.say(&format!(
+            "sync ended (pid {pid}): {how}, accepted version {}",
+            shown(accepted)
+        ));
+        if let Some(kept) = SignedRecord::kept(&self.config.sync.state) {
+            self.node.hold(kept, now_unix());
+        }
+        if self.node.sync_ended(accepted) {
+            let jitter = self.config.gossip.jitter.as_millis();
+            let delay = rand::thread_rng().gen_range(0..=jitter);
+            let delay = Duration::from_millis(u64::try_from(delay).unwrap_or(u64::MAX));
+            self.due = Some(Instant::now() + delay);
+            self.say(&format!(
+                "a newer version was announced meanwhile: next sync in {:.1}s",
+                delay.as_secs_f64()
+            ));
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        self.node.forget_quiet_senders();
+        let dropped = std::mem::take(&mut self.dropped);
+        for (sender, count) in dropped {
+            if count > 1 {
+                self.say(&format!(
+                    "{count} datagrams from {sender} over the rate limit were ignored"
+                ));
+            }
+        }
+        self.refresh_accepted();
+    }
+}
+
+/// Starts `wpkgsync --config <ini> --quiet` and a thread that waits for it.
+fn spawn_sync(ini: &Path) -> std::io::Result<Child> {
+    let exe = std::env::current_exe()?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("--config")
+        .arg(ini)
+        .arg("--quiet")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    imp::without_console(&mut command);
+    let mut child = command.spawn()?;
+    let pid = child.id();
+    let (tx, ended) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("wpkgsync-sync".into())
+        .spawn(move || {
+            let _ = tx.send(child.wait());
+        })?;
+    Ok(Child { pid, ended })
+}
+
+/// Resolves at `due`, never when there is none.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the running child ends, never when there is none.
+async fn child_end(running: &mut Option<Child>) -> std::io::Result<ExitStatus> {
+    match running {
+        Some(child) => match (&mut child.ended).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::other("the waiting thread ended")),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+fn shown(version: Option<u64>) -> String {
+    version.map_or_else(|| "none".to_owned(), |v| v.to_string())
+}
