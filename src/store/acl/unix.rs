@@ -5,7 +5,7 @@
 //! changed.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::AclError;
 
@@ -15,43 +15,97 @@ pub fn repair(root: &Path) -> Result<(), AclError> {
 }
 
 /// Repairs `root` and everything below it; returns how many entries changed.
+/// Folders are walked level by level, each level's folders shared among a few
+/// threads, as the inventory scan does: on a large store the repair is one
+/// `lstat` per entry, and the calls of one thread wait on each other.
 fn repair_counting(root: &Path) -> Result<usize, AclError> {
-    let mut changed = 0;
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        let fail = |e: std::io::Error| AclError {
-            path: path.clone(),
-            why: e.to_string(),
-        };
-        let meta = std::fs::symlink_metadata(&path).map_err(fail)?;
-        if meta.file_type().is_symlink() {
-            continue;
-        }
-        let mut touched = false;
-        if meta.uid() != 0 || meta.gid() != 0 {
-            std::os::unix::fs::lchown(&path, Some(0), Some(0)).map_err(fail)?;
-            touched = true;
-        }
-        let mode = meta.mode() & 0o7777;
-        let wanted = if meta.is_dir() || mode & 0o111 != 0 {
-            0o755
-        } else {
-            0o644
-        };
-        // chown clears setuid and setgid on its own; compare after it.
-        if touched || mode != wanted {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
-                .map_err(fail)?;
-            touched = true;
-        }
-        changed += usize::from(touched);
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(&path).map_err(fail)? {
-                pending.push(entry.map_err(fail)?.path());
-            }
+    let meta = std::fs::symlink_metadata(root).map_err(|e| fail(root, &e))?;
+    if meta.file_type().is_symlink() {
+        return Ok(0);
+    }
+    let mut changed = usize::from(repair_one(root, &meta)?);
+    if !meta.is_dir() {
+        return Ok(changed);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() * 2);
+    let mut level = vec![root.to_path_buf()];
+    while !level.is_empty() {
+        let per_thread = level.len().div_ceil(threads);
+        let results: Vec<Result<(usize, Vec<PathBuf>), AclError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = level
+                .chunks(per_thread)
+                .map(|dirs| scope.spawn(move || repair_children(dirs)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker.join().unwrap_or_else(|_| {
+                        Err(AclError {
+                            path: root.to_path_buf(),
+                            why: "a repair thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        level = Vec::new();
+        for result in results {
+            let (count, subdirs) = result?;
+            changed += count;
+            level.extend(subdirs);
         }
     }
     Ok(changed)
+}
+
+/// Repairs the entries of `dirs`; returns how many changed and the folders
+/// among them.
+fn repair_children(dirs: &[PathBuf]) -> Result<(usize, Vec<PathBuf>), AclError> {
+    let mut changed = 0;
+    let mut subdirs = Vec::new();
+    for dir in dirs {
+        for entry in std::fs::read_dir(dir).map_err(|e| fail(dir, &e))? {
+            let path = entry.map_err(|e| fail(dir, &e))?.path();
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| fail(&path, &e))?;
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            changed += usize::from(repair_one(&path, &meta)?);
+            if meta.is_dir() {
+                subdirs.push(path);
+            }
+        }
+    }
+    Ok((changed, subdirs))
+}
+
+/// Repairs one file or folder; returns whether it changed.
+fn repair_one(path: &Path, meta: &std::fs::Metadata) -> Result<bool, AclError> {
+    let mut touched = false;
+    if meta.uid() != 0 || meta.gid() != 0 {
+        std::os::unix::fs::lchown(path, Some(0), Some(0)).map_err(|e| fail(path, &e))?;
+        touched = true;
+    }
+    let mode = meta.mode() & 0o7777;
+    let wanted = if meta.is_dir() || mode & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    };
+    // chown clears setuid and setgid on its own; compare after it.
+    if touched || mode != wanted {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted))
+            .map_err(|e| fail(path, &e))?;
+        touched = true;
+    }
+    Ok(touched)
+}
+
+fn fail(path: &Path, e: &std::io::Error) -> AclError {
+    AclError {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    }
 }
 
 #[cfg(test)]
