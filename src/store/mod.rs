@@ -7,6 +7,7 @@ pub mod index;
 pub mod lock;
 pub mod manifest_cache;
 pub mod state;
+pub mod walk;
 
 pub use atomic::write_atomically;
 pub use error::StoreError;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use crate::store::StoreError;
+use crate::store::{StoreError, walk};
 
 /// Prefix of the temporary files a sync writes beside their targets.
 pub const TEMP_PREFIX: &str = ".wpkgsync-tmp-";
@@ -44,40 +44,29 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Walks `root`; a missing root is an empty store. Each level of folders is
-    /// listed on several threads: on a cold cache the walk waits on the disk,
-    /// and a disk answers several requests at once.
+    /// Walks `root` level by level on a few threads ([`walk::by_levels`]); a
+    /// missing root is an empty store.
     pub fn scan(root: &Path) -> Result<Inventory, StoreError> {
         let mut inventory = Inventory::default();
         if !root.exists() {
             return Ok(inventory);
         }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get() * 2);
-        let mut level = vec![(root.to_path_buf(), String::new())];
-        while !level.is_empty() {
-            let per_thread = level.len().div_ceil(threads);
-            let listed: Vec<Result<Listing, StoreError>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = level
-                    .chunks(per_thread)
-                    .map(|dirs| scope.spawn(move || list(dirs)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            let panicked = std::io::Error::other("listing thread panicked");
-                            Err(StoreError::io("list", root, panicked))
-                        })
-                    })
-                    .collect()
-            });
-            level = Vec::new();
-            for listing in listed {
-                let listing = listing?;
-                inventory.temps.extend(listing.temps);
-                level.extend(listing.dirs);
-                inventory.entries.extend(listing.entries);
-            }
+        let listings = walk::by_levels(
+            vec![(root.to_path_buf(), String::new())],
+            |dirs| {
+                list(dirs).map(|mut listing| {
+                    let next = std::mem::take(&mut listing.dirs);
+                    (listing, next)
+                })
+            },
+            || {
+                let panicked = std::io::Error::other("listing thread panicked");
+                StoreError::io("list", root, panicked)
+            },
+        )?;
+        for listing in listings {
+            inventory.temps.extend(listing.temps);
+            inventory.entries.extend(listing.entries);
         }
         Ok(inventory)
     }

@@ -8,6 +8,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::AclError;
+use crate::store::walk;
 
 /// Repairs `root` and everything below it.
 pub fn repair(root: &Path) -> Result<(), AclError> {
@@ -15,47 +16,21 @@ pub fn repair(root: &Path) -> Result<(), AclError> {
 }
 
 /// Repairs `root` and everything below it; returns how many entries changed.
-/// Folders are walked level by level, each level's folders shared among a few
-/// threads, as the inventory scan does: on a large store the repair is one
-/// `lstat` per entry, and the calls of one thread wait on each other.
+/// The walk is [`walk::by_levels`]: the repair is one `lstat` per entry.
 fn repair_counting(root: &Path) -> Result<usize, AclError> {
     let meta = std::fs::symlink_metadata(root).map_err(|e| fail(root, &e))?;
     if meta.file_type().is_symlink() {
         return Ok(0);
     }
-    let mut changed = usize::from(repair_one(root, &meta)?);
+    let changed = usize::from(repair_one(root, &meta)?);
     if !meta.is_dir() {
         return Ok(changed);
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get() * 2);
-    let mut level = vec![root.to_path_buf()];
-    while !level.is_empty() {
-        let per_thread = level.len().div_ceil(threads);
-        let results: Vec<Result<(usize, Vec<PathBuf>), AclError>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = level
-                .chunks(per_thread)
-                .map(|dirs| scope.spawn(move || repair_children(dirs)))
-                .collect();
-            workers
-                .into_iter()
-                .map(|worker| {
-                    worker.join().unwrap_or_else(|_| {
-                        Err(AclError {
-                            path: root.to_path_buf(),
-                            why: "a repair thread panicked".into(),
-                        })
-                    })
-                })
-                .collect()
-        });
-        level = Vec::new();
-        for result in results {
-            let (count, subdirs) = result?;
-            changed += count;
-            level.extend(subdirs);
-        }
-    }
-    Ok(changed)
+    let below = walk::by_levels(vec![root.to_path_buf()], repair_children, || AclError {
+        path: root.to_path_buf(),
+        why: "a repair thread panicked".into(),
+    })?;
+    Ok(changed + below.into_iter().sum::<usize>())
 }
 
 /// Repairs the entries of `dirs`; returns how many changed and the folders
