@@ -153,14 +153,7 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
         .clone()
         .unwrap_or_else(platform::default_ini_path);
     let (config, warnings) = Config::load(&ini)?;
-    let (opened, log_error) = RunLog::open(&config.sync.state);
-    *log = opened;
-    if let Some(e) = log_error {
-        eprintln!(
-            "warning: failed to open the log in {}: {e}",
-            config.sync.state.display()
-        );
-    }
+    *log = RunLog::open(&config.sync.state);
     for warning in &warnings {
         log.line(&format!("warning: {warning}"));
     }
@@ -213,17 +206,20 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
         report_problem.as_ref().map(|_| Code::ReportUpload),
         acl_code,
     );
-    // The problem the exit code stands for is the run's one line; any other
-    // goes to the log.
-    for problem in [&report_problem, &acl_problem].into_iter().flatten() {
-        if code != sync_code && result.as_ref().is_ok_and(|o| o.problem.is_none()) {
-            result = Ok(Outcome {
-                code,
-                problem: Some(problem.clone()),
-            });
-        } else {
-            log.line(problem);
-        }
+    // After a successful sync, the problem the exit code stands for (the
+    // report's before the repair's) is the run's one line; any other goes to
+    // the log.
+    let mut problems = [report_problem, acl_problem].into_iter().flatten();
+    if code != sync_code
+        && let Some(first) = problems.next()
+    {
+        result = Ok(Outcome {
+            code,
+            problem: Some(first),
+        });
+    }
+    for other in problems {
+        log.line(&other);
     }
     if !args.dry_run {
         state.record_run(now_unix(), code.number());

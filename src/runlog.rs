@@ -17,8 +17,9 @@ pub struct RunLog {
 
 impl RunLog {
     /// Opens the log in `state_dir`, creating the folder. A log that cannot be
-    /// opened must not stop the sync, so failure leaves the log closed.
-    pub fn open(state_dir: &Path) -> (RunLog, Option<std::io::Error>) {
+    /// opened must not stop the run, so failure leaves the log closed, with a
+    /// warning on stderr.
+    pub fn open(state_dir: &Path) -> RunLog {
         let opened = std::fs::create_dir_all(state_dir).and_then(|()| {
             OpenOptions::new()
                 .create(true)
@@ -26,8 +27,14 @@ impl RunLog {
                 .open(state_dir.join(LOG_FILE))
         });
         match opened {
-            Ok(file) => (RunLog { file: Some(file) }, None),
-            Err(e) => (RunLog::default(), Some(e)),
+            Ok(file) => RunLog { file: Some(file) },
+            Err(e) => {
+                eprintln!(
+                    "warning: failed to open the log in {}: {e}",
+                    state_dir.display()
+                );
+                RunLog::default()
+            }
         }
     }
 

@@ -53,14 +53,7 @@ pub async fn listen(
         return Err(Error::NotAdministrator);
     }
     let (config, warnings) = Config::load(&ini)?;
-    let (opened, log_error) = RunLog::open(&config.sync.state);
-    *log = opened;
-    if let Some(e) = log_error {
-        eprintln!(
-            "warning: failed to open the log in {}: {e}",
-            config.sync.state.display()
-        );
-    }
+    *log = RunLog::open(&config.sync.state);
     let key = PublisherKey::load(&config.publisher_key).map_err(|e| Error::Setting {
         key: "trust.publisher_key",
         source: Box::new(e),
@@ -122,6 +115,16 @@ struct Listener<'a> {
 }
 
 impl Listener<'_> {
+    /// Sets the next sync a random time within `jitter` from now, so that a
+    /// pulse does not bring every client to the server at once; returns it.
+    fn schedule_sync(&mut self) -> Duration {
+        let jitter = self.config.gossip.jitter.as_millis();
+        let delay = rand::thread_rng().gen_range(0..=jitter);
+        let delay = Duration::from_millis(u64::try_from(delay).unwrap_or(u64::MAX));
+        self.due = Some(Instant::now() + delay);
+        delay
+    }
+
     /// Logs a line to stderr and the local log.
     fn say(&mut self, text: &str) {
         eprintln!("{text}");
@@ -232,10 +235,7 @@ impl Listener<'_> {
                     shown(known)
                 ));
                 if sync {
-                    let jitter = self.config.gossip.jitter.as_millis();
-                    let delay = rand::thread_rng().gen_range(0..=jitter);
-                    let delay = Duration::from_millis(u64::try_from(delay).unwrap_or(u64::MAX));
-                    self.due = Some(Instant::now() + delay);
+                    let delay = self.schedule_sync();
                     self.say(&format!(
                         "sync for version {version} starts in {:.1}s",
                         delay.as_secs_f64()
@@ -353,10 +353,7 @@ impl Listener<'_> {
             self.node.hold(kept, now_unix());
         }
         if self.node.sync_ended(accepted) {
-            let jitter = self.config.gossip.jitter.as_millis();
-            let delay = rand::thread_rng().gen_range(0..=jitter);
-            let delay = Duration::from_millis(u64::try_from(delay).unwrap_or(u64::MAX));
-            self.due = Some(Instant::now() + delay);
+            let delay = self.schedule_sync();
             self.say(&format!(
                 "a newer version was announced meanwhile: next sync in {:.1}s",
                 delay.as_secs_f64()

@@ -39,13 +39,18 @@ impl FolderSource {
     }
 }
 
-fn file_error(path: &Path, e: &std::io::Error) -> TransportError {
+/// `verb` is "read" or "write", for the message.
+fn io_error(verb: &str, path: &Path, e: &std::io::Error) -> TransportError {
     let kind = match e.kind() {
         std::io::ErrorKind::NotFound => TransportErrorKind::NotFound,
         std::io::ErrorKind::PermissionDenied => TransportErrorKind::PermissionDenied,
         _ => TransportErrorKind::Other,
     };
-    TransportError::new(kind, format!("failed to read {}: {e}", path.display()))
+    TransportError::new(kind, format!("failed to {verb} {}: {e}", path.display()))
+}
+
+fn file_error(path: &Path, e: &std::io::Error) -> TransportError {
+    io_error("read", path, e)
 }
 
 impl Source for FolderSource {
@@ -86,12 +91,7 @@ impl Source for FolderSource {
 }
 
 fn write_error(path: &Path, e: &std::io::Error) -> TransportError {
-    let kind = match e.kind() {
-        std::io::ErrorKind::NotFound => TransportErrorKind::NotFound,
-        std::io::ErrorKind::PermissionDenied => TransportErrorKind::PermissionDenied,
-        _ => TransportErrorKind::Other,
-    };
-    TransportError::new(kind, format!("failed to write {}: {e}", path.display()))
+    io_error("write", path, e)
 }
 
 /// A reports folder on this machine or a share: plain file writes.
