@@ -3,7 +3,7 @@
 //! These tests check the harness and the template, not the binary.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use crate::support::sshd::{REPORTS, SSHD, UPDATES, USER};
 use crate::support::{Command, TestEnv};
@@ -194,4 +194,45 @@ fn the_lines_setup_server_prints_configure_a_working_client() {
     env.write_ini(&ini);
     env.sync().assert_code(wpkgsync::exit::Code::Success);
     env.assert_store_mirrors_repo();
+}
+
+#[test]
+fn setup_server_refuses_bad_options_and_creates_nothing() {
+    let env = TestEnv::local("setup_server_refuses_bad_options_and_creates_nothing");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup-server");
+    let etc = env.tmp().join("etc");
+    let not_a_key = env.tmp().join("not-a-key.pub");
+    fs::write(&not_a_key, "hello\n").unwrap();
+    // A chroot below a folder others may write: sshd would refuse it.
+    let open = env.tmp().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let good_chroot = env.tmp().join("chroot");
+    let run = |chroot: &std::path::Path, extra: &[&str], why: &str| {
+        let out = Command::new(script)
+            .args(["--no-service", "--user", "wpkgsync-refused"])
+            .arg("--chroot")
+            .arg(chroot)
+            .arg("--etc")
+            .arg(&etc)
+            .args(extra)
+            .run();
+        assert_ne!(out.status, Some(0), "accepted {extra:?}\n{out}");
+        assert!(out.stderr.contains(why), "expected {why:?}:\n{out}");
+    };
+    run(
+        &good_chroot,
+        &["--port", "70000"],
+        "--port must be 1..65535",
+    );
+    run(
+        &good_chroot,
+        &["--client-key", not_a_key.to_str().unwrap()],
+        "not an OpenSSH public key",
+    );
+    run(&open.join("chroot"), &[], "must be writable by root only");
+    run(std::path::Path::new("relative"), &[], "must be absolute");
+    assert!(!etc.exists() && !good_chroot.exists() && !open.join("chroot").exists());
+    let account = Command::new("id").arg("wpkgsync-refused").run();
+    assert_ne!(account.status, Some(0), "the account was created");
 }

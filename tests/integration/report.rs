@@ -3,13 +3,14 @@
 //! that refuses the upload gives 106 with the sync applied.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use wpkgsync::exit::Code;
 use wpkgsync::report::host_label;
 
 use crate::support::sshd::UPDATES;
-use crate::support::{TestEnv, Via};
+use crate::support::{Command, TestEnv, Via};
 
 fn host() -> String {
     host_label(&wpkgsync::platform::computer_name())
@@ -214,4 +215,61 @@ fn a_log_larger_than_the_cap_allows_in_the_timeout_still_arrives_whole() {
     );
     assert_eq!(uploaded_log(&env.reports()), wpkg_log);
     assert!(strays(&env.reports()).is_empty());
+}
+
+#[test]
+fn an_unreadable_wpkg_log_gives_106_and_still_appends_the_run_line() {
+    let env = TestEnv::sftp("an_unreadable_wpkg_log_gives_106_and_still_appends_the_run_line");
+    env.repo().write_sample().publish();
+    // A folder where the log should be: it exists but cannot be read as a file.
+    let not_a_file = env.tmp().join("wpkg-folder.log");
+    fs::create_dir(&not_a_file).unwrap();
+    env.write_ini(
+        &env.ini()
+            .set("sync", "wpkg_log", not_a_file.to_str().unwrap()),
+    );
+
+    let out = env.sync();
+    let line = env.assert_failed(&out, Code::ReportUpload);
+    assert!(line.contains("failed to read the WPKG log"), "{line}");
+    assert!(line.contains("wpkg-folder.log"), "names the file: {line}");
+    env.assert_store_mirrors_repo();
+    let lines = run_lines(&env.reports());
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(field(&lines[0], "exit"), "106");
+    assert!(!env.reports().join(format!("wpkg-{}.log", host())).exists());
+}
+
+#[test]
+fn a_failed_upload_wins_over_a_failed_repair_and_both_are_logged() {
+    let env = TestEnv::local("a_failed_upload_wins_over_a_failed_repair_and_both_are_logged");
+    env.repo().write_sample().publish();
+    env.sync().assert_code(Code::Success);
+    let stuck = env.store().join("config.xml");
+    let chattr = |flag: &str, path: &Path| {
+        Command::new("chattr")
+            .arg(flag)
+            .arg(path)
+            .run()
+            .assert_success();
+    };
+    fs::set_permissions(&stuck, fs::Permissions::from_mode(0o666)).unwrap();
+    // Immutable: even root can neither chmod the file nor write the folder.
+    chattr("+i", &stuck);
+    chattr("+i", &env.reports());
+    env.repo()
+        .write("hosts.xml", "<hosts changed=\"1\" />")
+        .publish();
+
+    let out = env.sync();
+    chattr("-i", &stuck);
+    chattr("-i", &env.reports());
+    let line = env.assert_failed(&out, Code::ReportUpload);
+    assert!(line.contains("report upload failed"), "{line}");
+    let log = fs::read_to_string(env.state().join("wpkgsync.log")).unwrap();
+    assert!(
+        log.contains("failed to repair ownership and permissions") && log.contains("config.xml"),
+        "the repair failure is not in the log:\n{log}"
+    );
+    env.assert_store_mirrors_repo();
 }
