@@ -31,14 +31,16 @@ use crate::runlog::RunLog;
 use crate::schedule;
 use crate::select;
 use crate::status;
+use crate::anchors;
 use crate::store::acl;
-use crate::store::index::{IndexEntry, StoreIndex};
+use crate::store::dir::StoreDir;
+use crate::store::index::{FileId, IndexEntry, StoreIndex};
 use crate::store::lock::RunLock;
 use crate::store::manifest_cache;
 use crate::store::state::State;
 use crate::sync::apply::{self, Applied, Arrival, KnownContent};
 use crate::sync::events::Events;
-use crate::sync::inventory::Inventory;
+use crate::sync::inventory::{Inventory, LocalKind};
 use crate::sync::package_files;
 use crate::sync::plan::{Plan, plan};
 use crate::sync::scope::{Others, PackageFolders, Scope, Verdict};
@@ -152,7 +154,11 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
         .config
         .clone()
         .unwrap_or_else(platform::default_ini_path);
+    // Nothing the INI says is believed before the INI itself, then every
+    // file it names, is known to be the administrators' alone.
+    anchors::check_ini(&ini)?;
     let (config, warnings) = Config::load(&ini)?;
+    anchors::check(&config)?;
     *log = RunLog::open(&config.sync.state);
     for warning in &warnings {
         log.line(&format!("warning: {warning}"));
@@ -161,21 +167,48 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
     log.line(&format!("sync started, config {}", ini.display()));
 
     let mut state = State::load(&config.sync.state)?;
+    let store = match open_store(&config.sync.local, args.dry_run) {
+        Ok(store) => store,
+        Err(e) => {
+            if !args.dry_run {
+                state.record_run(now_unix(), e.exit_code().number());
+                state.save(&config.sync.state)?;
+            }
+            return Err(e);
+        }
+    };
+    // Before the sync, so nothing anyone else could write is taken as
+    // unchanged, used as a basis or copied from.
+    let mut acl_problem = None;
+    let mut suspect = acl::Repaired::default();
+    if let Some(store) = store.as_ref().filter(|_| !args.dry_run) {
+        match acl::repair(store) {
+            Ok(repaired) => suspect = repaired,
+            Err(e) => {
+                log.line(&format!("{e}: every file is hashed again before it counts"));
+                acl_problem = Some(e.to_string());
+                suspect.everything = true;
+            }
+        }
+    }
     let started = Instant::now();
     let mut figures = Figures::default();
+    let local = Local {
+        store: store.as_ref(),
+        suspect: &suspect,
+    };
     let (mut result, connection) =
-        sync_verified(&config, &args, &mut state, &mut figures, log).await;
+        sync_verified(&config, &args, &local, &mut state, &mut figures, log).await;
     let sync_code = match &result {
         Ok(outcome) => outcome.code,
         Err(e) => e.exit_code(),
     };
     // After every run that may have written to the store, failed ones too.
-    let mut acl_problem = None;
     if !args.dry_run
-        && config.sync.local.exists()
-        && let Err(e) = acl::repair(&config.sync.local)
+        && let Some(store) = &store
+        && let Err(e) = acl::repair(store)
     {
-        acl_problem = Some(e.to_string());
+        acl_problem.get_or_insert(e.to_string());
     }
     let acl_code = acl_problem.as_ref().map(|_| Code::AclRepair);
     // After every run that reached the server, failed ones too.
@@ -238,6 +271,22 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
     result
 }
 
+/// Opens the store root; a dry run creates nothing, and a missing store is
+/// then an empty one.
+fn open_store(path: &Path, dry_run: bool) -> Result<Option<StoreDir>, Error> {
+    if dry_run && !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(StoreDir::open(path)?))
+}
+
+/// The local side of a sync: the open store (none in a dry run before the
+/// first sync) and what the repair before the sync had to fix.
+struct Local<'a> {
+    store: Option<&'a StoreDir>,
+    suspect: &'a acl::Repaired,
+}
+
 /// What a run did, as far as it got, for the report line.
 #[derive(Debug, Default)]
 struct Figures {
@@ -296,6 +345,7 @@ async fn upload_reports<S: Source + ReportFolder>(
 async fn sync_verified(
     config: &Config,
     args: &SyncArgs,
+    local: &Local<'_>,
     state: &mut State,
     figures: &mut Figures,
     log: &mut RunLog,
@@ -321,7 +371,7 @@ async fn sync_verified(
                 Ok(source) => Throttled::new(source, cap),
                 Err(e) => return (Err(e.into()), None),
             };
-            let result = mirror(&source, &key, config, args, state, figures, log).await;
+            let result = mirror(&source, &key, config, args, local, state, figures, log).await;
             (result, Some(Connection::Folder(source)))
         }
         Remote::Ssh { user, host } => {
@@ -346,17 +396,22 @@ async fn sync_verified(
                 Ok(source) => Throttled::new(source, cap),
                 Err(e) => return (Err(e.into()), None),
             };
-            let result = mirror(&source, &key, config, args, state, figures, log).await;
+            let result = mirror(&source, &key, config, args, local, state, figures, log).await;
             (result, Some(Connection::Sftp(source)))
         }
     }
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the phases of one run; they move to their own modules next"
+)]
 async fn mirror<S: Source>(
     source: &Throttled<S>,
     key: &PublisherKey,
     config: &Config,
     args: &SyncArgs,
+    local: &Local<'_>,
     state: &mut State,
     figures: &mut Figures,
     log: &mut RunLog,
@@ -377,9 +432,18 @@ async fn mirror<S: Source>(
     log.line(&format!("manifest version {} verified", manifest.version()));
     figures.version = Some(manifest.version());
 
-    let store = &config.sync.local;
-    let inventory = Inventory::scan(store)?;
-    let (folders, notes) = package_folders(source, &manifest, &inventory, config, args).await?;
+    let mut inventory = match local.store {
+        Some(store) => Inventory::scan(store)?,
+        None => Inventory::default(),
+    };
+    if let Some(store) = local.store {
+        inventory.distrust(local.suspect);
+        if let Some(note) = inventory.rehash_suspects(store, &manifest) {
+            log.line(&note);
+        }
+    }
+    let (folders, notes) =
+        package_folders(source, &manifest, local.store, &inventory, config, args).await?;
     for note in &notes {
         log.line(note);
         if args.dry_run {
@@ -390,48 +454,46 @@ async fn mirror<S: Source>(
     if args.dry_run {
         print_excluded(&manifest, &scope);
     }
-    // The index (megabytes for a large store) is read only when it may say
-    // something the manifest does not: when it describes another version, or
-    // when there is work for which a same-content local copy may help.
-    let index_current = state.indexed_version == Some(manifest.version());
-    let mut index = (!index_current).then(|| StoreIndex::load(&config.sync.state));
-    let plan = plan(&manifest, &scope, &inventory, index.as_ref());
-    let nothing_to_do = plan.fetch.is_empty() && plan.clear.is_empty() && plan.delete.is_empty();
-    if index.is_none() && !nothing_to_do {
-        index = Some(StoreIndex::load(&config.sync.state));
-    }
-    let index = index.unwrap_or_default();
+    // The index knows which file was verified: one put in its place with the
+    // same size and mtime is not the same file.
+    let index = StoreIndex::load(&config.sync.state);
+    let plan = plan(&manifest, &scope, &inventory, Some(&index));
     let known = KnownContent::new(&index, &inventory, &plan);
-    if args.dry_run {
-        let estimates = apply::estimate(source, store, &plan, &known).await?;
+    let Some(store) = local.store.filter(|_| !args.dry_run) else {
+        let estimates = apply::estimate(source, local.store, &inventory, &plan, &known).await?;
         print_plan(&plan, &estimates, cap);
         return Ok(Outcome::success());
-    }
+    };
 
     let display = Display::choose(args.quiet);
     display.set_total(plan.fetch_bytes());
     let events = RunEvents::new(display);
     let applied = tokio::select! {
-        applied = apply::apply(source, store, &plan, &known, &events) => applied?,
+        applied = apply::apply(source, store, &inventory, &plan, &known, &events) => applied?,
         stalled = events.stalled(config.sync.timeout) => return Err(stalled),
     };
     events.display.finish();
-    apply::remove_temps(&inventory.temps)?;
-    if !(index_current && nothing_to_do) {
-        let verified = index_of(&manifest, &scope, &applied);
-        if verified != index {
-            verified.save(&config.sync.state)?;
-        }
-        state.indexed_version = applied.failures.is_empty().then_some(manifest.version());
+    apply::remove_temps(store, &inventory)?;
+    let verified = index_of(&manifest, &scope, &applied, store, &inventory);
+    if verified != index {
+        verified.save(&config.sync.state)?;
     }
+    state.indexed_version = applied.failures.is_empty().then_some(manifest.version());
     state.accept(manifest.version());
     figures.fetched = Some(applied.fetched as u64);
     figures.deleted = Some(applied.deleted as u64);
     Ok(summarise(&applied, &plan, manifest.version(), log))
 }
 
-/// The store's verified files after a run: everything in scope but the failures.
-fn index_of(manifest: &VerifiedManifest, scope: &Scope, applied: &Applied) -> StoreIndex {
+/// The store's verified files after a run: everything in scope but the
+/// failures, each with the identity of the file now in place.
+fn index_of(
+    manifest: &VerifiedManifest,
+    scope: &Scope,
+    applied: &Applied,
+    store: &StoreDir,
+    inventory: &Inventory,
+) -> StoreIndex {
     let failed: std::collections::HashSet<&str> = applied
         .failures
         .iter()
@@ -443,10 +505,19 @@ fn index_of(manifest: &VerifiedManifest, scope: &Scope, applied: &Applied) -> St
         .filter(|f| scope.judge(f.path.as_str()) == Verdict::Mirrored)
         .filter(|f| !failed.contains(f.path.as_str()))
         .map(|f| {
+            let fetched = applied.placed.contains(f.path.as_str());
+            let id = match inventory.entries.get(f.path.as_str()).map(|e| &e.kind) {
+                Some(LocalKind::File { id, .. }) if !fetched => Some(*id),
+                _ => store
+                    .symlink_metadata(f.path.as_str())
+                    .ok()
+                    .map(|m| FileId::of(&m)),
+            };
             let entry = IndexEntry {
                 size: f.size,
                 mtime: f.mtime,
                 sha256: hex::encode(f.sha256),
+                id,
             };
             (f.path.to_string(), entry)
         })
@@ -515,6 +586,7 @@ async fn read_record<S: Source>(source: &S, name: &str, limit: u64) -> Result<Ve
 async fn package_folders<S: Source>(
     source: &S,
     manifest: &VerifiedManifest,
+    store: Option<&StoreDir>,
     inventory: &Inventory,
     config: &Config,
     args: &SyncArgs,
@@ -532,13 +604,12 @@ async fn package_folders<S: Source>(
         }
         PackageSelection::Auto => &config.sync.wpkg_log,
     };
-    let log = match std::fs::read(auto) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let why = if e.kind() == std::io::ErrorKind::NotFound {
-                format!("no WPKG log at {} yet", auto.display())
-            } else {
-                format!("failed to read the WPKG log {}: {e}", auto.display())
+    let log = match select::log_file::read_tail(auto, select::log_file::MAX_LOG_BYTES) {
+        Ok(Some(bytes)) => bytes,
+        found => {
+            let why = match found {
+                Err(e) => e.to_string(),
+                _ => format!("no WPKG log at {} yet", auto.display()),
             };
             let note = format!("{why}: mirroring the top level and packages/*.xml as /setup does");
             return Ok((PackageFolders::setup(), vec![note]));
@@ -554,7 +625,7 @@ async fn package_folders<S: Source>(
         );
         return Ok((PackageFolders::setup(), vec![note]));
     }
-    let definitions = package_files::read(source, manifest, &config.sync.local, inventory).await?;
+    let definitions = package_files::read(source, manifest, store, inventory).await?;
     let selection = select::select(&definitions.files, &needed);
     let mut notes = Vec::new();
     for (id, folders) in &selection.needed {
@@ -617,7 +688,7 @@ fn print_plan(plan: &Plan<'_>, estimates: &[(&VerifiedFile, Arrival)], cap: Opti
     let mut bytes = 0;
     for (file, arrival) in estimates {
         let how = match arrival {
-            Arrival::Copy(from) => format!("copy from {}", from.display()),
+            Arrival::Copy(from) => format!("copy from {from}"),
             Arrival::Delta(fetched) => {
                 bytes += fetched;
                 format!("delta, {fetched} of {} bytes", file.size)

@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
+use crate::anchors::AnchorError;
 use crate::config::ConfigError;
 use crate::exit::Code;
 use crate::manifest::verify::{ManifestError, ManifestErrorKind};
 use crate::publish::PublishError;
 use crate::schedule::ScheduleError;
 use crate::store::StoreError;
+use crate::store::dir::RootError;
 use crate::store::lock::LockError;
 use crate::sync::apply::ApplyError;
 use crate::transport::{TransportError, TransportErrorKind};
@@ -53,6 +55,13 @@ pub enum Error {
     /// The run lock could not be taken.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// A file the run trusts may be changed by someone else, or the store and
+    /// state folders lie where they must not.
+    #[error(transparent)]
+    Anchor(#[from] AnchorError),
+    /// The store root is a link, or not the administrators' alone.
+    #[error(transparent)]
+    StoreRoot(#[from] RootError),
 }
 
 impl From<ApplyError> for Error {
@@ -95,6 +104,9 @@ impl Error {
             Error::Schedule(_) => Code::LocalStore,
             Error::Lock(LockError::Busy(_)) => Code::AlreadyRunning,
             Error::Lock(LockError::Store(_)) => Code::LocalStore,
+            Error::Anchor(AnchorError::Store(_)) => Code::LocalStore,
+            Error::Anchor(_) => Code::IniInvalid,
+            Error::StoreRoot(_) => Code::LocalStore,
         }
     }
 

@@ -1,5 +1,6 @@
 //! wpkgsync: mirrors a signed WPKG repository from an SSH server into a local store.
 
+pub mod anchors;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -11,12 +11,13 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::exit::Code;
+use crate::select::log_file::{self, LogError};
 use crate::transport::{ReportFolder, TransportError};
 
 /// At most this much of the WPKG log is uploaded: its end, from a line start.
 /// WPKG appends to one log for ever; the recent runs are what administrators
 /// read, and the upload must fit a slow link's run.
-pub const MAX_LOG_BYTES: usize = 8 * 1024 * 1024;
+pub use crate::select::log_file::MAX_LOG_BYTES;
 
 /// Bytes per write request before the bandwidth cap splits them further.
 const WRITE_CHUNK: usize = 32 * 1024;
@@ -24,14 +25,10 @@ const WRITE_CHUNK: usize = 32 * 1024;
 /// Why the upload failed (exit 106 unless a download failure wins).
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    /// The local WPKG log exists but cannot be read.
-    #[error("failed to read the WPKG log {path}: {source}")]
-    ReadLog {
-        /// The log named by `wpkg_log`.
-        path: std::path::PathBuf,
-        /// What the system said.
-        source: std::io::Error,
-    },
+    /// The local WPKG log exists but cannot be read or is not an
+    /// administrator's.
+    #[error(transparent)]
+    ReadLog(#[from] LogError),
     /// The server refused or lost a write.
     #[error("report upload failed: {0}")]
     Transport(#[from] TransportError),
@@ -108,7 +105,7 @@ impl ReportNames {
             run_log: format!("{dir}/{host}.wpkgsync.log"),
             temp: format!(
                 "{dir}/{}wpkg-{host}.log.{}",
-                crate::sync::inventory::TEMP_PREFIX,
+                crate::manifest::format::TEMP_PREFIX,
                 std::process::id()
             ),
         }
@@ -123,18 +120,10 @@ pub async fn upload_wpkg_log<R: ReportFolder>(
     names: &ReportNames,
     wpkg_log: &Path,
 ) -> Result<bool, ReportError> {
-    let data = match std::fs::read(wpkg_log) {
-        Ok(data) => data,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => {
-            return Err(ReportError::ReadLog {
-                path: wpkg_log.to_path_buf(),
-                source,
-            });
-        }
+    let Some(data) = log_file::read_tail(wpkg_log, MAX_LOG_BYTES)? else {
+        return Ok(false);
     };
-    let data = log_tail(&data, MAX_LOG_BYTES);
-    let written = write_whole(folder, &names.temp, data).await;
+    let written = write_whole(folder, &names.temp, &data).await;
     let placed = match written {
         Ok(()) => folder.rename(&names.temp, &names.wpkg_log).await,
         Err(e) => Err(e),
@@ -177,19 +166,6 @@ async fn write_whole<R: ReportFolder>(
     written.and(finished)
 }
 
-/// The last `max` bytes of `data`, starting after a line break when the cut
-/// falls inside a line.
-fn log_tail(data: &[u8], max: usize) -> &[u8] {
-    if data.len() <= max {
-        return data;
-    }
-    let tail = &data[data.len() - max..];
-    match tail.iter().position(|&b| b == b'\n') {
-        Some(newline) => &tail[newline + 1..],
-        None => tail,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,14 +194,6 @@ mod tests {
             record.line(),
             "2025-12-01T05:15:12Z exit=206 version=42 fetched=3 deleted=- bytes=12345 duration=2.5s\n"
         );
-    }
-
-    #[test]
-    fn a_long_log_keeps_its_end_from_a_line_start() {
-        let data = b"first line\nsecond line\nthird\n";
-        assert_eq!(log_tail(data, 100), data);
-        assert_eq!(log_tail(data, 15), b"third\n");
-        assert_eq!(log_tail(b"no breaks at all", 5), b"t all");
     }
 
     #[test]

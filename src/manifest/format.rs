@@ -16,6 +16,9 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const TIMESTAMP_FILE: &str = "timestamp.json";
 /// Suffix of a detached signature.
 pub const SIGNATURE_SUFFIX: &str = ".sig";
+/// Prefix of the temporary files a client writes beside their targets in the
+/// store; no published path may use it.
+pub const TEMP_PREFIX: &str = ".wpkgsync-tmp-";
 /// The only record format this build reads and writes.
 pub const FORMAT: u32 = 1;
 

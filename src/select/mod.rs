@@ -2,6 +2,7 @@
 //! package definitions say which folders below `%SOFTWARE%` each package uses,
 //! and the WPKG log of the last run says which packages this host has.
 
+pub mod log_file;
 pub mod packages;
 pub mod selection;
 pub mod wpkg_log;

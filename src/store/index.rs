@@ -1,7 +1,9 @@
 //! What the store held after the last run: path, size, mtime and sha256 of
 //! every file this client verified and put in place. With it a file moved or
 //! copied on the server is copied locally instead of downloaded: a local file
-//! whose size and mtime still match its entry still has that content.
+//! whose size, mtime and identity (inode or file id, and change time) still
+//! match its entry still has that content: a file put in its place by someone
+//! else, even with the same size and mtime, has another identity.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,6 +24,42 @@ pub struct IndexEntry {
     pub mtime: i64,
     /// Lowercase hex sha256.
     pub sha256: String,
+    /// Which file was verified; absent in an index of an older release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<FileId>,
+}
+
+/// What tells a file apart from another put in its place: the inode (the
+/// file index on Windows, where the metadata of a listing carries it) and
+/// the change time, which every write, rename, chmod and chown moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileId {
+    /// Inode or file index.
+    pub ino: u64,
+    /// Change time in nanoseconds (Unix); creation time in 100 ns (Windows).
+    pub changed: i64,
+}
+
+impl FileId {
+    /// The identity of the file `meta` describes.
+    #[cfg(unix)]
+    pub fn of(meta: &cap_std::fs::Metadata) -> FileId {
+        use cap_std::fs::MetadataExt;
+        FileId {
+            ino: meta.ino(),
+            changed: meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec(),
+        }
+    }
+
+    /// The identity of the file `meta` describes.
+    #[cfg(windows)]
+    pub fn of(meta: &cap_std::fs::Metadata) -> FileId {
+        use cap_std::fs::MetadataExt;
+        FileId {
+            ino: meta.file_index().unwrap_or(0),
+            changed: i64::try_from(meta.creation_time()).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 /// The store's verified files by `/`-separated path.
@@ -63,6 +101,7 @@ mod tests {
                 size: 3,
                 mtime: 4,
                 sha256: "ab".repeat(32),
+                id: Some(FileId { ino: 7, changed: 8 }),
             },
         );
         index.save(dir.path()).unwrap();

@@ -1,11 +1,13 @@
 //! The local side: errors of the store and the state folder, and the state file.
 
 pub mod acl;
+pub mod dir;
 mod atomic;
 mod error;
 pub mod index;
 pub mod lock;
 pub mod manifest_cache;
+pub mod ownership;
 pub mod state;
 pub mod walk;
 

@@ -2,7 +2,9 @@
 //!
 //! Every download goes to a temporary file beside its target, is checked against
 //! the manifest's sha256, gets the manifest's mtime, is flushed to disk, and only
-//! then renamed over the target. A file is assembled from the cheapest source
+//! then renamed over the target. Every file operation goes through the store's
+//! handle ([`StoreDir`]): nothing is followed out of the store, temporary files
+//! are new and unpredictable, and only the very file verified is renamed. A file is assembled from the cheapest source
 //! that has it: a verified local file with the same content (moved or copied on
 //! the server), else the blocks of the old copy and of a partial download that a
 //! block signature points to plus the missing ranges, else the whole file. A
@@ -12,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -20,13 +21,14 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 use super::events::Events;
-use super::inventory::{Inventory, LocalKind, TEMP_PREFIX};
+use super::inventory::{Inventory, LocalKind};
 use super::plan::Plan;
 use crate::delta::matching::BlockMap;
 use crate::delta::plan::{Piece, plan as plan_pieces, remote_bytes};
 use crate::delta::signature;
 use crate::manifest::verify::{VerifiedFile, parse_sha256};
 use crate::store::StoreError;
+use crate::store::dir::StoreDir;
 use crate::store::index::StoreIndex;
 use crate::transport::{Source, Throttled, TransportError, TransportErrorKind};
 
@@ -34,15 +36,14 @@ use crate::transport::{Source, Throttled, TransportError, TransportErrorKind};
 const REQUESTS_IN_FLIGHT: usize = 32;
 /// Files downloaded at once, so small files do not wait on each other's round trips.
 const FILES_IN_FLIGHT: usize = 16;
-/// Suffix of a partial download kept from an interrupted run while it serves as
-/// a basis for the same file.
-const RESUME_SUFFIX: &str = ".resume";
 
 /// What a run did to the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
     /// Files verified and put in place.
     pub fetched: usize,
+    /// Their store paths.
+    pub placed: std::collections::HashSet<String>,
     /// Store paths deleted.
     pub deleted: usize,
     /// Bytes read from the source: content ranges and block signatures.
@@ -88,12 +89,13 @@ impl From<StoreError> for FileError {
 }
 
 /// Local files whose content is known: verified by an earlier run and
-/// unchanged since (same size and mtime), by sha256.
-pub struct KnownContent(HashMap<[u8; 32], PathBuf>);
+/// unchanged since (same size, mtime and identity), by sha256.
+pub struct KnownContent(HashMap<[u8; 32], String>);
 
 impl KnownContent {
     /// Files of `index` that still match it in `inventory`, except those this
-    /// run replaces (their content is about to change).
+    /// run replaces (their content is about to change) and those the repair
+    /// had to fix.
     pub fn new(index: &StoreIndex, inventory: &Inventory, plan: &Plan<'_>) -> KnownContent {
         let replaced: std::collections::HashSet<&str> =
             plan.fetch.iter().map(|f| f.path.as_str()).collect();
@@ -102,33 +104,36 @@ impl KnownContent {
             let Some(local) = inventory.entries.get(path) else {
                 continue;
             };
-            let unchanged = matches!(local.kind, LocalKind::File { size, mtime }
-                if size == entry.size && mtime == entry.mtime);
+            let unchanged = matches!(local.kind, LocalKind::File { size, mtime, id }
+                if size == entry.size && mtime == entry.mtime && entry.id.is_none_or(|known| known == id));
             if unchanged
                 && !replaced.contains(path.as_str())
+                && !inventory.suspect.contains(path)
                 && let Some(sha) = parse_sha256(&entry.sha256)
             {
-                known.entry(sha).or_insert_with(|| local.full.clone());
+                known.entry(sha).or_insert_with(|| path.clone());
             }
         }
         KnownContent(known)
     }
 }
 
-/// Applies `plan` to the store at `root`.
+/// Applies `plan` to `store`, whose contents were `inventory`.
 pub async fn apply<S: Source>(
     source: &Throttled<S>,
-    root: &Path,
+    store: &StoreDir,
+    inventory: &Inventory,
     plan: &Plan<'_>,
     known: &KnownContent,
     events: &dyn Events,
 ) -> Result<Applied, ApplyError> {
     let mut applied = Applied::default();
-    std::fs::create_dir_all(root).map_err(|e| StoreError::io("create the store", root, e))?;
-
-    delete(root, &plan.clear, &mut applied, events);
+    delete(store, &plan.clear, &mut applied, events);
     let results: Vec<(&VerifiedFile, Result<u64, FileError>)> = stream::iter(plan.fetch.iter())
-        .map(|file| async move { (*file, fetch(source, root, file, known, events).await) })
+        .map(|file| async move {
+            let result = fetch(source, store, inventory, file, known, events).await;
+            (*file, result)
+        })
         .buffer_unordered(FILES_IN_FLIGHT)
         .collect()
         .await;
@@ -136,6 +141,7 @@ pub async fn apply<S: Source>(
         match result {
             Ok(bytes) => {
                 applied.fetched += 1;
+                applied.placed.insert(file.path.to_string());
                 applied.bytes += bytes;
                 events.file_done(file.path.as_str());
             }
@@ -146,21 +152,20 @@ pub async fn apply<S: Source>(
             Err(FileError::Fatal(e)) => return Err(e),
         }
     }
-    delete(root, &plan.delete, &mut applied, events);
+    delete(store, &plan.delete, &mut applied, events);
     applied.failures.sort();
     Ok(applied)
 }
 
-fn delete(root: &Path, paths: &[String], applied: &mut Applied, events: &dyn Events) {
+fn delete(store: &StoreDir, paths: &[String], applied: &mut Applied, events: &dyn Events) {
     for path in paths {
-        let full = local_path(root, path);
-        match remove(&full) {
+        match store.remove(path) {
             Ok(()) => {
                 applied.deleted += 1;
                 events.deleted(path);
             }
             Err(e) => {
-                let why = format!("failed to delete {}: {e}", full.display());
+                let why = format!("failed to delete {}: {e}", store.full(path).display());
                 events.file_failed(path, &why);
                 applied.failures.push((path.clone(), why));
             }
@@ -168,100 +173,65 @@ fn delete(root: &Path, paths: &[String], applied: &mut Applied, events: &dyn Eve
     }
 }
 
-/// Removes temporary files an interrupted run left behind.
-pub fn remove_temps(temps: &[PathBuf]) -> Result<(), StoreError> {
-    for temp in temps {
-        match std::fs::remove_file(temp) {
+/// Removes the temporary files an interrupted run left behind.
+pub fn remove_temps(store: &StoreDir, inventory: &Inventory) -> Result<(), StoreError> {
+    for temp in &inventory.temps {
+        match store.remove(&temp.path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io("remove", temp, e)),
+            Err(e) => return Err(StoreError::io("remove", &store.full(&temp.path), e)),
         }
     }
     Ok(())
 }
 
-/// The store path of a `/`-separated relative path from the inventory.
-fn local_path(root: &Path, rel: &str) -> PathBuf {
-    rel.split('/')
-        .fold(root.to_path_buf(), |acc, part| acc.join(part))
-}
-
-fn remove(full: &Path) -> std::io::Result<()> {
-    let meta = std::fs::symlink_metadata(full)?;
-    if meta.is_dir() {
-        std::fs::remove_dir_all(full)
-    } else {
-        std::fs::remove_file(full)
-    }
-}
-
-/// A download's temporary file. A wrong result is discarded at once; a
-/// download cut short (timeout, lost server) stays as a basis for the next run.
+/// A download's temporary file, created new beside its target. A wrong
+/// result is discarded at once; a download cut short (timeout, lost server)
+/// stays as a basis for the next run.
 struct TempFile {
-    path: PathBuf,
+    /// Its `/`-separated store path.
+    rel: String,
     out: std::fs::File,
 }
 
 impl TempFile {
-    fn create(path: PathBuf) -> Result<TempFile, StoreError> {
-        let out = std::fs::File::create(&path).map_err(|e| StoreError::io("create", &path, e))?;
-        Ok(TempFile { path, out })
+    fn create(store: &StoreDir, target: &str) -> Result<TempFile, StoreError> {
+        let (rel, out) = store
+            .create_temp(target)
+            .map_err(|e| StoreError::io("create a temporary file beside", &store.full(target), e))?;
+        Ok(TempFile { rel, out })
     }
 
-    fn discard(self) {
-        let _ = std::fs::remove_file(&self.path);
+    fn discard(self, store: &StoreDir) {
+        drop(self.out);
+        let _ = store.remove(&self.rel);
     }
 }
 
 /// Where one download may take its bytes from besides the source.
 struct Bases {
-    /// Open local files whose blocks may be reused: the old copy, a partial download.
-    files: Vec<(PathBuf, Mutex<std::fs::File>, u64)>,
-    /// A partial download renamed out of the way; removed once the file is done.
-    resumed: Option<PathBuf>,
+    /// Open local files whose blocks may be reused: the old copy, a partial
+    /// download; by store path.
+    files: Vec<(String, Mutex<std::fs::File>, u64)>,
 }
 
 impl Bases {
-    /// The old copy at `target` and a partial download at `temp`, if any. With
-    /// `claim`, the partial download is renamed out of the way of the new
-    /// temporary file; without it (a dry run) nothing changes.
-    fn gather(target: &Path, temp: &Path, claim: bool) -> Result<Bases, StoreError> {
-        let mut bases = Bases {
-            files: Vec::new(),
-            resumed: None,
+    /// The old copy of `file`, unless the repair had to fix it, and the
+    /// partial download an interrupted run left of it, if any.
+    fn gather(store: Option<&StoreDir>, inventory: &Inventory, file: &VerifiedFile) -> Bases {
+        let Some(store) = store else {
+            return Bases { files: Vec::new() };
         };
-        if !claim {
-            for path in [target, temp] {
-                if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
-                    && let Ok(file) = std::fs::File::open(path)
-                {
-                    let len = file.metadata().map_or(0, |m| m.len());
-                    bases
-                        .files
-                        .push((path.to_path_buf(), Mutex::new(file), len));
-                }
-            }
-            return Ok(bases);
-        }
-        if std::fs::symlink_metadata(temp).is_ok_and(|m| m.is_file()) {
-            let mut resumed = temp.as_os_str().to_owned();
-            resumed.push(RESUME_SUFFIX);
-            let resumed = PathBuf::from(resumed);
-            std::fs::rename(temp, &resumed)
-                .map_err(|e| StoreError::io("keep the partial download", temp, e))?;
-            bases.resumed = Some(resumed);
-        }
-        let candidates = [Some(target.to_path_buf()), bases.resumed.clone()];
-        for path in candidates.into_iter().flatten() {
-            if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-                continue;
-            }
-            if let Ok(file) = std::fs::File::open(&path) {
-                let len = file.metadata().map_or(0, |m| m.len());
-                bases.files.push((path, Mutex::new(file), len));
+        let target = file.path.as_str();
+        let old = (!inventory.suspect.contains(target)).then_some(target);
+        let mut files = Vec::new();
+        for rel in old.into_iter().chain(inventory.temp_of(target)) {
+            if let Ok(opened) = store.open_regular(rel) {
+                let len = opened.metadata().map_or(0, |m| m.len());
+                files.push((rel.to_owned(), Mutex::new(opened), len));
             }
         }
-        Ok(bases)
+        Bases { files }
     }
 
     fn read(&self, basis: usize, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
@@ -279,57 +249,55 @@ impl Bases {
     }
 
     /// Closes the local files before the target is replaced: Windows refuses
-    /// to rename over a file that is still open. Returns the partial download
-    /// to remove once the new file is in place.
-    fn close(self) -> Option<PathBuf> {
-        self.resumed
-    }
+    /// to rename over a file that is still open.
+    fn close(self) {}
 }
 
 /// Removes the partial download a finished file no longer needs.
-fn remove_resumed(resumed: Option<PathBuf>) {
-    if let Some(resumed) = resumed {
-        let _ = std::fs::remove_file(resumed);
+fn remove_partial(store: &StoreDir, inventory: &Inventory, file: &VerifiedFile) {
+    if let Some(partial) = inventory.temp_of(file.path.as_str()) {
+        let _ = store.remove(partial);
     }
 }
 
 /// Puts one file in place; returns the bytes read from the source.
 async fn fetch<S: Source>(
     source: &Throttled<S>,
-    root: &Path,
+    store: &StoreDir,
+    inventory: &Inventory,
     file: &VerifiedFile,
     known: &KnownContent,
     events: &dyn Events,
 ) -> Result<u64, FileError> {
     events.file_started(file.path.as_str(), file.size);
-    let target = file.path.under(root);
-    let parent = target.parent().unwrap_or(root);
-    std::fs::create_dir_all(parent).map_err(|e| StoreError::io("create folder", parent, e))?;
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp_path = parent.join(format!("{TEMP_PREFIX}{name}"));
+    let target = file.path.as_str();
+    if let Some((parent, _)) = target.rsplit_once('/') {
+        store
+            .create_dir_all(parent)
+            .map_err(|e| StoreError::io("create folder", &store.full(parent), e))?;
+    }
 
     // The same content elsewhere in the store: a local copy, no download.
     if let Some(local) = known.0.get(&file.sha256) {
-        let temp = TempFile::create(temp_path.clone())?;
-        if copy_local(local, file, temp, &target, events).await.is_ok() {
+        let temp = TempFile::create(store, target)?;
+        if copy_local(store, local, file, temp, events).await.is_ok() {
             return Ok(0);
         }
     }
 
-    let bases = Bases::gather(&target, &temp_path, true)?;
+    let bases = Bases::gather(Some(store), inventory, file);
     let mut fetched = 0;
     if let Some(signature_path) = &file.block_signature
         && !bases.files.is_empty()
     {
-        let temp = TempFile::create(temp_path.clone())?;
-        match download_delta(source, file, signature_path.as_str(), &bases, temp, events).await {
+        let temp = TempFile::create(store, target)?;
+        match download_delta(source, store, file, signature_path.as_str(), &bases, temp, events)
+            .await
+        {
             Ok((bytes, temp)) => {
-                let resumed = bases.close();
-                place(file, temp, &target).await?;
-                remove_resumed(resumed);
+                bases.close();
+                place(store, file, temp).await?;
+                remove_partial(store, inventory, file);
                 return Ok(bytes);
             }
             // A lying signature or a basis that changed: fetch the whole file.
@@ -337,24 +305,24 @@ async fn fetch<S: Source>(
             Err((_, fatal)) => return Err(fatal),
         }
     }
-    let resumed = bases.close();
-    let temp = TempFile::create(temp_path)?;
-    let (bytes, temp) = download_whole(source, file, temp, events).await?;
-    place(file, temp, &target).await?;
-    remove_resumed(resumed);
+    bases.close();
+    let temp = TempFile::create(store, target)?;
+    let (bytes, temp) = download_whole(source, store, file, temp, events).await?;
+    place(store, file, temp).await?;
+    remove_partial(store, inventory, file);
     Ok(fetched + bytes)
 }
 
 /// Copies a local file of the same content into place.
 async fn copy_local(
-    local: &Path,
+    store: &StoreDir,
+    local: &str,
     file: &VerifiedFile,
     mut temp: TempFile,
-    target: &Path,
     events: &dyn Events,
 ) -> Result<(), FileError> {
     let copied = (|| -> std::io::Result<[u8; 32]> {
-        let mut input = std::fs::File::open(local)?.take(file.size);
+        let mut input = store.open_regular(local)?.take(file.size);
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
@@ -369,9 +337,9 @@ async fn copy_local(
         Ok(hasher.finalize().into())
     })();
     match copied {
-        Ok(digest) if digest == file.sha256 => place(file, temp, target).await,
+        Ok(digest) if digest == file.sha256 => place(store, file, temp).await,
         _ => {
-            temp.discard();
+            temp.discard(store);
             Err(FileError::Failed(format!(
                 "local copy of {} differs",
                 file.path
@@ -407,7 +375,7 @@ async fn delta_pieces<S: Source>(
             .lock()
             .map_err(|_| std::io::Error::other("basis lock poisoned"))
             .and_then(|mut basis| map.match_basis(&signature, index, &mut *basis, *len))
-            .map_err(|e| failed(format!("failed to read {}: {e}", path.display())))?;
+            .map_err(|e| failed(format!("failed to read {path}: {e}")))?;
     }
     Ok((
         plan_pieces(&map, u64::from(source.request_size())),
@@ -418,6 +386,7 @@ async fn delta_pieces<S: Source>(
 /// Assembles the file from the bases and the missing ranges.
 async fn download_delta<S: Source>(
     source: &Throttled<S>,
+    store: &StoreDir,
     file: &VerifiedFile,
     signature_path: &str,
     bases: &Bases,
@@ -427,12 +396,12 @@ async fn download_delta<S: Source>(
     let (pieces, signature_bytes) = match delta_pieces(source, file, signature_path, bases).await {
         Ok(found) => found,
         Err(e) => {
-            temp.discard();
+            temp.discard(store);
             return Err(e);
         }
     };
     let fetched = signature_bytes + remote_bytes(&pieces);
-    match assemble(source, file, pieces, bases, temp, events).await {
+    match assemble(source, store, file, pieces, bases, temp, events).await {
         Ok(temp) => Ok((fetched, temp)),
         Err(e) => Err((fetched, e)),
     }
@@ -442,6 +411,7 @@ async fn download_delta<S: Source>(
 /// ones read with many requests in flight, and verifies it.
 async fn assemble<S: Source>(
     source: &Throttled<S>,
+    store: &StoreDir,
     file: &VerifiedFile,
     pieces: Vec<Piece>,
     bases: &Bases,
@@ -451,7 +421,7 @@ async fn assemble<S: Source>(
     let remote = match source.open(file.path.as_str()).await {
         Ok(remote) => remote,
         Err(e) => {
-            temp.discard();
+            temp.discard(store);
             return Err(e.into());
         }
     };
@@ -476,7 +446,8 @@ async fn assemble<S: Source>(
             }
         }
     });
-    let written = write_verified(chunks.buffered(REQUESTS_IN_FLIGHT), file, temp, events).await;
+    let written =
+        write_verified(chunks.buffered(REQUESTS_IN_FLIGHT), store, file, temp, events).await;
     source.close(remote).await;
     written.map(|(_, temp)| temp).map_err(|(_, e)| e)
 }
@@ -484,8 +455,8 @@ async fn assemble<S: Source>(
 /// How a dry run expects one file to arrive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Arrival {
-    /// Copied from a store file of the same content.
-    Copy(PathBuf),
+    /// Copied from the store file of the same content at this path.
+    Copy(String),
     /// Assembled from local blocks plus this many bytes from the source.
     Delta(u64),
     /// Fetched whole.
@@ -496,7 +467,8 @@ pub enum Arrival {
 /// signatures are read and matched, no file is written.
 pub async fn estimate<'p, S: Source>(
     source: &Throttled<S>,
-    root: &Path,
+    store: Option<&StoreDir>,
+    inventory: &Inventory,
     plan: &Plan<'p>,
     known: &KnownContent,
 ) -> Result<Vec<(&'p VerifiedFile, Arrival)>, ApplyError> {
@@ -506,13 +478,7 @@ pub async fn estimate<'p, S: Source>(
             estimates.push((*file, Arrival::Copy(local.clone())));
             continue;
         }
-        let target = file.path.under(root);
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = target.with_file_name(format!("{TEMP_PREFIX}{name}"));
-        let bases = Bases::gather(&target, &temp, false)?;
+        let bases = Bases::gather(store, inventory, file);
         let arrival = match &file.block_signature {
             Some(signature_path) if !bases.files.is_empty() => {
                 match delta_pieces(source, file, signature_path.as_str(), &bases).await {
@@ -534,6 +500,7 @@ pub async fn estimate<'p, S: Source>(
 /// the manifest's size (endless data).
 async fn download_whole<S: Source>(
     source: &Throttled<S>,
+    store: &StoreDir,
     file: &VerifiedFile,
     temp: TempFile,
     events: &dyn Events,
@@ -545,11 +512,8 @@ async fn download_whole<S: Source>(
             len: request.min(file.size - i * request),
         })
         .collect();
-    let none = Bases {
-        files: Vec::new(),
-        resumed: None,
-    };
-    let temp = assemble(source, file, pieces, &none, temp, events).await?;
+    let none = Bases { files: Vec::new() };
+    let temp = assemble(source, store, file, pieces, &none, temp, events).await?;
     Ok((file.size, temp))
 }
 
@@ -557,6 +521,7 @@ async fn download_whole<S: Source>(
 /// manifest. Returns the bytes written; a wrong result is discarded.
 async fn write_verified(
     chunks: impl futures::Stream<Item = Chunk>,
+    store: &StoreDir,
     file: &VerifiedFile,
     mut temp: TempFile,
     events: &dyn Events,
@@ -568,7 +533,7 @@ async fn write_verified(
         while let Some(chunk) = chunks.try_next().await? {
             temp.out
                 .write_all(&chunk)
-                .map_err(|e| StoreError::io("write", &temp.path, e))?;
+                .map_err(|e| StoreError::io("write", &store.full(&temp.rel), e))?;
             hasher.update(&chunk);
             written += chunk.len() as u64;
             events.bytes_moved(chunk.len() as u64);
@@ -578,7 +543,7 @@ async fn write_verified(
     .await;
     match outcome {
         Err(FileError::Failed(why)) => {
-            temp.discard();
+            temp.discard(store);
             return Err((written, FileError::Failed(why)));
         }
         // Interrupted: the partial file stays as a basis for the next run.
@@ -587,7 +552,7 @@ async fn write_verified(
     }
     let digest: [u8; 32] = hasher.finalize().into();
     if written != file.size || digest != file.sha256 {
-        temp.discard();
+        temp.discard(store);
         return Err((
             written,
             FileError::Failed(format!("{} does not match its manifest sha256", file.path)),
@@ -619,20 +584,26 @@ async fn read_exact_at<S: Source>(
 
 /// Gives a verified temporary file the manifest's mtime, flushes it and renames
 /// it over its target. The flush waits for the disk, so it runs on a blocking
-/// thread while the other downloads go on.
-async fn place(file: &VerifiedFile, temp: TempFile, target: &Path) -> Result<(), FileError> {
+/// thread (with a handle of its own on the store) while the other downloads go on.
+async fn place(store: &StoreDir, file: &VerifiedFile, temp: TempFile) -> Result<(), FileError> {
     let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(file.mtime).unwrap_or(0));
-    let name = file.path.to_string();
-    let target = target.to_path_buf();
-    tokio::task::spawn_blocking(move || finish(&name, temp, &target, mtime))
+    let target = file.path.to_string();
+    let store = match store.try_clone() {
+        Ok(store) => store,
+        Err(e) => {
+            temp.discard(store);
+            return Err(StoreError::io("open", store.path(), e).into());
+        }
+    };
+    tokio::task::spawn_blocking(move || finish(&store, temp, &target, mtime))
         .await
         .unwrap_or_else(|e| Err(FileError::Failed(format!("placing the file failed: {e}"))))
 }
 
 fn finish(
-    name: &str,
+    store: &StoreDir,
     temp: TempFile,
-    target: &Path,
+    target: &str,
     mtime: std::time::SystemTime,
 ) -> Result<(), FileError> {
     let finished = temp
@@ -640,20 +611,19 @@ fn finish(
         .set_modified(mtime)
         .and_then(|()| temp.out.sync_all());
     if let Err(e) = finished {
-        let path = temp.path.clone();
-        temp.discard();
+        let path = store.full(&temp.rel);
+        temp.discard(store);
         return Err(StoreError::io("flush", &path, e).into());
     }
-    if std::fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
-        temp.discard();
+    if store.symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
+        temp.discard(store);
         return Err(FileError::Failed(format!(
-            "{name} is a folder in the store"
+            "{target} is a folder in the store"
         )));
     }
-    let TempFile { path, out } = temp;
-    drop(out);
-    std::fs::rename(&path, target).map_err(|e| {
-        let _ = std::fs::remove_file(&path);
-        FileError::from(StoreError::io("rename into place", target, e))
+    let TempFile { rel, out } = temp;
+    store.rename_into_place(&rel, out, target).map_err(|e| {
+        let _ = store.remove(&rel);
+        FileError::from(StoreError::io("rename into place", &store.full(target), e))
     })
 }

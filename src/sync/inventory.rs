@@ -1,13 +1,18 @@
-//! What the local store holds now: one walk, no links followed.
+//! What the local store holds now: one walk through the store's handle, no
+//! link followed.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::UNIX_EPOCH;
 
-use crate::store::{StoreError, walk};
+use std::io::Read;
 
-/// Prefix of the temporary files a sync writes beside their targets.
-pub const TEMP_PREFIX: &str = ".wpkgsync-tmp-";
+use cap_fs_ext::DirExt;
+
+use crate::manifest::verify::VerifiedManifest;
+use crate::store::acl::Repaired;
+use crate::store::dir::{StoreDir, temp_target};
+use crate::store::index::FileId;
+use crate::store::{StoreError, walk};
 
 /// One thing found in the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +23,8 @@ pub enum LocalKind {
         size: u64,
         /// Modification time, Unix seconds.
         mtime: i64,
+        /// Which file it is, so one put in its place is told apart.
+        id: FileId,
     },
     /// A folder.
     Dir,
@@ -28,10 +35,17 @@ pub enum LocalKind {
 /// One entry of the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalEntry {
-    /// The path on disk.
-    pub full: PathBuf,
     /// What it is.
     pub kind: LocalKind,
+}
+
+/// A partial download left by an interrupted run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Temp {
+    /// Its `/`-separated path in the store.
+    pub path: String,
+    /// The store path of the file it was written for, when its name says.
+    pub target: Option<String>,
 }
 
 /// The store's contents by `/`-separated relative path.
@@ -40,28 +54,31 @@ pub struct Inventory {
     /// Every entry but the temporary files.
     pub entries: BTreeMap<String, LocalEntry>,
     /// Temporary files left by an interrupted run.
-    pub temps: Vec<PathBuf>,
+    pub temps: Vec<Temp>,
+    /// Files whose content is not to be trusted until it is hashed again:
+    /// the repair had to fix them, so someone else could write them. They
+    /// are never unchanged by size and mtime, a delta basis or a copy source.
+    pub suspect: BTreeSet<String>,
+    /// Suspect files hashed this run and found to hold their manifest content.
+    pub rehashed: BTreeSet<String>,
 }
 
 impl Inventory {
-    /// Walks `root` level by level on a few threads ([`walk::by_levels`]); a
-    /// missing root is an empty store.
-    pub fn scan(root: &Path) -> Result<Inventory, StoreError> {
+    /// Walks the store level by level on a few threads ([`walk::by_levels`]),
+    /// each folder opened through the store's handle without following a link.
+    pub fn scan(store: &StoreDir) -> Result<Inventory, StoreError> {
         let mut inventory = Inventory::default();
-        if !root.exists() {
-            return Ok(inventory);
-        }
         let listings = walk::by_levels(
-            vec![(root.to_path_buf(), String::new())],
+            vec![String::new()],
             |dirs| {
-                list(dirs).map(|mut listing| {
+                list(store, dirs).map(|mut listing| {
                     let next = std::mem::take(&mut listing.dirs);
                     (listing, next)
                 })
             },
             || {
                 let panicked = std::io::Error::other("listing thread panicked");
-                StoreError::io("list", root, panicked)
+                StoreError::io("list", store.path(), panicked)
             },
         )?;
         for listing in listings {
@@ -70,53 +87,136 @@ impl Inventory {
         }
         Ok(inventory)
     }
+
+    /// Marks as suspect every file the repair changed or that lies in a folder
+    /// it changed (someone else could have swapped files there), or every
+    /// file when the repair did not finish.
+    pub fn distrust(&mut self, repaired: &Repaired) {
+        let folders: Vec<&str> = repaired
+            .paths
+            .iter()
+            .map(String::as_str)
+            .filter(|p| matches!(self.entries.get(*p).map(|e| &e.kind), Some(LocalKind::Dir)))
+            .collect();
+        for (path, entry) in &self.entries {
+            let below_changed = || {
+                folders.iter().any(|folder| {
+                    path.strip_prefix(folder)
+                        .is_some_and(|rest| rest.starts_with('/'))
+                })
+            };
+            if matches!(entry.kind, LocalKind::File { .. })
+                && (repaired.everything
+                    || repaired.paths.binary_search(path).is_ok()
+                    || below_changed())
+            {
+                self.suspect.insert(path.clone());
+            }
+        }
+    }
+
+    /// Hashes the suspect files of the manifest's size; those that hold the
+    /// manifest's content count as unchanged again. Returns a line for the
+    /// log when there were any.
+    pub fn rehash_suspects(&mut self, store: &StoreDir, manifest: &VerifiedManifest) -> Option<String> {
+        if self.suspect.is_empty() {
+            return None;
+        }
+        let mut matched = 0;
+        for file in manifest.files() {
+            let path = file.path.as_str();
+            let same_size = matches!(self.entries.get(path).map(|e| &e.kind),
+                Some(LocalKind::File { size, .. }) if *size == file.size);
+            if same_size
+                && self.suspect.contains(path)
+                && hash(store, path, file.size).is_some_and(|digest| digest == file.sha256)
+            {
+                self.suspect.remove(path);
+                self.rehashed.insert(path.to_owned());
+                matched += 1;
+            }
+        }
+        Some(format!(
+            "the repair fixed files someone else could write: {matched} of {} hashed again hold their manifest content",
+            matched + self.suspect.len()
+        ))
+    }
+
+    /// The partial download of `path` an interrupted run left, if any.
+    pub fn temp_of(&self, path: &str) -> Option<&str> {
+        self.temps
+            .iter()
+            .find(|t| t.target.as_deref() == Some(path))
+            .map(|t| t.path.as_str())
+    }
+}
+
+/// The sha256 of the first `size` bytes of the store file `path`.
+fn hash(store: &StoreDir, path: &str, size: u64) -> Option<[u8; 32]> {
+    use sha2::Digest;
+    let mut file = store.open_regular(path).ok()?.take(size);
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).ok()?;
+    Some(hasher.finalize().into())
 }
 
 /// What listing some folders found.
 #[derive(Default)]
 struct Listing {
     entries: Vec<(String, LocalEntry)>,
-    temps: Vec<PathBuf>,
-    dirs: Vec<(PathBuf, String)>,
+    temps: Vec<Temp>,
+    dirs: Vec<String>,
 }
 
-/// Lists `dirs` (path and relative prefix), one level deep.
-fn list(dirs: &[(PathBuf, String)]) -> Result<Listing, StoreError> {
+/// Lists the folders `dirs` (`/`-separated, "" for the root), one level deep.
+fn list(store: &StoreDir, dirs: &[String]) -> Result<Listing, StoreError> {
     let mut listing = Listing::default();
-    for (dir, prefix) in dirs {
-        let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io("list", dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
-            let full = entry.path();
+    for prefix in dirs {
+        let failed = |op, e| StoreError::io(op, &store.full(prefix), e);
+        let dir = if prefix.is_empty() {
+            store.dir().try_clone()
+        } else {
+            store.dir().open_dir_nofollow(prefix)
+        }
+        .map_err(|e| failed("open", e))?;
+        for entry in dir.entries().map_err(|e| failed("list", e))? {
+            let entry = entry.map_err(|e| failed("list", e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let rel = if prefix.is_empty() {
                 name.clone()
             } else {
                 format!("{prefix}/{name}")
             };
-            let meta =
-                std::fs::symlink_metadata(&full).map_err(|e| StoreError::io("stat", &full, e))?;
+            let meta = dir
+                .symlink_metadata(&name)
+                .map_err(|e| StoreError::io("stat", &store.full(&rel), e))?;
             let kind = if meta.is_dir() {
-                listing.dirs.push((full.clone(), rel.clone()));
+                listing.dirs.push(rel.clone());
                 LocalKind::Dir
             } else if meta.is_file() {
-                if name.starts_with(TEMP_PREFIX) {
-                    listing.temps.push(full);
+                if name.starts_with(crate::manifest::format::TEMP_PREFIX) {
+                    let target = temp_target(&name).map(|target| match prefix.is_empty() {
+                        true => target.to_owned(),
+                        false => format!("{prefix}/{target}"),
+                    });
+                    listing.temps.push(Temp { path: rel, target });
                     continue;
                 }
                 let mtime = meta
                     .modified()
                     .ok()
+                    .map(|t| t.into_std())
                     .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                     .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
                 LocalKind::File {
                     size: meta.len(),
                     mtime,
+                    id: FileId::of(&meta),
                 }
             } else {
                 LocalKind::Other
             };
-            listing.entries.push((rel, LocalEntry { full, kind }));
+            listing.entries.push((rel, LocalEntry { kind }));
         }
     }
     Ok(listing)

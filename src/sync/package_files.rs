@@ -5,12 +5,13 @@
 //! as the sync itself would keep it; any other is read from the source and
 //! checked against the manifest's sha256 before the XML parser sees it.
 
-use std::path::Path;
+use std::io::Read;
 
 use sha2::{Digest, Sha256};
 
 use super::inventory::{Inventory, LocalKind};
 use crate::manifest::verify::{VerifiedFile, VerifiedManifest};
+use crate::store::dir::StoreDir;
 use crate::transport::{Source, TransportError, TransportErrorKind};
 
 /// The package definitions of one manifest version.
@@ -37,7 +38,7 @@ pub fn is_package_definition(path: &str) -> bool {
 pub async fn read<S: Source>(
     source: &S,
     manifest: &VerifiedManifest,
-    store: &Path,
+    store: Option<&StoreDir>,
     inventory: &Inventory,
 ) -> Result<PackageFiles, TransportError> {
     let mut result = PackageFiles::default();
@@ -46,11 +47,15 @@ pub async fn read<S: Source>(
         .iter()
         .filter(|f| is_package_definition(f.path.as_str()))
     {
-        let local = inventory.entries.get(file.path.as_str()).and_then(|e| {
-            matches!(e.kind, LocalKind::File { size, mtime } if size == file.size && mtime == file.mtime)
-                .then(|| std::fs::read(file.path.under(store)).ok())
-                .flatten()
-        });
+        let path = file.path.as_str();
+        let local = inventory
+            .entries
+            .get(path)
+            .filter(|e| {
+                matches!(e.kind, LocalKind::File { size, mtime, .. } if size == file.size && mtime == file.mtime)
+            })
+            .and_then(|_| read_local(store?, path, file.size))
+            .filter(|bytes| verified(file, bytes));
         let bytes = match local {
             Some(bytes) => bytes,
             None => match source.read_limited(file.path.as_str(), file.size).await {
@@ -78,6 +83,19 @@ pub async fn read<S: Source>(
         }
     }
     Ok(result)
+}
+
+/// The store's copy of `path`, at most `size` bytes, read through the store's
+/// handle.
+fn read_local(store: &StoreDir, path: &str, size: u64) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    store
+        .open_regular(path)
+        .ok()?
+        .take(size)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
 }
 
 fn verified(file: &VerifiedFile, bytes: &[u8]) -> bool {

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::inventory::{Inventory, LocalKind};
 use super::scope::{Scope, Verdict};
 use crate::manifest::verify::{VerifiedFile, VerifiedManifest, parse_sha256};
-use crate::store::index::StoreIndex;
+use crate::store::index::{FileId, StoreIndex};
 
 /// The work of one run.
 #[derive(Clone, Debug, Default)]
@@ -63,20 +63,25 @@ pub fn plan<'m>(
         let Some(wanted_file) = wanted.get(file.path.as_str()) else {
             continue;
         };
-        let known_other = |size: u64, mtime: i64| {
+        // Known to hold other content, or to be another file than the one
+        // verified (replaced with the same size and mtime).
+        let known_other = |size: u64, mtime: i64, id: FileId| {
             index
                 .and_then(|index| index.files.get(file.path.as_str()))
                 .is_some_and(|entry| {
                     entry.size == size
                         && entry.mtime == mtime
-                        && parse_sha256(&entry.sha256) != Some(file.sha256)
+                        && (parse_sha256(&entry.sha256) != Some(file.sha256)
+                            || entry.id.is_some_and(|known| known != id))
                 })
         };
         match inventory.entries.get(file.path.as_str()).map(|e| &e.kind) {
-            Some(LocalKind::File { size, mtime })
+            Some(LocalKind::File { size, mtime, id })
                 if *size == wanted_file.size
                     && *mtime == wanted_file.mtime
-                    && !known_other(*size, *mtime) =>
+                    && (inventory.rehashed.contains(file.path.as_str())
+                        || (!known_other(*size, *mtime, *id)
+                            && !inventory.suspect.contains(file.path.as_str()))) =>
             {
                 result.unchanged += 1;
             }
@@ -155,16 +160,11 @@ mod tests {
                 Some(size) => LocalKind::File {
                     size: *size,
                     mtime: 100,
+                    id: FileId { ino: 1, changed: 2 },
                 },
                 None => LocalKind::Dir,
             };
-            inv.entries.insert(
-                (*path).into(),
-                LocalEntry {
-                    full: path.into(),
-                    kind,
-                },
-            );
+            inv.entries.insert((*path).into(), LocalEntry { kind });
         }
         inv
     }
@@ -204,12 +204,40 @@ mod tests {
                 size: 1,
                 mtime: 100,
                 sha256: hex::encode([0u8; 32]),
+                id: None,
             },
         );
         assert_eq!(plan(&m, &scope, &inv, Some(&index)).fetch.len(), 1);
         assert_eq!(plan(&m, &scope, &inv, None).unchanged, 1);
         index.files.get_mut("a.msi").unwrap().sha256 = hex::encode([1u8; 32]);
         assert_eq!(plan(&m, &scope, &inv, Some(&index)).unchanged, 1);
+    }
+
+    #[test]
+    fn a_file_put_in_place_of_the_verified_one_is_fetched_despite_size_and_mtime() {
+        let m = manifest(vec![file("a.msi", 1)]);
+        let mut inv = inventory(&[("a.msi", Some(1))]);
+        let scope = Scope::new(PackageFolders::All, &[]);
+        let mut index = StoreIndex::default();
+        let verified = FileId { ino: 1, changed: 2 };
+        index.files.insert(
+            "a.msi".into(),
+            crate::store::index::IndexEntry {
+                size: 1,
+                mtime: 100,
+                sha256: hex::encode([0u8; 32]),
+                id: Some(verified),
+            },
+        );
+        assert_eq!(plan(&m, &scope, &inv, Some(&index)).unchanged, 1);
+        index.files.get_mut("a.msi").unwrap().id = Some(FileId { ino: 9, changed: 2 });
+        assert_eq!(plan(&m, &scope, &inv, Some(&index)).fetch.len(), 1);
+        index.files.get_mut("a.msi").unwrap().id = Some(FileId { ino: 1, changed: 3 });
+        assert_eq!(plan(&m, &scope, &inv, Some(&index)).fetch.len(), 1);
+        // A file the repair fixed is never unchanged by its metadata alone.
+        index.files.get_mut("a.msi").unwrap().id = Some(verified);
+        inv.suspect.insert("a.msi".into());
+        assert_eq!(plan(&m, &scope, &inv, Some(&index)).fetch.len(), 1);
     }
 
     #[test]

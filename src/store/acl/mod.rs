@@ -12,6 +12,17 @@ mod imp;
 
 pub use imp::repair;
 
+/// What a repair changed: `/`-separated store paths whose owner, mode or
+/// DACL was not as it should be, or that it unlinked. Until they are hashed
+/// again, such files are not taken as unchanged.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Repaired {
+    /// The paths, sorted.
+    pub paths: Vec<String>,
+    /// The repair failed part way: nothing is known of what it did not reach.
+    pub everything: bool,
+}
+
 /// Why the repair failed (exit 103 unless a download failure wins).
 #[derive(Debug, thiserror::Error)]
 #[error("failed to repair ownership and permissions of {path}: {why}")]

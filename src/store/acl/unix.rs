@@ -1,92 +1,170 @@
 //! Unix twin of the ACL repair: everything owned by root:root, no group or
 //! world write, no setuid or setgid bits; folders 0755, files 0644, or 0755
 //! where they were executable. Only what differs is changed, so a second run
-//! on a repaired store only reads metadata. Links are neither followed nor
-//! changed.
+//! on a repaired store only reads metadata.
+//!
+//! Every entry is reached through its folder's handle and changed through a
+//! handle of its own, opened without following a link and checked to be the
+//! entry that was inspected: links are neither followed nor changed. A file
+//! with other hard links that needs a change is unlinked from the store
+//! instead (the sync fetches it again), so the repair never changes a file
+//! outside the store that someone linked in. Special files that need a change
+//! are unlinked too: opening a device has effects of its own.
 
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 
-use super::AclError;
+use cap_fs_ext::DirExt;
+use cap_std::fs::Dir;
+
+use super::{AclError, Repaired};
+use crate::store::dir::StoreDir;
 use crate::store::walk;
 
-/// Repairs `root` and everything below it.
-pub fn repair(root: &Path) -> Result<(), AclError> {
-    repair_counting(root).map(drop)
+/// Repairs the store and everything in it; returns what it changed.
+pub fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
+    let root = store.dir();
+    let fail = |rel: &str, e: std::io::Error| AclError {
+        path: store.full(rel),
+        why: e.to_string(),
+    };
+    // The root's owner was checked when it was opened; its mode is ours to set.
+    let meta = root.dir_metadata().map_err(|e| fail("", e))?;
+    let mode = cap_std::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+    if mode & 0o7022 != 0 {
+        fchmod(root.as_raw_fd(), (mode & 0o755) | 0o700).map_err(|e| fail("", e))?;
+    }
+    let found = walk::by_levels(
+        vec![String::new()],
+        |dirs| repair_children(store, dirs),
+        || AclError {
+            path: store.path().to_path_buf(),
+            why: "a repair thread panicked".into(),
+        },
+    )?;
+    let mut repaired = Repaired::default();
+    for level in found {
+        repaired.paths.extend(level);
+    }
+    repaired.paths.sort();
+    Ok(repaired)
 }
 
-/// Repairs `root` and everything below it; returns how many entries changed.
-/// The walk is [`walk::by_levels`]: the repair is one `lstat` per entry.
-fn repair_counting(root: &Path) -> Result<usize, AclError> {
-    let meta = std::fs::symlink_metadata(root).map_err(|e| fail(root, &e))?;
-    if meta.file_type().is_symlink() {
-        return Ok(0);
-    }
-    let changed = usize::from(repair_one(root, &meta)?);
-    if !meta.is_dir() {
-        return Ok(changed);
-    }
-    let below = walk::by_levels(vec![root.to_path_buf()], repair_children, || AclError {
-        path: root.to_path_buf(),
-        why: "a repair thread panicked".into(),
-    })?;
-    Ok(changed + below.into_iter().sum::<usize>())
-}
-
-/// Repairs the entries of `dirs`; returns how many changed and the folders
-/// among them.
-fn repair_children(dirs: &[PathBuf]) -> Result<(usize, Vec<PathBuf>), AclError> {
-    let mut changed = 0;
+/// Repairs the entries of the folders `dirs`; returns the paths it changed
+/// and the folders among the entries.
+fn repair_children(
+    store: &StoreDir,
+    dirs: &[String],
+) -> Result<(Vec<String>, Vec<String>), AclError> {
+    let mut changed = Vec::new();
     let mut subdirs = Vec::new();
-    for dir in dirs {
-        for entry in std::fs::read_dir(dir).map_err(|e| fail(dir, &e))? {
-            let path = entry.map_err(|e| fail(dir, &e))?.path();
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| fail(&path, &e))?;
-            if meta.file_type().is_symlink() {
-                continue;
+    for prefix in dirs {
+        let fail = |rel: &str, e: std::io::Error| AclError {
+            path: store.full(rel),
+            why: e.to_string(),
+        };
+        let dir = if prefix.is_empty() {
+            store.dir().try_clone()
+        } else {
+            store.dir().open_dir_nofollow(prefix)
+        }
+        .map_err(|e| fail(prefix, e))?;
+        for entry in dir.entries().map_err(|e| fail(prefix, e))? {
+            let name = entry.map_err(|e| fail(prefix, e))?.file_name();
+            let name = name.to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if repair_entry(&dir, &name).map_err(|e| fail(&rel, e))? {
+                changed.push(rel.clone());
             }
-            changed += usize::from(repair_one(&path, &meta)?);
-            if meta.is_dir() {
-                subdirs.push(path);
+            if dir
+                .symlink_metadata(&name)
+                .is_ok_and(|m| m.is_dir() && !m.file_type().is_symlink())
+            {
+                subdirs.push(rel);
             }
         }
     }
     Ok((changed, subdirs))
 }
 
-/// Repairs one file or folder; returns whether it changed.
-fn repair_one(path: &Path, meta: &std::fs::Metadata) -> Result<bool, AclError> {
-    let mut touched = false;
-    if meta.uid() != 0 || meta.gid() != 0 {
-        std::os::unix::fs::lchown(path, Some(0), Some(0)).map_err(|e| fail(path, &e))?;
-        touched = true;
-    }
-    let mode = meta.mode() & 0o7777;
-    let wanted = if meta.is_dir() || mode & 0o111 != 0 {
+/// The mode an entry of this kind and mode should have.
+fn wanted_mode(is_dir: bool, mode: u32) -> u32 {
+    if is_dir || mode & 0o111 != 0 {
         0o755
     } else {
         0o644
-    };
-    // chown clears setuid and setgid on its own; compare after it.
-    if touched || mode != wanted {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted))
-            .map_err(|e| fail(path, &e))?;
-        touched = true;
     }
-    Ok(touched)
 }
 
-fn fail(path: &Path, e: &std::io::Error) -> AclError {
-    AclError {
-        path: path.to_path_buf(),
-        why: e.to_string(),
+/// Repairs the entry `name` of `dir`; returns whether it changed anything.
+fn repair_entry(dir: &Dir, name: &str) -> std::io::Result<bool> {
+    let meta = dir.symlink_metadata(name)?;
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return Ok(false);
     }
+    let mode = cap_std::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+    let (uid, gid, nlink, ino) = {
+        use cap_std::fs::MetadataExt;
+        (meta.uid(), meta.gid(), meta.nlink(), meta.ino())
+    };
+    let wanted = wanted_mode(kind.is_dir(), mode);
+    if uid == 0 && gid == 0 && mode == wanted {
+        return Ok(false);
+    }
+    let special = !kind.is_dir() && !kind.is_file();
+    if special || (kind.is_file() && nlink > 1) {
+        dir.remove_file_or_symlink(name)?;
+        return Ok(true);
+    }
+    let file = open_nofollow(dir, name, kind.is_dir())?;
+    let now = file.metadata()?;
+    if now.ino() != ino {
+        return Err(std::io::Error::other("replaced while being repaired"));
+    }
+    if now.uid() != 0 || now.gid() != 0 {
+        std::os::unix::fs::fchown(&file, Some(0), Some(0))?;
+    }
+    // chown clears setuid and setgid on its own; set the mode after it.
+    file.set_permissions(std::fs::Permissions::from_mode(wanted))?;
+    Ok(true)
+}
+
+/// Opens `name` in `dir` for reading without following a link, without
+/// blocking on a FIFO and without becoming a terminal's owner.
+fn open_nofollow(dir: &Dir, name: &str, folder: bool) -> std::io::Result<File> {
+    let name = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
+    let mut flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    if folder {
+        flags |= libc::O_DIRECTORY;
+    }
+    // SAFETY: `dir` is an open folder handle and `name` is NUL-terminated.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+fn fchmod(fd: i32, mode: u32) -> std::io::Result<()> {
+    // SAFETY: `fd` is an open handle of the caller's.
+    if unsafe { libc::fchmod(fd, mode) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::fs;
+    use std::path::Path;
 
     fn mode(path: &Path) -> u32 {
         fs::symlink_metadata(path).unwrap().mode() & 0o7777
@@ -104,16 +182,48 @@ mod tests {
         fs::set_permissions(root.join("tool.exe"), fs::Permissions::from_mode(0o775)).unwrap();
         fs::set_permissions(root.join("sub/suid"), fs::Permissions::from_mode(0o4755)).unwrap();
         fs::set_permissions(root.join("sub"), fs::Permissions::from_mode(0o777)).unwrap();
+        let store = StoreDir::open(&root).unwrap();
 
-        assert!(repair_counting(&root).unwrap() >= 4);
+        let repaired = repair(&store).unwrap();
+        assert_eq!(repaired.paths, ["open.txt", "sub", "sub/suid", "tool.exe"]);
         assert_eq!(mode(&root.join("open.txt")), 0o644);
         assert_eq!(mode(&root.join("tool.exe")), 0o755);
         assert_eq!(mode(&root.join("sub/suid")), 0o755);
         assert_eq!(mode(&root.join("sub")), 0o755);
-        assert_eq!(
-            repair_counting(&root).unwrap(),
-            0,
+        assert!(
+            repair(&store).unwrap().paths.is_empty(),
             "a repaired store changed again"
         );
+    }
+
+    #[test]
+    fn a_hard_link_to_an_outside_file_is_unlinked_not_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        fs::create_dir(&root).unwrap();
+        let outside = dir.path().join("secret");
+        fs::write(&outside, "x").unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::hard_link(&outside, root.join("linked")).unwrap();
+        let store = StoreDir::open(&root).unwrap();
+
+        assert_eq!(repair(&store).unwrap().paths, ["linked"]);
+        assert!(!root.join("linked").exists());
+        assert_eq!(mode(&outside), 0o600, "the file outside was changed");
+    }
+
+    #[test]
+    fn links_are_neither_followed_nor_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        fs::create_dir(&root).unwrap();
+        let outside = dir.path().join("outside");
+        fs::write(&outside, "x").unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        let store = StoreDir::open(&root).unwrap();
+
+        assert!(repair(&store).unwrap().paths.is_empty());
+        assert_eq!(mode(&outside), 0o600);
     }
 }

@@ -37,7 +37,8 @@ use windows_sys::Win32::Security::{
 };
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
-use super::AclError;
+use super::{AclError, Repaired};
+use crate::store::dir::StoreDir;
 
 const ADMINISTRATORS: &str = "S-1-5-32-544";
 const SYSTEM: &str = "S-1-5-18";
@@ -49,8 +50,12 @@ const READ_AND_EXECUTE: u32 = 0x0012_00A9;
 /// OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE, what icacls calls (OI)(CI).
 const INHERIT_TO_ALL: u8 = 0x01 | 0x02;
 
-/// Repairs `root` and everything below it.
-pub fn repair(root: &Path) -> Result<(), AclError> {
+/// Repairs the store and everything below it; returns what it changed.
+/// Path-based: a reparse point below the root is recognised by its own
+/// attributes and neither followed nor changed, and the store's folders
+/// belong to Administrators, so no one else can swap one in during the walk.
+pub fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
+    let root = store.path();
     // An administrator's token holds these privileges disabled; they let it
     // take ownership of files whose DACL shuts it out.
     enable_privilege("SeTakeOwnershipPrivilege", root)?;
@@ -62,13 +67,17 @@ pub fn repair(root: &Path) -> Result<(), AclError> {
         (Sid::parse(USERS, root)?, READ_AND_EXECUTE),
     ];
 
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(path) = pending.pop() {
+    let mut repaired = Repaired::default();
+    let mut pending = vec![(root.to_path_buf(), String::new())];
+    while let Some((path, rel)) = pending.pop() {
         let meta = std::fs::symlink_metadata(&path).map_err(|e| fail(&path, e.to_string()))?;
-        if meta.file_type().is_symlink() {
+        let is_root = rel.is_empty();
+        if is_reparse_point(&meta) {
+            if is_root {
+                return Err(fail(&path, "the store root is a link or junction".into()));
+            }
             continue;
         }
-        let is_root = path == root;
         let wide = wide(&path);
         let found = match Descriptor::read(&wide) {
             Err(ERROR_ACCESS_DENIED) => {
@@ -78,8 +87,10 @@ pub fn repair(root: &Path) -> Result<(), AclError> {
             }
             other => other.map_err(|code| fail(&path, os_error(code)))?,
         };
+        let mut changed = false;
         if !found.owner_is(&administrators) {
             set_owner(&wide, &administrators, &path)?;
+            changed = true;
         }
         if is_root {
             if !found.protected || !found.has_exactly(&wanted_root) {
@@ -87,14 +98,32 @@ pub fn repair(root: &Path) -> Result<(), AclError> {
             }
         } else if found.protected || found.has_explicit_entries() {
             reset_to_inherited(&wide, &path)?;
+            changed = true;
+        }
+        if changed && !is_root {
+            repaired.paths.push(rel.clone());
         }
         if meta.is_dir() {
             for entry in std::fs::read_dir(&path).map_err(|e| fail(&path, e.to_string()))? {
-                pending.push(entry.map_err(|e| fail(&path, e.to_string()))?.path());
+                let entry = entry.map_err(|e| fail(&path, e.to_string()))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let child = if is_root {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                pending.push((entry.path(), child));
             }
         }
     }
-    Ok(())
+    repaired.paths.sort();
+    Ok(repaired)
+}
+
+fn is_reparse_point(meta: &std::fs::Metadata) -> bool {
+    use std::os::windows::fs::MetadataExt;
+    const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x0400;
+    meta.file_type().is_symlink() || meta.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0
 }
 
 /// Gives the root exactly the wanted entries, inheritable, and protects it.

@@ -1,0 +1,266 @@
+//! Windows twin: the owner is Administrators, SYSTEM or TrustedInstaller, and
+//! no entry of the DACL lets anyone else write, delete, or change the
+//! permissions or the owner. Only the object itself is checked: Users may
+//! create folders in `%ProgramData%`, which is why the object's own owner and
+//! DACL decide, as the MSI sets them.
+
+use std::ffi::c_void;
+use std::fs::File;
+use std::os::windows::ffi::OsStrExt;
+use std::os::windows::io::AsRawHandle;
+use std::path::Path;
+use std::ptr::null_mut;
+
+use windows_sys::Win32::Foundation::{ERROR_SUCCESS, LocalFree};
+use windows_sys::Win32::Security::Authorization::{
+    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW,
+    GetNamedSecurityInfoW, GetSecurityInfo, SDDL_REVISION_1, SE_FILE_OBJECT,
+};
+use windows_sys::Win32::Security::{
+    ACE_HEADER, ACL, DACL_SECURITY_INFORMATION, GetAce, OWNER_SECURITY_INFORMATION,
+    PSECURITY_DESCRIPTOR, PSID, SECURITY_ATTRIBUTES,
+};
+use windows_sys::Win32::Storage::FileSystem::CreateDirectoryW;
+
+use super::NotAdminOnly;
+
+/// The accounts that may own and write what the client trusts.
+const ADMIN_SIDS: [&str; 3] = [
+    "S-1-5-32-544",
+    "S-1-5-18",
+    "S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464",
+];
+/// Write data or append, write attributes and extended attributes, delete a
+/// child, delete, change the DACL or the owner, and the generic write and all.
+const WRITE_RIGHTS: u32 =
+    0x0002 | 0x0004 | 0x0010 | 0x0040 | 0x0100 | 0x0001_0000 | 0x0004_0000 | 0x0008_0000 | 0x4000_0000 | 0x1000_0000;
+const ACCESS_ALLOWED_ACE_TYPE: u8 = 0;
+const INHERIT_ONLY_ACE: u8 = 0x08;
+/// Owner Administrators; protected DACL: SYSTEM and Administrators full
+/// control, inherited by every child.
+const PRIVATE_SDDL: &str = "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
+
+/// Checks the object `path` names.
+pub fn check_path(path: &Path) -> Result<(), NotAdminOnly> {
+    let wide = wide(path);
+    let mut owner: PSID = null_mut();
+    let mut dacl: *mut ACL = null_mut();
+    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: `wide` is NUL-terminated; the out pointers are valid and the
+    // descriptor is freed below.
+    let code = unsafe {
+        GetNamedSecurityInfoW(
+            wide.as_ptr(),
+            SE_FILE_OBJECT,
+            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
+            &mut owner,
+            null_mut(),
+            &mut dacl,
+            null_mut(),
+            &mut descriptor,
+        )
+    };
+    judge(code, owner, dacl, descriptor, path)
+}
+
+/// Checks the object `file` is open on.
+pub fn check_open(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
+    let mut owner: PSID = null_mut();
+    let mut dacl: *mut ACL = null_mut();
+    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: the handle is open for as long as `file` lives; the out
+    // pointers are valid and the descriptor is freed below.
+    let code = unsafe {
+        GetSecurityInfo(
+            file.as_raw_handle(),
+            SE_FILE_OBJECT,
+            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
+            &mut owner,
+            null_mut(),
+            &mut dacl,
+            null_mut(),
+            &mut descriptor,
+        )
+    };
+    judge(code, owner, dacl, descriptor, path)
+}
+
+/// Checks only that an administrator owns the object `file` is open on:
+/// files below the drive root inherit write access for every signed-in user.
+pub fn check_open_owner(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
+    let mut owner: PSID = null_mut();
+    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: the handle is open for as long as `file` lives; the out
+    // pointers are valid and the descriptor is freed below.
+    let code = unsafe {
+        GetSecurityInfo(
+            file.as_raw_handle(),
+            SE_FILE_OBJECT,
+            OWNER_SECURITY_INFORMATION,
+            &mut owner,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            &mut descriptor,
+        )
+    };
+    if code != ERROR_SUCCESS {
+        return Err(NotAdminOnly {
+            path: path.to_path_buf(),
+            why: format!(
+                "cannot be checked: {}",
+                std::io::Error::from_raw_os_error(code as i32)
+            ),
+        });
+    }
+    let owner = sid_text(owner);
+    // SAFETY: allocated by GetSecurityInfo.
+    unsafe { LocalFree(descriptor as *mut c_void) };
+    if ADMIN_SIDS.contains(&owner.as_str()) {
+        Ok(())
+    } else {
+        Err(NotAdminOnly {
+            path: path.to_path_buf(),
+            why: format!("is owned by {owner}, not Administrators or SYSTEM"),
+        })
+    }
+}
+
+/// Opens the regular file `path` for reading; a link or junction is opened
+/// as itself and refused.
+pub fn open_regular_nofollow(path: &Path) -> std::io::Result<File> {
+    use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
+    const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+    const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x0400;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if meta.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+        return Err(std::io::Error::other("is a link, which is not followed"));
+    }
+    if !meta.is_file() {
+        return Err(std::io::Error::other("is not a regular file"));
+    }
+    Ok(file)
+}
+
+/// Creates the folder `path` owned by Administrators with a protected DACL
+/// that only SYSTEM and Administrators appear in.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let sddl: Vec<u16> = PRIVATE_SDDL.encode_utf16().chain(Some(0)).collect();
+    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: `sddl` is NUL-terminated; the descriptor is freed below.
+    let ok = unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &mut descriptor,
+            null_mut(),
+        )
+    };
+    if ok == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let attributes = SECURITY_ATTRIBUTES {
+        nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
+        lpSecurityDescriptor: descriptor,
+        bInheritHandle: 0,
+    };
+    let wide = wide(path);
+    // SAFETY: `wide` is NUL-terminated and `attributes` points at a valid
+    // descriptor for the duration of the call.
+    let created = unsafe { CreateDirectoryW(wide.as_ptr(), &attributes) };
+    let result = if created == 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    };
+    // SAFETY: allocated by the conversion above.
+    unsafe { LocalFree(descriptor as *mut c_void) };
+    result
+}
+
+/// On Windows the state folder's DACL is what keeps others out, and the
+/// check refuses one that lets them write; reading is left as the MSI set it.
+pub fn make_private(_dir: &File) -> std::io::Result<()> {
+    Ok(())
+}
+
+fn judge(
+    code: u32,
+    owner: PSID,
+    dacl: *mut ACL,
+    descriptor: PSECURITY_DESCRIPTOR,
+    path: &Path,
+) -> Result<(), NotAdminOnly> {
+    let fail = |why: String| NotAdminOnly {
+        path: path.to_path_buf(),
+        why,
+    };
+    if code != ERROR_SUCCESS {
+        return Err(fail(format!(
+            "cannot be checked: {}",
+            std::io::Error::from_raw_os_error(code as i32)
+        )));
+    }
+    let verdict = (|| {
+        let owner = sid_text(owner);
+        if !ADMIN_SIDS.contains(&owner.as_str()) {
+            return Err(fail(format!("is owned by {owner}, not Administrators or SYSTEM")));
+        }
+        if dacl.is_null() {
+            return Err(fail("has no DACL: everyone may write it".into()));
+        }
+        // SAFETY: `dacl` points into the descriptor, alive until it is freed.
+        let count = unsafe { (*dacl).AceCount };
+        for index in 0..u32::from(count) {
+            let mut ace: *mut c_void = null_mut();
+            // SAFETY: `index` is below the ACE count of a valid ACL.
+            if unsafe { GetAce(dacl, index, &mut ace) } == 0 {
+                continue;
+            }
+            let header = ace as *const ACE_HEADER;
+            // SAFETY: every ACE starts with an ACE_HEADER; an allowed ACE
+            // has its mask after the header and its SID after the mask.
+            let (kind, flags, mask, sid) = unsafe {
+                let mask = *(ace as *const u8).add(4).cast::<u32>();
+                let sid = (ace as *mut u8).add(8) as PSID;
+                ((*header).AceType, (*header).AceFlags, mask, sid)
+            };
+            if kind != ACCESS_ALLOWED_ACE_TYPE || flags & INHERIT_ONLY_ACE != 0 {
+                continue;
+            }
+            let who = sid_text(sid);
+            if mask & WRITE_RIGHTS != 0 && !ADMIN_SIDS.contains(&who.as_str()) {
+                return Err(fail(format!("is writable by {who}")));
+            }
+        }
+        Ok(())
+    })();
+    // SAFETY: allocated by GetNamedSecurityInfoW or GetSecurityInfo.
+    unsafe { LocalFree(descriptor as *mut c_void) };
+    verdict
+}
+
+/// A SID as `S-1-5-...`.
+fn sid_text(sid: PSID) -> String {
+    let mut text: *mut u16 = null_mut();
+    // SAFETY: `sid` points into a live descriptor; `text` is freed below.
+    if sid.is_null() || unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
+        return "an unknown account".into();
+    }
+    // SAFETY: the conversion returns a NUL-terminated string.
+    let len = (0..).take_while(|&i| unsafe { *text.add(i) } != 0).count();
+    // SAFETY: `len` characters were just counted.
+    let value = String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(text, len) });
+    // SAFETY: allocated by ConvertSidToStringSidW.
+    unsafe { LocalFree(text as *mut c_void) };
+    value
+}
+
+fn wide(path: &Path) -> Vec<u16> {
+    path.as_os_str().encode_wide().chain(Some(0)).collect()
+}
+
