@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::anchors;
 use crate::cli::{Cli, Command, ScheduleAction, SyncArgs};
 use crate::config::{Config, GossipConfig, PackageSelection, Remote};
 use crate::display::Display;
@@ -31,7 +32,6 @@ use crate::runlog::RunLog;
 use crate::schedule;
 use crate::select;
 use crate::status;
-use crate::anchors;
 use crate::store::acl;
 use crate::store::dir::StoreDir;
 use crate::store::index::{FileId, IndexEntry, StoreIndex};

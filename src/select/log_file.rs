@@ -62,7 +62,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wpkg.log");
         std::fs::write(&path, b"first\nsecond\nthird\n").unwrap();
-        assert_eq!(read_tail(&path, 100).unwrap().unwrap(), b"first\nsecond\nthird\n");
+        assert_eq!(
+            read_tail(&path, 100).unwrap().unwrap(),
+            b"first\nsecond\nthird\n"
+        );
         assert_eq!(read_tail(&path, 15).unwrap().unwrap(), b"second\nthird\n");
         assert_eq!(read_tail(&path, 13).unwrap().unwrap(), b"second\nthird\n");
         assert_eq!(read_tail(&path, 12).unwrap().unwrap(), b"third\n");

@@ -12,7 +12,10 @@ use super::StoreError;
 /// Writes `bytes` to `dir/name` through a temporary file, flushed, then renamed.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let path = dir.join(name);
-    let temp = dir.join(format!(".{name}.{:016x}.tmp", rand::thread_rng().r#gen::<u64>()));
+    let temp = dir.join(format!(
+        ".{name}.{:016x}.tmp",
+        rand::thread_rng().r#gen::<u64>()
+    ));
     let write = || -> std::io::Result<()> {
         let mut file = private_new_file(&temp)?;
         file.write_all(bytes)?;
@@ -53,7 +56,9 @@ mod tests {
         write_atomically(dir.path(), "state.json", b"{}").unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         assert_eq!(std::fs::read(dir.path().join("state.json")).unwrap(), b"{}");
-        let mode = std::fs::metadata(dir.path().join("state.json")).unwrap().mode();
+        let mode = std::fs::metadata(dir.path().join("state.json"))
+            .unwrap()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(private_new_file(&dir.path().join(".state.json.tmp")).is_err());
     }

@@ -1,8 +1,8 @@
 //! The local side: errors of the store and the state folder, and the state file.
 
 pub mod acl;
-pub mod dir;
 mod atomic;
+pub mod dir;
 mod error;
 pub mod index;
 pub mod lock;

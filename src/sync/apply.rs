@@ -196,9 +196,9 @@ struct TempFile {
 
 impl TempFile {
     fn create(store: &StoreDir, target: &str) -> Result<TempFile, StoreError> {
-        let (rel, out) = store
-            .create_temp(target)
-            .map_err(|e| StoreError::io("create a temporary file beside", &store.full(target), e))?;
+        let (rel, out) = store.create_temp(target).map_err(|e| {
+            StoreError::io("create a temporary file beside", &store.full(target), e)
+        })?;
         Ok(TempFile { rel, out })
     }
 
@@ -291,8 +291,16 @@ async fn fetch<S: Source>(
         && !bases.files.is_empty()
     {
         let temp = TempFile::create(store, target)?;
-        match download_delta(source, store, file, signature_path.as_str(), &bases, temp, events)
-            .await
+        match download_delta(
+            source,
+            store,
+            file,
+            signature_path.as_str(),
+            &bases,
+            temp,
+            events,
+        )
+        .await
         {
             Ok((bytes, temp)) => {
                 bases.close();
@@ -446,8 +454,14 @@ async fn assemble<S: Source>(
             }
         }
     });
-    let written =
-        write_verified(chunks.buffered(REQUESTS_IN_FLIGHT), store, file, temp, events).await;
+    let written = write_verified(
+        chunks.buffered(REQUESTS_IN_FLIGHT),
+        store,
+        file,
+        temp,
+        events,
+    )
+    .await;
     source.close(remote).await;
     written.map(|(_, temp)| temp).map_err(|(_, e)| e)
 }

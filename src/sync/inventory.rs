@@ -118,7 +118,11 @@ impl Inventory {
     /// Hashes the suspect files of the manifest's size; those that hold the
     /// manifest's content count as unchanged again. Returns a line for the
     /// log when there were any.
-    pub fn rehash_suspects(&mut self, store: &StoreDir, manifest: &VerifiedManifest) -> Option<String> {
+    pub fn rehash_suspects(
+        &mut self,
+        store: &StoreDir,
+        manifest: &VerifiedManifest,
+    ) -> Option<String> {
         if self.suspect.is_empty() {
             return None;
         }

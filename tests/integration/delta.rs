@@ -132,9 +132,23 @@ fn killed_run_leaves_the_old_file_and_the_next_run_resumes() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start wpkgsync");
-    let partial = env.store().join("packages/big/.wpkgsync-tmp-big.msi");
+    // Its temporary file, whatever unpredictable name it was given.
+    let folder = env.store().join("packages/big");
+    let partial_len = || {
+        fs::read_dir(&folder).map_or(0, |entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.starts_with(".wpkgsync-tmp-") && name.ends_with("-big.msi")
+                })
+                .map(|e| e.metadata().map_or(0, |m| m.len()))
+                .max()
+                .unwrap_or(0)
+        })
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while fs::metadata(&partial).map_or(0, |m| m.len()) < (SIZE / 2) as u64 {
+    while partial_len() < (SIZE / 2) as u64 {
         assert!(Instant::now() < deadline, "the download never got half way");
         std::thread::sleep(Duration::from_millis(20));
     }

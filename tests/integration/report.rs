@@ -273,3 +273,32 @@ fn a_failed_upload_wins_over_a_failed_repair_and_both_are_logged() {
     );
     env.assert_store_mirrors_repo();
 }
+
+#[test]
+fn a_linked_or_foreign_wpkg_log_is_never_uploaded() {
+    let env = TestEnv::local("a_linked_or_foreign_wpkg_log_is_never_uploaded");
+    env.repo().write_sample().publish();
+    let secret = env.tmp().join("shadow");
+    fs::write(&secret, "root:secret-hash:19000::::::\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    let log = env.tmp().join("wpkg.log");
+    let _ = fs::remove_file(&log);
+    std::os::unix::fs::symlink(&secret, &log).unwrap();
+
+    let line = env.assert_failed(&env.sync(), Code::ReportUpload);
+    assert!(line.contains("link"), "{line}");
+    env.assert_store_mirrors_repo();
+    assert!(!env.reports().join(format!("wpkg-{}.log", host())).exists());
+
+    // A log another account owns is not the one WPKG wrote as SYSTEM.
+    fs::remove_file(&log).unwrap();
+    fs::write(
+        &log,
+        "Adding package with ID 'forged' to profile packages\n",
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&log, Some(65534), None).unwrap();
+    let line = env.assert_failed(&env.sync(), Code::ReportUpload);
+    assert!(line.contains("uid 65534"), "{line}");
+    assert!(!env.reports().join(format!("wpkg-{}.log", host())).exists());
+}

@@ -93,10 +93,10 @@ fn silent_server_mid_transfer_times_out() {
     );
     let mut after = env.store_tree();
     let temps: Vec<String> = after.temp_files().into_iter().map(String::from).collect();
-    assert_eq!(
-        temps,
-        ["packages/big/.wpkgsync-tmp-big.msi"],
-        "the interrupted download was not kept for resuming"
+    assert!(
+        matches!(temps.as_slice(), [temp] if temp.starts_with("packages/big/.wpkgsync-tmp-")
+            && temp.ends_with("-big.msi")),
+        "the interrupted download was not kept for resuming: {temps:?}"
     );
     after.0.retain(|path, _| !temps.contains(path));
     crate::support::tree::assert_unchanged(&before, &after, "the store");

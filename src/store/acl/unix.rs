@@ -139,7 +139,8 @@ fn repair_entry(dir: &Dir, name: &str) -> std::io::Result<bool> {
 /// blocking on a FIFO and without becoming a terminal's owner.
 fn open_nofollow(dir: &Dir, name: &str, folder: bool) -> std::io::Result<File> {
     let name = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
-    let mut flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let mut flags =
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
     if folder {
         flags |= libc::O_DIRECTORY;
     }

@@ -20,8 +20,10 @@ pub fn check_path(path: &Path) -> Result<(), NotAdminOnly> {
         path: at.to_path_buf(),
         why,
     };
-    let real = std::fs::canonicalize(path).map_err(|e| fail(path, format!("cannot be checked: {e}")))?;
-    let meta = std::fs::symlink_metadata(&real).map_err(|e| fail(&real, format!("cannot be checked: {e}")))?;
+    let real =
+        std::fs::canonicalize(path).map_err(|e| fail(path, format!("cannot be checked: {e}")))?;
+    let meta = std::fs::symlink_metadata(&real)
+        .map_err(|e| fail(&real, format!("cannot be checked: {e}")))?;
     if let Some(why) = foreign_control(&meta, false) {
         return Err(fail(&real, why));
     }
@@ -139,7 +141,10 @@ mod tests {
 
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
         let err = check_path(&file).unwrap_err();
-        assert!(err.to_string().ends_with("is writable by every account"), "{err}");
+        assert!(
+            err.to_string().ends_with("is writable by every account"),
+            "{err}"
+        );
 
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o664)).unwrap();
         chown(&file, Some(0), Some(65534)).unwrap();

@@ -32,8 +32,16 @@ const ADMIN_SIDS: [&str; 3] = [
 ];
 /// Write data or append, write attributes and extended attributes, delete a
 /// child, delete, change the DACL or the owner, and the generic write and all.
-const WRITE_RIGHTS: u32 =
-    0x0002 | 0x0004 | 0x0010 | 0x0040 | 0x0100 | 0x0001_0000 | 0x0004_0000 | 0x0008_0000 | 0x4000_0000 | 0x1000_0000;
+const WRITE_RIGHTS: u32 = 0x0002
+    | 0x0004
+    | 0x0010
+    | 0x0040
+    | 0x0100
+    | 0x0001_0000
+    | 0x0004_0000
+    | 0x0008_0000
+    | 0x4000_0000
+    | 0x1000_0000;
 const ACCESS_ALLOWED_ACE_TYPE: u8 = 0;
 const INHERIT_ONLY_ACE: u8 = 0x08;
 /// Owner Administrators; protected DACL: SYSTEM and Administrators full
@@ -208,7 +216,9 @@ fn judge(
     let verdict = (|| {
         let owner = sid_text(owner);
         if !ADMIN_SIDS.contains(&owner.as_str()) {
-            return Err(fail(format!("is owned by {owner}, not Administrators or SYSTEM")));
+            return Err(fail(format!(
+                "is owned by {owner}, not Administrators or SYSTEM"
+            )));
         }
         if dacl.is_null() {
             return Err(fail("has no DACL: everyone may write it".into()));
@@ -263,4 +273,3 @@ fn sid_text(sid: PSID) -> String {
 fn wide(path: &Path) -> Vec<u16> {
     path.as_os_str().encode_wide().chain(Some(0)).collect()
 }
-
