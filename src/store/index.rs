@@ -29,14 +29,13 @@ pub struct IndexEntry {
     pub id: Option<FileId>,
 }
 
-/// What tells a file apart from another put in its place: the inode (the
-/// file index on Windows, where the metadata of a listing carries it) and
-/// the change time, which every write, rename, chmod and chown moves.
+/// What tells a file apart from another put in its place: on Unix the inode
+/// and the change time, which every write, rename, chmod and chown moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileId {
     /// Inode or file index.
     pub ino: u64,
-    /// Change time in nanoseconds (Unix); creation time in 100 ns (Windows).
+    /// Change time (Unix) or creation time (Windows), in nanoseconds.
     pub changed: i64,
 }
 
@@ -51,13 +50,21 @@ impl FileId {
         }
     }
 
-    /// The identity of the file `meta` describes.
+    /// The identity of the file `meta` describes. A listing on Windows
+    /// carries no file index, so the creation time stands in: a file put in
+    /// another's place is created anew (NTFS keeps the old one's creation time
+    /// only for a name reused within seconds).
     #[cfg(windows)]
     pub fn of(meta: &cap_std::fs::Metadata) -> FileId {
-        use cap_std::fs::MetadataExt;
+        let created = meta
+            .created()
+            .ok()
+            .map(|t| t.into_std())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
         FileId {
-            ino: meta.file_index().unwrap_or(0),
-            changed: i64::try_from(meta.creation_time()).unwrap_or(i64::MAX),
+            ino: 0,
+            changed: created,
         }
     }
 }
