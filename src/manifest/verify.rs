@@ -144,7 +144,14 @@ impl PublisherKey {
     pub fn from_pem(text: &str) -> Result<PublisherKey, String> {
         let key = RsaPublicKey::from_public_key_pem(text)
             .map_err(|e| format!("not an SPKI PEM RSA public key ({e})"))?;
-        let bits = key.size() * 8;
+        PublisherKey::from_public(key)
+    }
+
+    /// Wraps a public key of at least [`MIN_KEY_BITS`].
+    pub fn from_public(key: RsaPublicKey) -> Result<PublisherKey, String> {
+        // The modulus's exact bit length: `size()` rounds up to whole bytes, so
+        // a 3065-bit modulus would pass as 3072.
+        let bits = key.n().bits();
         if bits < MIN_KEY_BITS {
             return Err(format!("{bits}-bit key, at least {MIN_KEY_BITS} required"));
         }
@@ -548,6 +555,26 @@ mod tests {
     fn a_path_that_is_file_and_folder_is_refused() {
         let err = chain(1, &["a", "a/b"]).unwrap_err();
         assert!(matches!(err, ManifestError::Malformed { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_key_a_few_bits_short_is_refused() {
+        let short = RsaPrivateKey::new(&mut rand::thread_rng(), 3070).unwrap();
+        // Rounded up to bytes it would look like a 3072-bit key.
+        assert_eq!(short.size() * 8, 3072);
+        let pem = short
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap();
+        let err = PublisherKey::from_pem(&pem).unwrap_err();
+        assert!(err.contains("3070-bit"), "{err}");
+        // A full 3072-bit modulus passes.
+        assert_eq!(private_key().n().bits(), 3072);
+        let pem = private_key()
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap();
+        assert!(PublisherKey::from_pem(&pem).is_ok());
     }
 
     #[test]
