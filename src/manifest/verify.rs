@@ -6,6 +6,7 @@
 //! the bytes is the transport's job, checking each file's content after download
 //! is the sync's (against the sha256 kept here).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rsa::RsaPublicKey;
@@ -340,24 +341,34 @@ pub fn verify_manifest(
     }
     check_case_duplicates(files.iter().map(|f| &f.path))?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    // A file and a folder of one name cannot both exist in the store.
-    for pair in files.windows(2) {
-        let (file, next) = (&pair[0].path, &pair[1].path);
-        if next
-            .as_str()
-            .strip_prefix(file.as_str())
-            .is_some_and(|rest| rest.starts_with('/'))
-        {
-            return Err(ManifestError::Malformed {
-                name: name.into(),
-                why: format!("{file:?} is both a file and a folder"),
-            });
-        }
-    }
+    check_file_folder_conflicts(&files)?;
     Ok(VerifiedManifest {
         version: record.version,
         files,
     })
+}
+
+/// A file and a folder of one name cannot both exist in the store: every path
+/// is looked up among the folders that all paths need, in the letter case NTFS
+/// folds to. Sorting alone cannot find them (`a`, `a.txt`, `a/b` sort with
+/// `a.txt` between the two).
+fn check_file_folder_conflicts(files: &[VerifiedFile]) -> Result<(), ManifestError> {
+    let folded: Vec<String> = files.iter().map(|f| f.path.fold_key()).collect();
+    let folders: HashSet<&str> = folded
+        .iter()
+        .flat_map(|path| path.match_indices('/').map(|(end, _)| &path[..end]))
+        .collect();
+    match files
+        .iter()
+        .zip(&folded)
+        .find(|(_, path)| folders.contains(path.as_str()))
+    {
+        Some((file, _)) => Err(ManifestError::Malformed {
+            name: "manifest.json".into(),
+            why: format!("{:?} is both a file and a folder", file.path.as_str()),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T, ManifestError> {
@@ -553,8 +564,31 @@ mod tests {
 
     #[test]
     fn a_path_that_is_file_and_folder_is_refused() {
-        let err = chain(1, &["a", "a/b"]).unwrap_err();
-        assert!(matches!(err, ManifestError::Malformed { .. }), "{err}");
+        for paths in [
+            &["a", "a/b"][..],
+            // Sorted, `a.txt` lies between the file and the folder's content.
+            &["a", "a.txt", "a/b"],
+            &["x/a", "x/a-b", "x/a.txt", "x/a/b/c"],
+            // NTFS folds letter case: `A` and `a/b` clash too.
+            &["A", "a.txt", "a/b"],
+            &["dir/Sub", "dir/sub/deeper/x.msi"],
+        ] {
+            let err = chain(1, paths).unwrap_err();
+            assert!(
+                matches!(&err, ManifestError::Malformed { why, .. } if why.contains("both a file and a folder")),
+                "{paths:?}: {err}"
+            );
+        }
+        assert!(chain(1, &["a.txt", "a/b", "ab"]).is_ok());
+    }
+
+    #[test]
+    fn a_temporary_file_name_is_refused() {
+        let err = chain(1, &["x/y", "x/.wpkgsync-tmp-y"]).unwrap_err();
+        assert!(
+            matches!(err, ManifestError::HostilePath(PathError::TempName(_))),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,8 +6,7 @@ use std::time::UNIX_EPOCH;
 
 use crate::store::{StoreError, walk};
 
-/// Prefix of the temporary files a sync writes beside their targets.
-pub const TEMP_PREFIX: &str = ".wpkgsync-tmp-";
+pub use crate::manifest::format::TEMP_PREFIX;
 
 /// One thing found in the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
