@@ -90,6 +90,15 @@ pub enum ManifestError {
         /// Last version this client accepted.
         accepted: u64,
     },
+    /// Replay: one version, one manifest. A version already accepted may come
+    /// again only with the manifest accepted under it.
+    #[error(
+        "manifest version {version} names another manifest than the one accepted under that version (replay)"
+    )]
+    Replay {
+        /// The version on the server, equal to the accepted one.
+        version: u64,
+    },
     /// Freeze: an expired record means the publisher stopped vouching for it.
     #[error("timestamp.json version {version} expired at unix time {expires}")]
     Expired {
@@ -113,9 +122,9 @@ impl ManifestError {
     /// Which family this error belongs to, for the exit code.
     pub fn kind(&self) -> ManifestErrorKind {
         match self {
-            ManifestError::Rollback { .. } | ManifestError::Expired { .. } => {
-                ManifestErrorKind::Stale
-            }
+            ManifestError::Rollback { .. }
+            | ManifestError::Replay { .. }
+            | ManifestError::Expired { .. } => ManifestErrorKind::Stale,
             ManifestError::KeyRead { .. }
             | ManifestError::KeyInvalid { .. }
             | ManifestError::Missing { .. }
@@ -172,6 +181,27 @@ impl PublisherKey {
     }
 }
 
+/// What this client accepted last: the floor for the rollback and replay checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The highest version accepted.
+    pub version: u64,
+    /// The sha256 of the manifest accepted under it; `None` when not known
+    /// (a state written before it was kept, or a gossip listener, to which an
+    /// equal version is no news anyway).
+    pub manifest_sha256: Option<[u8; 32]>,
+}
+
+impl Accepted {
+    /// A floor of `version` whose manifest is not known.
+    pub fn version(version: u64) -> Accepted {
+        Accepted {
+            version,
+            manifest_sha256: None,
+        }
+    }
+}
+
 /// A timestamp record whose signature, version and expiry were checked.
 #[derive(Clone, Debug)]
 pub struct VerifiedTimestamp {
@@ -216,6 +246,7 @@ pub struct VerifiedFile {
 #[derive(Clone, Debug)]
 pub struct VerifiedManifest {
     version: u64,
+    sha256: [u8; 32],
     files: Vec<VerifiedFile>,
 }
 
@@ -223,6 +254,11 @@ impl VerifiedManifest {
     /// The accepted version.
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The sha256 of the manifest's exact bytes, to remember with its version.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
     }
 
     /// Every file, sorted by path.
@@ -236,7 +272,11 @@ impl VerifiedManifest {
     /// A manifest for tests of the code that consumes one.
     pub(crate) fn for_tests(version: u64, mut files: Vec<VerifiedFile>) -> VerifiedManifest {
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        VerifiedManifest { version, files }
+        VerifiedManifest {
+            version,
+            sha256: [0; 32],
+            files,
+        }
     }
 }
 
@@ -246,29 +286,28 @@ pub fn verify_timestamp(
     key: &PublisherKey,
     bytes: &[u8],
     signature: &[u8],
-    last_accepted: Option<u64>,
+    last_accepted: Option<Accepted>,
     now_unix: u64,
 ) -> Result<VerifiedTimestamp, ManifestError> {
-    let name = "timestamp.json";
-    // Signature over the exact bytes, before the JSON parser sees them.
-    if !key.verifies(bytes, signature) {
-        return Err(ManifestError::BadSignature { name: name.into() });
-    }
-    let record: Timestamp = parse(name, bytes)?;
-    check_format(name, record.format)?;
-    let manifest_sha256 =
-        parse_sha256(&record.manifest_sha256).ok_or_else(|| ManifestError::Malformed {
-            name: name.into(),
-            why: "manifest_sha256 is not 64 hex digits".into(),
-        })?;
-    // Rollback: version must not go down.
-    if let Some(accepted) = last_accepted
-        && record.version < accepted
-    {
-        return Err(ManifestError::Rollback {
-            offered: record.version,
-            accepted,
-        });
+    let (record, manifest_sha256) = signed_timestamp(key, bytes, signature)?;
+    if let Some(accepted) = last_accepted {
+        // Rollback: version must not go down.
+        if record.version < accepted.version {
+            return Err(ManifestError::Rollback {
+                offered: record.version,
+                accepted: accepted.version,
+            });
+        }
+        // Replay: an equal version must name the manifest accepted under it.
+        if record.version == accepted.version
+            && accepted
+                .manifest_sha256
+                .is_some_and(|known| known != manifest_sha256)
+        {
+            return Err(ManifestError::Replay {
+                version: record.version,
+            });
+        }
     }
     // Freeze: a record past its expiry is no longer vouched for.
     if now_unix >= record.expires {
@@ -281,6 +320,38 @@ pub fn verify_timestamp(
         record,
         manifest_sha256,
     })
+}
+
+/// The version of a timestamp record the publisher signed: what `publish`
+/// goes up from. Signature and format are checked, expiry is not (an expired
+/// record still holds the last version given out).
+pub fn verify_published_version(
+    key: &PublisherKey,
+    bytes: &[u8],
+    signature: &[u8],
+) -> Result<u64, ManifestError> {
+    signed_timestamp(key, bytes, signature).map(|(record, _)| record.version)
+}
+
+/// The timestamp record after its signature over the exact bytes (before the
+/// JSON parser sees them), its format and the manifest hash it names.
+fn signed_timestamp(
+    key: &PublisherKey,
+    bytes: &[u8],
+    signature: &[u8],
+) -> Result<(Timestamp, [u8; 32]), ManifestError> {
+    let name = "timestamp.json";
+    if !key.verifies(bytes, signature) {
+        return Err(ManifestError::BadSignature { name: name.into() });
+    }
+    let record: Timestamp = parse(name, bytes)?;
+    check_format(name, record.format)?;
+    let manifest_sha256 =
+        parse_sha256(&record.manifest_sha256).ok_or_else(|| ManifestError::Malformed {
+            name: name.into(),
+            why: "manifest_sha256 is not 64 hex digits".into(),
+        })?;
+    Ok((record, manifest_sha256))
 }
 
 /// Checks `manifest.json` against the verified timestamp, then its own signature,
@@ -344,6 +415,7 @@ pub fn verify_manifest(
     check_file_folder_conflicts(&files)?;
     Ok(VerifiedManifest {
         version: record.version,
+        sha256: digest,
         files,
     })
 }
@@ -524,7 +596,8 @@ mod tests {
         let key = public_key();
         let manifest = manifest_bytes(5, &["a"]);
         let ts = timestamp_bytes(5, &manifest, NOW + 100);
-        let err = verify_timestamp(&key, &ts, &sign(&ts), Some(6), NOW).unwrap_err();
+        let err =
+            verify_timestamp(&key, &ts, &sign(&ts), Some(Accepted::version(6)), NOW).unwrap_err();
         assert!(matches!(
             err,
             ManifestError::Rollback {
@@ -533,7 +606,54 @@ mod tests {
             }
         ));
         assert_eq!(err.kind(), ManifestErrorKind::Stale);
-        assert!(verify_timestamp(&key, &ts, &sign(&ts), Some(5), NOW).is_ok());
+        assert!(verify_timestamp(&key, &ts, &sign(&ts), Some(Accepted::version(5)), NOW).is_ok());
+    }
+
+    #[test]
+    fn another_manifest_under_the_accepted_version_is_a_replay() {
+        let key = public_key();
+        let accepted_manifest = manifest_bytes(5, &["a"]);
+        let accepted = Accepted {
+            version: 5,
+            manifest_sha256: Some(Sha256::digest(&accepted_manifest).into()),
+        };
+        // Signed by the publisher, same version, other files.
+        let other = manifest_bytes(5, &["b"]);
+        let ts = timestamp_bytes(5, &other, NOW + 100);
+        let err = verify_timestamp(&key, &ts, &sign(&ts), Some(accepted), NOW).unwrap_err();
+        assert!(matches!(err, ManifestError::Replay { version: 5 }), "{err}");
+        assert_eq!(err.kind(), ManifestErrorKind::Stale);
+
+        // The accepted manifest itself comes again: a run with nothing to do.
+        let same = timestamp_bytes(5, &accepted_manifest, NOW + 100);
+        let verified = verify_timestamp(&key, &same, &sign(&same), Some(accepted), NOW).unwrap();
+        let manifest = verify_manifest(
+            &key,
+            &verified,
+            &accepted_manifest,
+            &sign(&accepted_manifest),
+        )
+        .unwrap();
+        assert_eq!(Some(*manifest.sha256()), accepted.manifest_sha256);
+        // An unknown manifest (an older state) or a newer version passes.
+        assert!(verify_timestamp(&key, &ts, &sign(&ts), Some(Accepted::version(5)), NOW).is_ok());
+        let newer = timestamp_bytes(6, &other, NOW + 100);
+        assert!(verify_timestamp(&key, &newer, &sign(&newer), Some(accepted), NOW).is_ok());
+    }
+
+    #[test]
+    fn the_published_version_is_read_only_from_a_signed_record() {
+        let key = public_key();
+        let manifest = manifest_bytes(9, &["a"]);
+        // Expired long ago: still the last version given out.
+        let ts = timestamp_bytes(9, &manifest, 1);
+        assert_eq!(verify_published_version(&key, &ts, &sign(&ts)).unwrap(), 9);
+
+        let forged = timestamp_bytes(u64::MAX - 1, &manifest, 1);
+        let err = verify_published_version(&key, &forged, &sign(&ts)).unwrap_err();
+        assert!(matches!(err, ManifestError::BadSignature { .. }), "{err}");
+        let err = verify_published_version(&key, b"garbage", &sign(b"garbage")).unwrap_err();
+        assert!(matches!(err, ManifestError::Malformed { .. }), "{err}");
     }
 
     #[test]

@@ -144,6 +144,40 @@ fn rollback_manifest_is_refused() {
 }
 
 #[test]
+fn another_manifest_under_the_accepted_version_is_refused() {
+    // Regression (issue 12, item 7): an older publish could give two manifests
+    // one version (after an unsigned edit moved it to 2^64-1), and a server
+    // could then serve either; only the one accepted first is good.
+    let env = TestEnv::sftp("another_manifest_under_the_accepted_version_is_refused");
+    let repo = env.repo();
+    let version = u64::MAX;
+    let (first, second): (&[u8], &[u8]) = (b"first\n", b"second, other content\n");
+    repo.write("a.txt", first).write("b.txt", second);
+    repo.publish_forged_as(version, &[("a.txt", first)]);
+    let accepted = repo.save_records();
+    env.sync().assert_code(Code::Success);
+    let before = env.store_tree();
+    assert_eq!(before.files(), ["a.txt"]);
+
+    // Correctly signed, same version, other files.
+    repo.publish_forged_as(version, &[("a.txt", second), ("b.txt", second)]);
+    repo.write("a.txt", second);
+    let out = env.sync();
+    let line = env.assert_failed(&out, Code::ManifestStale);
+    assert!(
+        line.contains("replay"),
+        "the error line does not say why: {line}"
+    );
+    assert_unchanged(&before, &env.store_tree(), "the store");
+
+    // The accepted manifest again: nothing to do, and no refusal.
+    repo.write("a.txt", first);
+    repo.restore_records(&accepted);
+    env.sync().assert_code(Code::Success);
+    assert_unchanged(&before, &env.store_tree(), "the store");
+}
+
+#[test]
 fn expired_manifest_is_refused() {
     let env = TestEnv::sftp("expired_manifest_is_refused");
     env.repo()
