@@ -187,12 +187,22 @@ fn is_reserved_device_name(component: &str) -> bool {
     }
 }
 
-/// Whether a component is named like the client's temporary files; letter case
-/// is ignored since NTFS ignores it.
+/// Whether a component is named like the client's temporary files. Letter case
+/// is ignored as NTFS ignores it, by upper-casing each character, so letters
+/// whose upper case is ASCII, such as `ſ` (long s, upper case `S`), count too
+/// in case the file system folds them the same way.
 fn is_temp_name(component: &str) -> bool {
-    component
-        .get(..TEMP_PREFIX.len())
-        .is_some_and(|start| start.eq_ignore_ascii_case(TEMP_PREFIX))
+    let upper = |c: char| {
+        let mut mapped = c.to_uppercase();
+        match (mapped.next(), mapped.next()) {
+            (Some(single), None) => single,
+            _ => c,
+        }
+    };
+    let mut chars = component.chars();
+    TEMP_PREFIX
+        .chars()
+        .all(|expected| chars.next().is_some_and(|c| upper(c) == upper(expected)))
 }
 
 #[cfg(test)]
@@ -319,6 +329,8 @@ mod tests {
             "x/.wpkgsync-tmp-y",
             "x/.WPKGSYNC-Tmp-y/z.txt",
             ".wpkgsync-tmp-",
+            // U+017F, long s, whose upper case is S.
+            ".wpkg\u{17f}ync-tmp-y",
         ] {
             assert!(matches!(refused(name), PathError::TempName(_)), "{name}");
         }
