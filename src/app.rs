@@ -23,7 +23,8 @@ use crate::manifest::format::{
     TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES,
 };
 use crate::manifest::verify::{
-    ManifestError, PublisherKey, VerifiedFile, VerifiedManifest, verify_manifest, verify_timestamp,
+    Accepted, ManifestError, PublisherKey, VerifiedFile, VerifiedManifest, verify_manifest,
+    verify_timestamp,
 };
 use crate::platform;
 use crate::publish;
@@ -421,14 +422,11 @@ async fn mirror<S: Source>(
     } else {
         config.sync.bwlimit.0
     };
-    let manifest = fetch_verified(
-        source,
-        key,
-        state.accepted_version,
-        &config.sync.state,
-        !args.dry_run,
-    )
-    .await?;
+    let accepted = state.accepted_version.map(|version| Accepted {
+        version,
+        manifest_sha256: state.accepted_manifest_sha256,
+    });
+    let manifest = fetch_verified(source, key, accepted, &config.sync.state, !args.dry_run).await?;
     log.line(&format!("manifest version {} verified", manifest.version()));
     figures.version = Some(manifest.version());
 
@@ -479,7 +477,7 @@ async fn mirror<S: Source>(
         verified.save(&config.sync.state)?;
     }
     state.indexed_version = applied.failures.is_empty().then_some(manifest.version());
-    state.accept(manifest.version());
+    state.accept(manifest.version(), *manifest.sha256());
     figures.fetched = Some(applied.fetched as u64);
     figures.deleted = Some(applied.deleted as u64);
     Ok(summarise(&applied, &plan, manifest.version(), log))
@@ -532,7 +530,7 @@ fn index_of(
 async fn fetch_verified<S: Source>(
     source: &S,
     key: &PublisherKey,
-    accepted: Option<u64>,
+    accepted: Option<Accepted>,
     state_dir: &Path,
     keep: bool,
 ) -> Result<VerifiedManifest, Error> {

@@ -32,7 +32,8 @@ pub enum Code {
     HostKey,
     /// Manifest or timestamp missing, malformed, or its signature invalid.
     ManifestInvalid,
-    /// Manifest older than the last accepted one, or expired.
+    /// Manifest older than the last accepted one, another manifest under the
+    /// accepted version (replay), or expired.
     ManifestStale,
     /// Some files could not be fetched or verified; the rest was applied.
     Partial,
@@ -112,7 +113,9 @@ impl Code {
             Code::ManifestInvalid => {
                 "manifest or timestamp missing, malformed, or its signature invalid"
             }
-            Code::ManifestStale => "manifest older than the last accepted one, or expired",
+            Code::ManifestStale => {
+                "manifest older than the last accepted one, another under the same version, or expired"
+            }
             Code::Partial => "partial: some files could not be fetched or verified",
             Code::Timeout => "timeout: no progress for `timeout` seconds",
             Code::LocalStore => "local store error (disk full, permission, path)",

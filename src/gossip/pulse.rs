@@ -11,7 +11,9 @@
 use std::path::Path;
 
 use crate::manifest::format::{SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX, TIMESTAMP_FILE};
-use crate::manifest::verify::{ManifestError, PublisherKey, VerifiedTimestamp, verify_timestamp};
+use crate::manifest::verify::{
+    Accepted, ManifestError, PublisherKey, VerifiedTimestamp, verify_timestamp,
+};
 use crate::store::{StoreError, write_atomically};
 
 use super::datagram::{Datagram, EncodeError, MAX_DATAGRAM, Message};
@@ -51,13 +53,16 @@ impl SignedRecord {
     }
 
     /// Checks the signature with the pinned key, then rollback against
-    /// `accepted` and expiry against `now_unix`, as a sync would.
+    /// `accepted` and expiry against `now_unix`, as a sync would. The manifest
+    /// accepted under that version is not asked for: an equal version is no
+    /// news to a listener, whatever manifest it names.
     pub fn verify(
         &self,
         key: &PublisherKey,
         accepted: Option<u64>,
         now_unix: u64,
     ) -> Result<VerifiedTimestamp, ManifestError> {
+        let accepted = accepted.map(Accepted::version);
         verify_timestamp(key, &self.record, &self.signature, accepted, now_unix)
     }
 

@@ -14,11 +14,13 @@ pub const META_DIR: &str = ".wpkgsync";
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The timestamp record's name inside [`META_DIR`].
 pub const TIMESTAMP_FILE: &str = "timestamp.json";
+/// Prefix of the temporary files a sync writes beside their targets. A manifest
+/// path with a component that starts with it (in any letter case) is refused,
+/// so a published file can never be taken for, or overwrite, a download in
+/// progress.
+pub const TEMP_PREFIX: &str = ".wpkgsync-tmp-";
 /// Suffix of a detached signature.
 pub const SIGNATURE_SUFFIX: &str = ".sig";
-/// Prefix of the temporary files a client writes beside their targets in the
-/// store; no published path may use it.
-pub const TEMP_PREFIX: &str = ".wpkgsync-tmp-";
 /// The only record format this build reads and writes.
 pub const FORMAT: u32 = 1;
 

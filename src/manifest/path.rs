@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::format::TEMP_PREFIX;
+
 /// A relative, `/`-separated, normalised path that stays inside the store.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RelPath(String);
@@ -41,6 +43,9 @@ pub enum PathError {
     /// Windows strips trailing dots and spaces, so `a.` would alias `a`.
     #[error("trailing dot or space in path {0:?}")]
     TrailingDotOrSpace(String),
+    /// A name the client gives its own temporary files.
+    #[error("path {0:?} uses the temporary file prefix {TEMP_PREFIX:?}")]
+    TempName(String),
     /// Two paths that are one file on a case-insensitive file system.
     #[error("paths {0:?} and {1:?} differ only in letter case")]
     CaseDuplicate(String, String),
@@ -83,6 +88,9 @@ impl RelPath {
             }
             if is_reserved_device_name(component) {
                 return Err(PathError::ReservedName(owned()));
+            }
+            if is_temp_name(component) {
+                return Err(PathError::TempName(owned()));
             }
         }
         Ok(RelPath(text.to_owned()))
@@ -152,20 +160,49 @@ fn has_drive_letter(text: &str) -> bool {
 }
 
 /// Windows opens the device for these names in any folder and with any
-/// extension: `nul.txt` is NUL.
+/// extension: `nul.txt` is NUL. The superscript digits ¹ ² ³ count as digits
+/// for COM and LPT (Windows treats `COM¹` as COM1).
 fn is_reserved_device_name(component: &str) -> bool {
     let stem = component.split('.').next().unwrap_or_default();
     let stem = stem.trim_end_matches(' ').to_ascii_uppercase();
     match stem.as_str() {
         "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$" => true,
-        _ => {
-            let (prefix, digit) = stem.split_at(stem.len().min(3));
-            matches!(prefix, "COM" | "LPT")
-                && digit.len() == 1
-                && digit.as_bytes()[0].is_ascii_digit()
-                && digit != "0"
-        }
+        _ => match (stem.get(..3), stem.get(3..)) {
+            (Some("COM" | "LPT"), Some(digit)) => matches!(
+                digit,
+                "1" | "2"
+                    | "3"
+                    | "4"
+                    | "5"
+                    | "6"
+                    | "7"
+                    | "8"
+                    | "9"
+                    | "\u{b9}"
+                    | "\u{b2}"
+                    | "\u{b3}"
+            ),
+            _ => false,
+        },
     }
+}
+
+/// Whether a component is named like the client's temporary files. Letter case
+/// is ignored as NTFS ignores it, by upper-casing each character, so letters
+/// whose upper case is ASCII, such as `ſ` (long s, upper case `S`), count too
+/// in case the file system folds them the same way.
+fn is_temp_name(component: &str) -> bool {
+    let upper = |c: char| {
+        let mut mapped = c.to_uppercase();
+        match (mapped.next(), mapped.next()) {
+            (Some(single), None) => single,
+            _ => c,
+        }
+    };
+    let mut chars = component.chars();
+    TEMP_PREFIX
+        .chars()
+        .all(|expected| chars.next().is_some_and(|c| upper(c) == upper(expected)))
 }
 
 #[cfg(test)]
@@ -262,6 +299,44 @@ mod tests {
             );
         }
         assert!(matches!(refused("x/NUL"), PathError::ReservedName(_)));
+    }
+
+    #[test]
+    fn reserved_names_with_superscript_digits_are_refused() {
+        for name in [
+            "COM\u{b9}",
+            "com\u{b2}",
+            "Com\u{b3}.txt",
+            "LPT\u{b9}",
+            "lpt\u{b2}.log",
+            "a/LpT\u{b3}/x.msi",
+        ] {
+            assert!(
+                matches!(refused(name), PathError::ReservedName(_)),
+                "{name}"
+            );
+        }
+        // Only ¹ ² ³ are digits to Windows here; other superscripts are names.
+        for ok in ["COM\u{2074}", "LPT\u{2070}.txt", "COM\u{b9}x", "COMx"] {
+            assert!(RelPath::new(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn names_of_the_clients_temporary_files_are_refused() {
+        for name in [
+            ".wpkgsync-tmp-config.xml",
+            "x/.wpkgsync-tmp-y",
+            "x/.WPKGSYNC-Tmp-y/z.txt",
+            ".wpkgsync-tmp-",
+            // U+017F, long s, whose upper case is S.
+            ".wpkg\u{17f}ync-tmp-y",
+        ] {
+            assert!(matches!(refused(name), PathError::TempName(_)), "{name}");
+        }
+        for ok in [".wpkgsync-tmp", "x/a.wpkgsync-tmp-y", "wpkgsync-tmp-y"] {
+            assert!(RelPath::new(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

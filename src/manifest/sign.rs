@@ -97,6 +97,12 @@ impl PublisherKey {
         self.bits
     }
 
+    /// The public half, which clients pin: `publish` checks the previous
+    /// record with it before going up from its version.
+    pub fn public_key(&self) -> RsaPublicKey {
+        RsaPublicKey::from(self.signing.as_ref())
+    }
+
     /// Signs `bytes` exactly as given (no canonicalisation) and returns the raw
     /// signature, as long as the modulus in bytes.
     pub fn sign(&self, bytes: &[u8]) -> Result<Vec<u8>, SignError> {

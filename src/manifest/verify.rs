@@ -6,6 +6,7 @@
 //! the bytes is the transport's job, checking each file's content after download
 //! is the sync's (against the sha256 kept here).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rsa::RsaPublicKey;
@@ -89,6 +90,15 @@ pub enum ManifestError {
         /// Last version this client accepted.
         accepted: u64,
     },
+    /// Replay: one version, one manifest. A version already accepted may come
+    /// again only with the manifest accepted under it.
+    #[error(
+        "manifest version {version} names another manifest than the one accepted under that version (replay)"
+    )]
+    Replay {
+        /// The version on the server, equal to the accepted one.
+        version: u64,
+    },
     /// Freeze: an expired record means the publisher stopped vouching for it.
     #[error("timestamp.json version {version} expired at unix time {expires}")]
     Expired {
@@ -112,9 +122,9 @@ impl ManifestError {
     /// Which family this error belongs to, for the exit code.
     pub fn kind(&self) -> ManifestErrorKind {
         match self {
-            ManifestError::Rollback { .. } | ManifestError::Expired { .. } => {
-                ManifestErrorKind::Stale
-            }
+            ManifestError::Rollback { .. }
+            | ManifestError::Replay { .. }
+            | ManifestError::Expired { .. } => ManifestErrorKind::Stale,
             ManifestError::KeyRead { .. }
             | ManifestError::KeyInvalid { .. }
             | ManifestError::Missing { .. }
@@ -144,7 +154,14 @@ impl PublisherKey {
     pub fn from_pem(text: &str) -> Result<PublisherKey, String> {
         let key = RsaPublicKey::from_public_key_pem(text)
             .map_err(|e| format!("not an SPKI PEM RSA public key ({e})"))?;
-        let bits = key.size() * 8;
+        PublisherKey::from_public(key)
+    }
+
+    /// Wraps a public key of at least [`MIN_KEY_BITS`].
+    pub fn from_public(key: RsaPublicKey) -> Result<PublisherKey, String> {
+        // The modulus's exact bit length: `size()` rounds up to whole bytes, so
+        // a 3065-bit modulus would pass as 3072.
+        let bits = key.n().bits();
         if bits < MIN_KEY_BITS {
             return Err(format!("{bits}-bit key, at least {MIN_KEY_BITS} required"));
         }
@@ -161,6 +178,27 @@ impl PublisherKey {
         }
         let pss = rsa::pss::VerifyingKey::<Sha256>::new(self.0.clone());
         rsa::pss::Signature::try_from(signature).is_ok_and(|sig| pss.verify(bytes, &sig).is_ok())
+    }
+}
+
+/// What this client accepted last: the floor for the rollback and replay checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The highest version accepted.
+    pub version: u64,
+    /// The sha256 of the manifest accepted under it; `None` when not known
+    /// (a state written before it was kept, or a gossip listener, to which an
+    /// equal version is no news anyway).
+    pub manifest_sha256: Option<[u8; 32]>,
+}
+
+impl Accepted {
+    /// A floor of `version` whose manifest is not known.
+    pub fn version(version: u64) -> Accepted {
+        Accepted {
+            version,
+            manifest_sha256: None,
+        }
     }
 }
 
@@ -208,6 +246,7 @@ pub struct VerifiedFile {
 #[derive(Clone, Debug)]
 pub struct VerifiedManifest {
     version: u64,
+    sha256: [u8; 32],
     files: Vec<VerifiedFile>,
 }
 
@@ -215,6 +254,11 @@ impl VerifiedManifest {
     /// The accepted version.
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The sha256 of the manifest's exact bytes, to remember with its version.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
     }
 
     /// Every file, sorted by path.
@@ -228,7 +272,11 @@ impl VerifiedManifest {
     /// A manifest for tests of the code that consumes one.
     pub(crate) fn for_tests(version: u64, mut files: Vec<VerifiedFile>) -> VerifiedManifest {
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        VerifiedManifest { version, files }
+        VerifiedManifest {
+            version,
+            sha256: [0; 32],
+            files,
+        }
     }
 }
 
@@ -238,29 +286,28 @@ pub fn verify_timestamp(
     key: &PublisherKey,
     bytes: &[u8],
     signature: &[u8],
-    last_accepted: Option<u64>,
+    last_accepted: Option<Accepted>,
     now_unix: u64,
 ) -> Result<VerifiedTimestamp, ManifestError> {
-    let name = "timestamp.json";
-    // Signature over the exact bytes, before the JSON parser sees them.
-    if !key.verifies(bytes, signature) {
-        return Err(ManifestError::BadSignature { name: name.into() });
-    }
-    let record: Timestamp = parse(name, bytes)?;
-    check_format(name, record.format)?;
-    let manifest_sha256 =
-        parse_sha256(&record.manifest_sha256).ok_or_else(|| ManifestError::Malformed {
-            name: name.into(),
-            why: "manifest_sha256 is not 64 hex digits".into(),
-        })?;
-    // Rollback: version must not go down.
-    if let Some(accepted) = last_accepted
-        && record.version < accepted
-    {
-        return Err(ManifestError::Rollback {
-            offered: record.version,
-            accepted,
-        });
+    let (record, manifest_sha256) = signed_timestamp(key, bytes, signature)?;
+    if let Some(accepted) = last_accepted {
+        // Rollback: version must not go down.
+        if record.version < accepted.version {
+            return Err(ManifestError::Rollback {
+                offered: record.version,
+                accepted: accepted.version,
+            });
+        }
+        // Replay: an equal version must name the manifest accepted under it.
+        if record.version == accepted.version
+            && accepted
+                .manifest_sha256
+                .is_some_and(|known| known != manifest_sha256)
+        {
+            return Err(ManifestError::Replay {
+                version: record.version,
+            });
+        }
     }
     // Freeze: a record past its expiry is no longer vouched for.
     if now_unix >= record.expires {
@@ -273,6 +320,38 @@ pub fn verify_timestamp(
         record,
         manifest_sha256,
     })
+}
+
+/// The version of a timestamp record the publisher signed: what `publish`
+/// goes up from. Signature and format are checked, expiry is not (an expired
+/// record still holds the last version given out).
+pub fn verify_published_version(
+    key: &PublisherKey,
+    bytes: &[u8],
+    signature: &[u8],
+) -> Result<u64, ManifestError> {
+    signed_timestamp(key, bytes, signature).map(|(record, _)| record.version)
+}
+
+/// The timestamp record after its signature over the exact bytes (before the
+/// JSON parser sees them), its format and the manifest hash it names.
+fn signed_timestamp(
+    key: &PublisherKey,
+    bytes: &[u8],
+    signature: &[u8],
+) -> Result<(Timestamp, [u8; 32]), ManifestError> {
+    let name = "timestamp.json";
+    if !key.verifies(bytes, signature) {
+        return Err(ManifestError::BadSignature { name: name.into() });
+    }
+    let record: Timestamp = parse(name, bytes)?;
+    check_format(name, record.format)?;
+    let manifest_sha256 =
+        parse_sha256(&record.manifest_sha256).ok_or_else(|| ManifestError::Malformed {
+            name: name.into(),
+            why: "manifest_sha256 is not 64 hex digits".into(),
+        })?;
+    Ok((record, manifest_sha256))
 }
 
 /// Checks `manifest.json` against the verified timestamp, then its own signature,
@@ -333,24 +412,35 @@ pub fn verify_manifest(
     }
     check_case_duplicates(files.iter().map(|f| &f.path))?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    // A file and a folder of one name cannot both exist in the store.
-    for pair in files.windows(2) {
-        let (file, next) = (&pair[0].path, &pair[1].path);
-        if next
-            .as_str()
-            .strip_prefix(file.as_str())
-            .is_some_and(|rest| rest.starts_with('/'))
-        {
-            return Err(ManifestError::Malformed {
-                name: name.into(),
-                why: format!("{file:?} is both a file and a folder"),
-            });
-        }
-    }
+    check_file_folder_conflicts(&files)?;
     Ok(VerifiedManifest {
         version: record.version,
+        sha256: digest,
         files,
     })
+}
+
+/// A file and a folder of one name cannot both exist in the store: every path
+/// is looked up among the folders that all paths need, in the letter case NTFS
+/// folds to. Sorting alone cannot find them (`a`, `a.txt`, `a/b` sort with
+/// `a.txt` between the two).
+fn check_file_folder_conflicts(files: &[VerifiedFile]) -> Result<(), ManifestError> {
+    let folded: Vec<String> = files.iter().map(|f| f.path.fold_key()).collect();
+    let folders: HashSet<&str> = folded
+        .iter()
+        .flat_map(|path| path.match_indices('/').map(|(end, _)| &path[..end]))
+        .collect();
+    match files
+        .iter()
+        .zip(&folded)
+        .find(|(_, path)| folders.contains(path.as_str()))
+    {
+        Some((file, _)) => Err(ManifestError::Malformed {
+            name: "manifest.json".into(),
+            why: format!("{:?} is both a file and a folder", file.path.as_str()),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T, ManifestError> {
@@ -506,7 +596,8 @@ mod tests {
         let key = public_key();
         let manifest = manifest_bytes(5, &["a"]);
         let ts = timestamp_bytes(5, &manifest, NOW + 100);
-        let err = verify_timestamp(&key, &ts, &sign(&ts), Some(6), NOW).unwrap_err();
+        let err =
+            verify_timestamp(&key, &ts, &sign(&ts), Some(Accepted::version(6)), NOW).unwrap_err();
         assert!(matches!(
             err,
             ManifestError::Rollback {
@@ -515,7 +606,54 @@ mod tests {
             }
         ));
         assert_eq!(err.kind(), ManifestErrorKind::Stale);
-        assert!(verify_timestamp(&key, &ts, &sign(&ts), Some(5), NOW).is_ok());
+        assert!(verify_timestamp(&key, &ts, &sign(&ts), Some(Accepted::version(5)), NOW).is_ok());
+    }
+
+    #[test]
+    fn another_manifest_under_the_accepted_version_is_a_replay() {
+        let key = public_key();
+        let accepted_manifest = manifest_bytes(5, &["a"]);
+        let accepted = Accepted {
+            version: 5,
+            manifest_sha256: Some(Sha256::digest(&accepted_manifest).into()),
+        };
+        // Signed by the publisher, same version, other files.
+        let other = manifest_bytes(5, &["b"]);
+        let ts = timestamp_bytes(5, &other, NOW + 100);
+        let err = verify_timestamp(&key, &ts, &sign(&ts), Some(accepted), NOW).unwrap_err();
+        assert!(matches!(err, ManifestError::Replay { version: 5 }), "{err}");
+        assert_eq!(err.kind(), ManifestErrorKind::Stale);
+
+        // The accepted manifest itself comes again: a run with nothing to do.
+        let same = timestamp_bytes(5, &accepted_manifest, NOW + 100);
+        let verified = verify_timestamp(&key, &same, &sign(&same), Some(accepted), NOW).unwrap();
+        let manifest = verify_manifest(
+            &key,
+            &verified,
+            &accepted_manifest,
+            &sign(&accepted_manifest),
+        )
+        .unwrap();
+        assert_eq!(Some(*manifest.sha256()), accepted.manifest_sha256);
+        // An unknown manifest (an older state) or a newer version passes.
+        assert!(verify_timestamp(&key, &ts, &sign(&ts), Some(Accepted::version(5)), NOW).is_ok());
+        let newer = timestamp_bytes(6, &other, NOW + 100);
+        assert!(verify_timestamp(&key, &newer, &sign(&newer), Some(accepted), NOW).is_ok());
+    }
+
+    #[test]
+    fn the_published_version_is_read_only_from_a_signed_record() {
+        let key = public_key();
+        let manifest = manifest_bytes(9, &["a"]);
+        // Expired long ago: still the last version given out.
+        let ts = timestamp_bytes(9, &manifest, 1);
+        assert_eq!(verify_published_version(&key, &ts, &sign(&ts)).unwrap(), 9);
+
+        let forged = timestamp_bytes(u64::MAX - 1, &manifest, 1);
+        let err = verify_published_version(&key, &forged, &sign(&ts)).unwrap_err();
+        assert!(matches!(err, ManifestError::BadSignature { .. }), "{err}");
+        let err = verify_published_version(&key, b"garbage", &sign(b"garbage")).unwrap_err();
+        assert!(matches!(err, ManifestError::Malformed { .. }), "{err}");
     }
 
     #[test]
@@ -546,8 +684,51 @@ mod tests {
 
     #[test]
     fn a_path_that_is_file_and_folder_is_refused() {
-        let err = chain(1, &["a", "a/b"]).unwrap_err();
-        assert!(matches!(err, ManifestError::Malformed { .. }), "{err}");
+        for paths in [
+            &["a", "a/b"][..],
+            // Sorted, `a.txt` lies between the file and the folder's content.
+            &["a", "a.txt", "a/b"],
+            &["x/a", "x/a-b", "x/a.txt", "x/a/b/c"],
+            // NTFS folds letter case: `A` and `a/b` clash too.
+            &["A", "a.txt", "a/b"],
+            &["dir/Sub", "dir/sub/deeper/x.msi"],
+        ] {
+            let err = chain(1, paths).unwrap_err();
+            assert!(
+                matches!(&err, ManifestError::Malformed { why, .. } if why.contains("both a file and a folder")),
+                "{paths:?}: {err}"
+            );
+        }
+        assert!(chain(1, &["a.txt", "a/b", "ab"]).is_ok());
+    }
+
+    #[test]
+    fn a_temporary_file_name_is_refused() {
+        let err = chain(1, &["x/y", "x/.wpkgsync-tmp-y"]).unwrap_err();
+        assert!(
+            matches!(err, ManifestError::HostilePath(PathError::TempName(_))),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_key_a_few_bits_short_is_refused() {
+        let short = RsaPrivateKey::new(&mut rand::thread_rng(), 3070).unwrap();
+        // Rounded up to bytes it would look like a 3072-bit key.
+        assert_eq!(short.size() * 8, 3072);
+        let pem = short
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap();
+        let err = PublisherKey::from_pem(&pem).unwrap_err();
+        assert!(err.contains("3070-bit"), "{err}");
+        // A full 3072-bit modulus passes.
+        assert_eq!(private_key().n().bits(), 3072);
+        let pem = private_key()
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap();
+        assert!(PublisherKey::from_pem(&pem).is_ok());
     }
 
     #[test]

@@ -131,6 +131,26 @@ pub enum PublishError {
         #[source]
         source: SignError,
     },
+    /// The previous timestamp record is missing beside the other records,
+    /// damaged, or not signed with this key: there is no version a client would
+    /// trust to go up from.
+    #[error(
+        "refusing to publish: previous record {path} {why}; restore the .wpkgsync records from a backup, or remove timestamp.json, manifest.json and their .sig files to publish anew"
+    )]
+    PreviousRecord {
+        /// The record at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The previous version is the largest there is.
+    #[error("refusing to publish: version {version} in {path} cannot go up")]
+    VersionExhausted {
+        /// The previous timestamp record.
+        path: PathBuf,
+        /// Its version.
+        version: u64,
+    },
     /// The clock reads a time before 1970, so no version or expiry can be set.
     #[error("system clock is before 1970")]
     Clock,

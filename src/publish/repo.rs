@@ -23,11 +23,14 @@ use super::error::PublishError;
 use super::imp;
 use crate::delta;
 use crate::manifest::format::{
-    FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, SIGNATURE_SUFFIX, TIMESTAMP_FILE,
-    Timestamp,
+    FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX,
+    TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES, Timestamp,
 };
 use crate::manifest::path::RelPath;
 use crate::manifest::sign::PublisherKey;
+use crate::manifest::verify::{
+    ManifestError, PublisherKey as VerifyingKey, verify_published_version,
+};
 
 /// The hash cache's name inside [`META_DIR`].
 const CACHE_FILE: &str = "cache.json";
@@ -113,6 +116,10 @@ pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSumm
     // hashing the whole tree.
     let signer = load_key(key, &root)?;
     let meta_dir = root.join(META_DIR);
+    // Versions only go up, from a version the key vouched for: checked before
+    // anything is written, so a refusal leaves the repository as it was.
+    let now = unix_now()?;
+    let version = next_version(&meta_dir, previous_version(&meta_dir, &signer)?, now)?;
     let mut warnings = Vec::new();
 
     let candidates = Walk::new(&root, &mut warnings).run()?;
@@ -169,8 +176,6 @@ pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSumm
     let cache_bytes = to_json(&cache, &meta_dir.join(CACHE_FILE))?;
     Staged::new(&meta_dir, CACHE_FILE, &cache_bytes)?.persist()?;
 
-    let now = unix_now()?;
-    let version = next_version(&meta_dir, now, &mut warnings);
     let files = entries.len();
     let manifest = Manifest {
         format: FORMAT,
@@ -277,24 +282,91 @@ fn to_json<T: Serialize>(value: &T, path: &Path) -> Result<Vec<u8>, PublishError
 }
 
 /// The next version: above the previous record's and, normally, the current
-/// Unix time, so versions also go up across a lost `.wpkgsync` folder.
-fn next_version(meta_dir: &Path, now: u64, warnings: &mut Vec<String>) -> u64 {
-    let path = meta_dir.join(TIMESTAMP_FILE);
-    let previous = match fs::read(&path) {
-        Ok(bytes) => match serde_json::from_slice::<Timestamp>(&bytes) {
-            Ok(timestamp) => Some(timestamp.version),
-            Err(err) => {
-                warnings.push(format!("ignored unreadable {}: {err}", path.display()));
-                None
-            }
-        },
-        Err(err) if err.kind() == io::ErrorKind::NotFound => None,
-        Err(err) => {
-            warnings.push(format!("ignored unreadable {}: {err}", path.display()));
-            None
-        }
+/// Unix time, so versions also go up across a lost `.wpkgsync` folder. Refused
+/// when the previous version is the last one: a repeated version would let a
+/// server serve either manifest under it.
+fn next_version(meta_dir: &Path, previous: Option<u64>, now: u64) -> Result<u64, PublishError> {
+    match previous {
+        None => Ok(now),
+        Some(version) => version
+            .checked_add(1)
+            .map(|next| next.max(now))
+            .ok_or_else(|| PublishError::VersionExhausted {
+                path: meta_dir.join(TIMESTAMP_FILE),
+                version,
+            }),
+    }
+}
+
+/// The version of the previous timestamp record, checked with the public half
+/// of the signing key: anyone who can write the repository can edit the
+/// unsigned bytes, and a version moved to the end of the range could never go
+/// up again. `None` for a repository never published (none of the four records
+/// is there); a record that is missing beside the others, damaged, or signed
+/// with another key is refused.
+fn previous_version(meta_dir: &Path, signer: &PublisherKey) -> Result<Option<u64>, PublishError> {
+    let record_path = meta_dir.join(TIMESTAMP_FILE);
+    let signature_path = meta_dir.join(format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}"));
+    let refused = |path: &Path, why: String| PublishError::PreviousRecord {
+        path: path.to_path_buf(),
+        why,
     };
-    previous.map_or(now, |v| v.saturating_add(1).max(now))
+    let record = read_record(&record_path, TIMESTAMP_MAX_BYTES)?;
+    let signature = read_record(&signature_path, SIGNATURE_MAX_BYTES)?;
+    let (record, signature) = match (record, signature) {
+        (Some(record), Some(signature)) => (record, signature),
+        (None, None) => {
+            let manifests = [
+                MANIFEST_FILE.to_string(),
+                format!("{MANIFEST_FILE}{SIGNATURE_SUFFIX}"),
+            ];
+            return match manifests
+                .iter()
+                .find(|name| meta_dir.join(name).symlink_metadata().is_ok())
+            {
+                None => Ok(None),
+                Some(name) => Err(refused(&record_path, format!("is missing beside {name}"))),
+            };
+        }
+        (None, Some(_)) => return Err(refused(&record_path, "is missing".into())),
+        (Some(_), None) => return Err(refused(&signature_path, "is missing".into())),
+    };
+    let key = VerifyingKey::from_public(signer.public_key())
+        .map_err(|why| refused(&record_path, format!("cannot be checked: {why}")))?;
+    match verify_published_version(&key, &record, &signature) {
+        Ok(version) => Ok(Some(version)),
+        Err(ManifestError::BadSignature { .. }) => Err(refused(
+            &record_path,
+            "does not verify with the signing key (edited without it, or signed with another key)"
+                .into(),
+        )),
+        Err(err) => Err(refused(&record_path, err.to_string())),
+    }
+}
+
+/// Reads a record of the previous publish, at most `limit` bytes; `None` when
+/// it is not there.
+fn read_record(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, PublishError> {
+    let read_error = |source| PublishError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(read_error(err)),
+    };
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(PublishError::PreviousRecord {
+            path: path.to_path_buf(),
+            why: format!("is larger than {limit} bytes"),
+        });
+    }
+    Ok(Some(bytes))
 }
 
 /// The current time in Unix seconds.
@@ -749,6 +821,20 @@ mod tests {
             serde_json::from_slice(&self.meta(TIMESTAMP_FILE)).expect("timestamp json")
         }
 
+        /// Writes `timestamp` as the previous record, signed with the key.
+        fn sign_timestamp(&self, timestamp: &Timestamp) {
+            let meta_dir = self.repo.join(META_DIR);
+            let bytes = to_json(timestamp, &meta_dir).expect("json");
+            let signer = PublisherKey::from_pkcs8_pem(&test_key_pair().private_pem).expect("key");
+            let signature = signer.sign(&bytes).expect("sign");
+            fs::write(meta_dir.join(TIMESTAMP_FILE), bytes).expect("write");
+            fs::write(
+                meta_dir.join(format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}")),
+                signature,
+            )
+            .expect("write");
+        }
+
         fn paths(&self) -> Vec<String> {
             self.manifest().files.into_iter().map(|f| f.path).collect()
         }
@@ -861,25 +947,120 @@ mod tests {
         let second = fx.publish(0);
         assert!(second.version > first.version);
 
-        // A previous version ahead of the clock still goes up by one.
+        // A signed previous version ahead of the clock still goes up by one.
         let mut ahead = fx.timestamp();
         ahead.version += 1_000_000;
-        fs::write(
-            fx.repo.join(META_DIR).join(TIMESTAMP_FILE),
-            serde_json::to_vec(&ahead).expect("json"),
-        )
-        .expect("write");
+        fx.sign_timestamp(&ahead);
         assert_eq!(fx.publish(1).version, ahead.version + 1);
+    }
 
-        // An unreadable timestamp is ignored: the clock still gives a version.
-        fs::write(fx.repo.join(META_DIR).join(TIMESTAMP_FILE), "garbage").expect("write");
-        let summary = fx.publish(1);
-        assert!(summary.version >= timestamp.published);
+    /// Everything in the repository's records folder, to see it unchanged.
+    fn records(fx: &Fixture) -> BTreeMap<String, Vec<u8>> {
+        let mut all = BTreeMap::new();
+        for entry in fs::read_dir(fx.repo.join(META_DIR)).expect("list") {
+            let entry = entry.expect("entry");
+            if entry.file_type().expect("type").is_file() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                all.insert(name, fs::read(entry.path()).expect("read"));
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn an_unsigned_edit_of_the_previous_version_is_refused() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"a");
+        fx.publish(1);
+        fx.write("b.txt", b"new file");
+
+        // Someone without the key moves the version to the end of the range.
+        let mut edited = fx.timestamp();
+        edited.version = u64::MAX - 1;
+        let path = fx.repo.join(META_DIR).join(TIMESTAMP_FILE);
+        fs::write(&path, serde_json::to_vec_pretty(&edited).expect("json")).expect("write");
+        let before = records(&fx);
+        let err = publish(&fx.repo, &fx.key, 1).expect_err("unsigned edit");
         assert!(
-            summary.warnings.iter().any(|w| w.contains(TIMESTAMP_FILE)),
-            "{:?}",
-            summary.warnings
+            matches!(&err, PublishError::PreviousRecord { path: p, .. } if *p == path),
+            "{err:?}"
         );
+        let line = err.to_string();
+        assert!(line.contains("timestamp.json"), "{line}");
+        assert!(line.contains("does not verify"), "{line}");
+        assert_eq!(records(&fx), before, "the refusal wrote something");
+
+        // Damaged, or gone beside the manifest: refused as well.
+        fs::write(&path, "garbage").expect("write");
+        let err = publish(&fx.repo, &fx.key, 1).expect_err("garbage");
+        assert!(
+            matches!(err, PublishError::PreviousRecord { .. }),
+            "{err:?}"
+        );
+        fs::remove_file(&path).expect("remove");
+        let err = publish(&fx.repo, &fx.key, 1).expect_err("missing");
+        assert!(
+            err.to_string().contains("timestamp.json is missing"),
+            "{err}"
+        );
+        let signature = fx
+            .repo
+            .join(META_DIR)
+            .join(format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}"));
+        fs::remove_file(&signature).expect("remove");
+        let err = publish(&fx.repo, &fx.key, 1).expect_err("missing beside");
+        assert!(
+            err.to_string().contains("is missing beside manifest.json"),
+            "{err}"
+        );
+
+        // Removing every record starts again from the clock.
+        for name in [
+            MANIFEST_FILE.to_string(),
+            format!("{MANIFEST_FILE}{SIGNATURE_SUFFIX}"),
+        ] {
+            fs::remove_file(fx.repo.join(META_DIR).join(name)).expect("remove");
+        }
+        assert!(fx.publish(1).version >= edited.published);
+    }
+
+    #[test]
+    fn a_record_signed_with_another_key_is_refused() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"a");
+        fx.publish(1);
+        let other = crate::manifest::sign::generate_key_pair(3072).expect("other key");
+        let other_key = fx.repo.parent().expect("parent").join("other.pem");
+        fs::write(&other_key, other.private_pem.as_bytes()).expect("write");
+        let err = publish(&fx.repo, &other_key, 1).expect_err("another key");
+        assert!(
+            matches!(err, PublishError::PreviousRecord { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_last_version_there_is_cannot_go_up() {
+        let fx = Fixture::new();
+        fx.write("a.txt", b"a");
+        fx.publish(1);
+        let mut last = fx.timestamp();
+        last.version = u64::MAX;
+        fx.sign_timestamp(&last);
+        let before = records(&fx);
+        let err = publish(&fx.repo, &fx.key, 1).expect_err("exhausted");
+        assert!(
+            matches!(
+                err,
+                PublishError::VersionExhausted {
+                    version: u64::MAX,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("cannot go up"), "{err}");
+        assert_eq!(records(&fx), before, "the refusal wrote something");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The state file: the last accepted manifest version (for the rollback check)
-//! and the last run's result, written atomically so a crash leaves the old one.
+//! The state file: the last accepted manifest version and that manifest's
+//! sha256 (for the rollback and replay checks) and the last run's result,
+//! written atomically so a crash leaves the old one.
 
 use std::path::Path;
 
@@ -15,6 +16,11 @@ pub const STATE_FILE: &str = "state.json";
 pub struct State {
     /// Highest manifest version ever accepted; older ones are refused.
     pub accepted_version: Option<u64>,
+    /// The sha256 of the manifest accepted under `accepted_version`; another
+    /// manifest under that version is refused. Absent from the state files of
+    /// older versions: unknown, learnt on the next run.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "sha256_hex")]
+    pub accepted_manifest_sha256: Option<[u8; 32]>,
     /// Unix seconds of the last run that ended 0.
     pub last_success: Option<u64>,
     /// Unix seconds of the last run.
@@ -67,9 +73,51 @@ impl State {
         }
     }
 
-    /// Raises the accepted version; it never goes down.
-    pub fn accept(&mut self, version: u64) {
-        self.accepted_version = Some(self.accepted_version.map_or(version, |v| v.max(version)));
+    /// Raises the accepted version, remembering the manifest accepted under
+    /// it; the version never goes down, and the first manifest known under a
+    /// version stays.
+    pub fn accept(&mut self, version: u64, manifest_sha256: [u8; 32]) {
+        match self.accepted_version {
+            Some(accepted) if accepted > version => {}
+            Some(accepted) if accepted == version => {
+                self.accepted_manifest_sha256.get_or_insert(manifest_sha256);
+            }
+            _ => {
+                self.accepted_version = Some(version);
+                self.accepted_manifest_sha256 = Some(manifest_sha256);
+            }
+        }
+    }
+}
+
+/// A sha256 as 64 lowercase hex digits in the JSON; anything else makes the
+/// state file damaged, which [`State::load`] refuses.
+mod sha256_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<[u8; 32]>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(bytes) => serializer.serialize_str(&hex::encode(bytes)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<[u8; 32]>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        let mut bytes = [0u8; 32];
+        match hex::decode_to_slice(&text, &mut bytes) {
+            Ok(()) if text.bytes().all(|b| !b.is_ascii_uppercase()) => Ok(Some(bytes)),
+            _ => Err(serde::de::Error::custom(
+                "accepted_manifest_sha256 is not 64 lowercase hex digits",
+            )),
+        }
     }
 }
 
@@ -82,16 +130,63 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(State::load(dir.path()).unwrap(), State::default());
         let mut state = State::default();
-        state.accept(5);
-        state.accept(3);
+        state.accept(5, [5; 32]);
+        state.accept(3, [3; 32]);
         state.record_run(1000, 206);
         state.record_run(2000, 0);
         state.save(dir.path()).unwrap();
         let loaded = State::load(dir.path()).unwrap();
         assert_eq!(loaded.accepted_version, Some(5));
+        assert_eq!(loaded.accepted_manifest_sha256, Some([5; 32]));
         assert_eq!(loaded.last_success, Some(2000));
         assert_eq!(loaded.consecutive_failures, 0);
         assert_eq!(loaded, state);
+    }
+
+    #[test]
+    fn the_manifest_accepted_under_a_version_is_kept() {
+        let mut state = State::default();
+        state.accept(5, [1; 32]);
+        // Same version again: the first manifest known under it stays.
+        state.accept(5, [2; 32]);
+        assert_eq!(state.accepted_manifest_sha256, Some([1; 32]));
+        state.accept(6, [3; 32]);
+        assert_eq!(
+            (state.accepted_version, state.accepted_manifest_sha256),
+            (Some(6), Some([3; 32]))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        state.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
+        assert!(text.contains(&"03".repeat(32)), "{text}");
+    }
+
+    #[test]
+    fn a_state_file_without_the_manifest_hash_still_loads() {
+        // As written before the hash was kept: the hash is unknown, and the
+        // next accepted run records it.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(STATE_FILE),
+            br#"{"accepted_version": 7, "last_success": 1, "last_run": 1, "last_exit": 0}"#,
+        )
+        .unwrap();
+        let mut state = State::load(dir.path()).unwrap();
+        assert_eq!(state.accepted_version, Some(7));
+        assert_eq!(state.accepted_manifest_sha256, None);
+        state.accept(7, [9; 32]);
+        assert_eq!(state.accepted_manifest_sha256, Some([9; 32]));
+    }
+
+    #[test]
+    fn a_damaged_manifest_hash_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["\"abc\"", &format!("\"{}\"", "AB".repeat(32)), "5"] {
+            let text = format!(r#"{{"accepted_version": 7, "accepted_manifest_sha256": {bad}}}"#);
+            std::fs::write(dir.path().join(STATE_FILE), text).unwrap();
+            let err = State::load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains("state.json"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -2,9 +2,8 @@
 //! link followed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::UNIX_EPOCH;
-
 use std::io::Read;
+use std::time::UNIX_EPOCH;
 
 use cap_fs_ext::DirExt;
 

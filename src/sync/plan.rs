@@ -1,7 +1,7 @@
 //! What to fetch and what to delete: a pure comparison of the verified manifest
 //! with the store's inventory under the run's scope.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::inventory::{Inventory, LocalKind};
 use super::scope::{Scope, Verdict};
@@ -49,15 +49,7 @@ pub fn plan<'m>(
         .filter(|f| scope.judge(f.path.as_str()) == Verdict::Mirrored)
         .map(|f| (f.path.as_str(), f))
         .collect();
-    let mut needed_dirs = BTreeSet::new();
-    for path in wanted.keys() {
-        let mut end = 0;
-        while let Some(slash) = path[end..].find('/') {
-            end += slash;
-            needed_dirs.insert(&path[..end]);
-            end += 1;
-        }
-    }
+    let needed_dirs: HashSet<&str> = wanted.keys().flat_map(|p| folders_above(p)).collect();
 
     for file in manifest.files() {
         let Some(wanted_file) = wanted.get(file.path.as_str()) else {
@@ -89,11 +81,13 @@ pub fn plan<'m>(
         }
     }
 
-    let untouched: Vec<&str> = inventory
+    // Folders that hold something the run must leave alone.
+    let untouched_dirs: HashSet<&str> = inventory
         .entries
         .keys()
         .map(String::as_str)
         .filter(|p| scope.judge(p) == Verdict::Untouched)
+        .flat_map(folders_above)
         .collect();
     let mut candidates = BTreeSet::new();
     for (path, entry) in &inventory.entries {
@@ -103,7 +97,7 @@ pub fn plan<'m>(
         let keep = match entry.kind {
             LocalKind::File { .. } => wanted.contains_key(path.as_str()),
             LocalKind::Dir => {
-                needed_dirs.contains(path.as_str()) || untouched.iter().any(|u| is_below(u, path))
+                needed_dirs.contains(path.as_str()) || untouched_dirs.contains(path.as_str())
             }
             LocalKind::Other => false,
         };
@@ -111,16 +105,21 @@ pub fn plan<'m>(
             candidates.insert(path.as_str());
         }
     }
+    // NTFS folds letter case, so compare as it would: the fetched files and
+    // the folders they need.
     let fetched: Vec<String> = result.fetch.iter().map(|f| f.path.fold_key()).collect();
+    let fetched_files: HashSet<&str> = fetched.iter().map(String::as_str).collect();
+    let fetched_dirs: HashSet<&str> = fetched.iter().flat_map(|f| folders_above(f)).collect();
     for path in candidates
         .iter()
-        .filter(|path| !candidates.iter().any(|other| is_below(path, other)))
+        .filter(|path| !folders_above(path).any(|dir| candidates.contains(dir)))
     {
-        // NTFS folds letter case, so compare as it would.
         let folded = path.to_lowercase();
-        let in_the_way = fetched
-            .iter()
-            .any(|f| *f == folded || is_below(f, &folded) || is_below(&folded, f));
+        // The same name, a folder a fetched file needs, or a file where a
+        // fetched file's folder goes.
+        let in_the_way = fetched_files.contains(folded.as_str())
+            || fetched_dirs.contains(folded.as_str())
+            || folders_above(&folded).any(|dir| fetched_files.contains(dir));
         if in_the_way {
             result.clear.push((*path).to_owned());
         } else {
@@ -130,10 +129,9 @@ pub fn plan<'m>(
     result
 }
 
-/// Whether `path` lies inside the folder `dir`.
-fn is_below(path: &str, dir: &str) -> bool {
-    path.strip_prefix(dir)
-        .is_some_and(|rest| rest.starts_with('/'))
+/// The folders above `path`, outermost first: `a`, `a/b` for `a/b/c`.
+fn folders_above(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(move |(end, _)| &path[..end])
 }
 
 #[cfg(test)]
@@ -293,6 +291,60 @@ mod tests {
         assert_eq!(plan.clear, ["a"]);
         assert!(plan.delete.is_empty());
         assert_eq!(plan.fetch.len(), 1);
+    }
+
+    #[test]
+    fn twenty_thousand_stale_entries_are_planned_outermost_first() {
+        // Regression (issue 12, item 10): the outermost and in-the-way checks
+        // compared every stale entry with every other.
+        let m = manifest(vec![
+            file("config.xml", 1),
+            file("packages/7zip.xml", 1),
+            file("packages/7zip/7z.msi", 9),
+            file("new/file.txt", 1),
+            file("Moved/x", 1),
+        ]);
+        let mut entries: Vec<(String, Option<u64>)> = vec![
+            ("config.xml".into(), Some(1)),
+            ("packages".into(), None),
+            ("packages/old.xml".into(), Some(1)),
+            ("packages/firefox".into(), None),
+            ("packages/firefox/setup.exe".into(), Some(1)),
+            // In the way of downloads: a file where a folder goes, and a
+            // folder of another letter case holding a stale file.
+            ("new".into(), Some(1)),
+            ("moved".into(), None),
+            ("moved/y".into(), Some(1)),
+        ];
+        let mut expected_delete = vec!["packages/old.xml".to_string()];
+        for dir in 0..100 {
+            entries.push((format!("old{dir:03}"), None));
+            entries.push((format!("old{dir:03}/sub"), None));
+            expected_delete.push(format!("old{dir:03}"));
+            for n in 0..100 {
+                entries.push((format!("old{dir:03}/sub/f{n:03}"), Some(1)));
+            }
+        }
+        for n in 0..9_800 {
+            entries.push((format!("stale{n:05}.txt"), Some(1)));
+            expected_delete.push(format!("stale{n:05}.txt"));
+        }
+        let stale = entries.len() - 5;
+        assert!(stale >= 20_000, "{stale}");
+        let refs: Vec<(&str, Option<u64>)> =
+            entries.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+        let inv = inventory(&refs);
+
+        let started = std::time::Instant::now();
+        let plan = plan(&m, &Scope::new(PackageFolders::setup(), &[]), &inv, None);
+        eprintln!("planned {stale} stale entries in {:?}", started.elapsed());
+
+        expected_delete.sort();
+        assert_eq!(plan.delete, expected_delete);
+        assert_eq!(plan.clear, ["moved", "new"]);
+        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(fetched, ["Moved/x", "new/file.txt", "packages/7zip.xml"]);
+        assert_eq!(plan.unchanged, 1);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! and [`ReportFolder`], the one place a client writes to.
 
 mod folder;
+mod known_hosts;
 mod reports;
 mod sftp;
 mod source;

@@ -16,6 +16,7 @@ use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
 
+use super::known_hosts;
 use super::reports::ReportFolder;
 use super::source::{Source, TransportError, TransportErrorKind};
 
@@ -44,6 +45,7 @@ enum HostKeyVerdict {
     Known,
     Unknown(String),
     Changed(String),
+    Revoked(String),
     Unusable(String),
 }
 
@@ -73,6 +75,10 @@ impl HostKeyCheck {
             return HostKeyVerdict::Unusable("the server offered a certificate, not a key".into());
         };
         let fingerprint = key.fingerprint(Default::default()).to_string();
+        // A revoked key is refused even where another line accepts it.
+        if let Some(verdict) = self.revocation(key, &fingerprint) {
+            return verdict;
+        }
         let known = match russh::keys::known_hosts::known_host_keys_path(
             &self.host,
             self.port,
@@ -105,6 +111,37 @@ impl HostKeyCheck {
                 self.known_hosts.display(),
                 key.algorithm()
             ))
+        }
+    }
+
+    /// The verdict when known_hosts lists the offered key as `@revoked`, or its
+    /// revocations cannot be read; `None` when the key is not revoked.
+    fn revocation(
+        &self,
+        key: &russh::keys::PublicKey,
+        fingerprint: &str,
+    ) -> Option<HostKeyVerdict> {
+        let path = self.known_hosts.display();
+        let text = match std::fs::read(&self.known_hosts) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            // No file, no revocations; the ordinary check reports the unknown key.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                return Some(HostKeyVerdict::Unusable(format!(
+                    "failed to read known_hosts {path}: {e}"
+                )));
+            }
+        };
+        match known_hosts::revoked_at(&text, key) {
+            Ok(None) => None,
+            Ok(Some(line)) => Some(HostKeyVerdict::Revoked(format!(
+                "host key of {} is revoked: server offers {} {fingerprint}, {path} line {line} revokes it",
+                self.endpoint(),
+                key.algorithm(),
+            ))),
+            Err(why) => Some(HostKeyVerdict::Unusable(format!(
+                "known_hosts {path}: {why}"
+            ))),
         }
     }
 
@@ -239,9 +276,11 @@ impl SftpSource {
             Ok(Err(e)) => {
                 let verdict = verdict.lock().ok().and_then(|mut v| v.take());
                 return Err(match verdict {
-                    Some(HostKeyVerdict::Unknown(why) | HostKeyVerdict::Changed(why)) => {
-                        TransportError::new(TransportErrorKind::HostKey, why)
-                    }
+                    Some(
+                        HostKeyVerdict::Unknown(why)
+                        | HostKeyVerdict::Changed(why)
+                        | HostKeyVerdict::Revoked(why),
+                    ) => TransportError::new(TransportErrorKind::HostKey, why),
                     Some(HostKeyVerdict::Unusable(why)) => {
                         TransportError::new(TransportErrorKind::HostKey, why)
                     }

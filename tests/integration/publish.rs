@@ -3,11 +3,13 @@
 
 use std::fs;
 
+use wpkgsync::exit::Code;
 use wpkgsync::manifest::format::{MANIFEST_FILE, META_DIR, TIMESTAMP_FILE, Timestamp};
 
-use crate::support::TestEnv;
-use crate::support::repo::sha256_hex;
-use crate::support::tree::{Node, Tree};
+use crate::support::repo::{publisher, sha256_hex};
+use crate::support::run::wpkgsync;
+use crate::support::tree::{Node, Tree, assert_unchanged};
+use crate::support::{TestEnv, noise};
 
 #[test]
 fn publish_lists_every_file_and_versions_go_up() {
@@ -55,4 +57,42 @@ fn publish_lists_every_file_and_versions_go_up() {
         "{} {second} {third}",
         first.version
     );
+}
+
+#[test]
+fn publish_refuses_a_version_edited_without_the_key() {
+    // Regression (issue 12, item 7): the previous version came from the
+    // unsigned timestamp.json, so anyone able to write the repository could
+    // move it to 2^64-2, after which versions repeated.
+    let env = TestEnv::sftp("publish_refuses_a_version_edited_without_the_key");
+    let repo = env.repo();
+    repo.write_sample().publish();
+    env.sync().assert_code(Code::Success);
+    let synced = env.store_tree();
+
+    let path = repo.meta().join(TIMESTAMP_FILE);
+    let mut timestamp: Timestamp = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    timestamp.version = u64::MAX - 1;
+    fs::write(&path, serde_json::to_vec_pretty(&timestamp).unwrap()).unwrap();
+    repo.write("packages/7zip/7z.msi", noise(80, 40_000));
+    let before = Tree::read(repo.root());
+
+    let out = wpkgsync()
+        .arg("publish")
+        .arg("--repo")
+        .arg(repo.root())
+        .arg("--key")
+        .arg(&publisher().private)
+        .run();
+    out.assert_code(Code::LocalStore);
+    let line = out.error_line();
+    assert!(
+        line.contains(&path.display().to_string()) && line.contains("does not verify"),
+        "the error line does not name the record: {line}"
+    );
+    assert_unchanged(&before, &Tree::read(repo.root()), "the repository");
+
+    // Clients refuse the edited record too: its signature no longer matches.
+    env.assert_failed(&env.sync(), Code::ManifestInvalid);
+    assert_unchanged(&synced, &env.store_tree(), "the store");
 }

@@ -39,6 +39,35 @@ fn changed_host_key_is_refused() {
 }
 
 #[test]
+fn revoked_host_key_is_refused_although_another_line_accepts_it() {
+    // Regression (issue 12, item 10): russh's parser skips marker lines, so an
+    // `@revoked` key was accepted by the ordinary line beside it.
+    let env = TestEnv::sftp("revoked_host_key_is_refused_although_another_line_accepts_it");
+    env.repo().write_sample().publish();
+    env.sync().assert_code(Code::Success);
+    let before = env.store_tree();
+    env.repo()
+        .write("packages/7zip/7z.msi", crate::support::noise(71, 1_000))
+        .publish();
+    let accepted = env.sshd().known_hosts_line();
+    let key = accepted.split_once(' ').expect("host and key").1;
+    // Revoked under another host pattern: a stolen key is good for no host.
+    env.write_known_hosts(&format!("{accepted}\n@revoked old.example.org {key}\n"));
+
+    let out = env.sync();
+    let line = env.assert_failed(&out, Code::HostKey);
+    assert!(
+        line.contains("revoked"),
+        "the error line does not say why: {line}"
+    );
+    crate::support::tree::assert_unchanged(&before, &env.store_tree(), "the store");
+
+    // Without the revocation the same file is accepted again.
+    env.write_known_hosts(&accepted);
+    env.sync().assert_code(Code::Success);
+}
+
+#[test]
 fn hashed_known_hosts_entry_is_accepted() {
     let env = TestEnv::sftp("hashed_known_hosts_entry_is_accepted");
     env.repo().write_sample().publish();

@@ -144,6 +144,40 @@ fn rollback_manifest_is_refused() {
 }
 
 #[test]
+fn another_manifest_under_the_accepted_version_is_refused() {
+    // Regression (issue 12, item 7): an older publish could give two manifests
+    // one version (after an unsigned edit moved it to 2^64-1), and a server
+    // could then serve either; only the one accepted first is good.
+    let env = TestEnv::sftp("another_manifest_under_the_accepted_version_is_refused");
+    let repo = env.repo();
+    let version = u64::MAX;
+    let (first, second): (&[u8], &[u8]) = (b"first\n", b"second, other content\n");
+    repo.write("a.txt", first).write("b.txt", second);
+    repo.publish_forged_as(version, &[("a.txt", first)]);
+    let accepted = repo.save_records();
+    env.sync().assert_code(Code::Success);
+    let before = env.store_tree();
+    assert_eq!(before.files(), ["a.txt"]);
+
+    // Correctly signed, same version, other files.
+    repo.publish_forged_as(version, &[("a.txt", second), ("b.txt", second)]);
+    repo.write("a.txt", second);
+    let out = env.sync();
+    let line = env.assert_failed(&out, Code::ManifestStale);
+    assert!(
+        line.contains("replay"),
+        "the error line does not say why: {line}"
+    );
+    assert_unchanged(&before, &env.store_tree(), "the store");
+
+    // The accepted manifest again: nothing to do, and no refusal.
+    repo.write("a.txt", first);
+    repo.restore_records(&accepted);
+    env.sync().assert_code(Code::Success);
+    assert_unchanged(&before, &env.store_tree(), "the store");
+}
+
+#[test]
 fn expired_manifest_is_refused() {
     let env = TestEnv::sftp("expired_manifest_is_refused");
     env.repo()
@@ -194,6 +228,10 @@ fn hostile_paths() -> Vec<Vec<String>> {
         one("CON".to_string()),
         one("nul.txt".to_string()),
         one("packages/com1/x.txt".to_string()),
+        one("COM\u{b9}".to_string()),
+        one("packages/lpt\u{b2}.txt".to_string()),
+        vec!["x/y".to_string(), "x/.wpkgsync-tmp-y".to_string()],
+        vec!["x/y".to_string(), "x/.WPKGSYNC-TMP-y".to_string()],
         one("dir./x.txt".to_string()),
         one("x ".to_string()),
         one(String::new()),
@@ -291,6 +329,35 @@ fn hostile_manifest_paths_are_refused_over_sftp() {
     hostile_paths_are_refused(name, Via::Sftp, &cases);
     let escape = Sshd::shared().host_path(&format!("{UPDATES}/escape-{pid}.txt"));
     assert!(!escape.exists(), "left {escape:?} behind in the chroot");
+}
+
+#[test]
+fn a_file_that_is_also_a_folder_is_refused_before_anything_is_written() {
+    // Regression (issue 12, item 8): sorted, `a.txt` lies between `a` and
+    // `a/b`, so a check of neighbours let this manifest through and every run
+    // ended 206.
+    let env = TestEnv::local("a_file_that_is_also_a_folder_is_refused_before_anything_is_written");
+    let repo = env.repo();
+    let good: &[u8] = b"good\n";
+    repo.write("ok.txt", good);
+    repo.publish_forged(&[("ok.txt", good)]);
+    env.sync().assert_code(Code::Success);
+    let before = env.store_tree();
+
+    repo.write("a", "file a\n").write("a.txt", "file a.txt\n");
+    repo.publish_forged(&[
+        ("ok.txt", good),
+        ("a", b"file a\n"),
+        ("a.txt", b"file a.txt\n"),
+        ("a/b", b"file a/b\n"),
+    ]);
+    let out = env.sync();
+    let line = env.assert_failed(&out, Code::ManifestInvalid);
+    assert!(
+        line.contains("both a file and a folder"),
+        "the error line does not say why: {line}"
+    );
+    assert_unchanged(&before, &env.store_tree(), "the store");
 }
 
 #[test]

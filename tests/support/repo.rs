@@ -227,8 +227,14 @@ impl Repo {
     /// lies on the server.
     pub fn publish_forged(&self, files: &[(&str, &[u8])]) {
         static BUMP: AtomicI64 = AtomicI64::new(1_000);
+        let version = unix_now() + BUMP.fetch_add(1, Ordering::Relaxed) as u64;
+        self.publish_forged_as(version, files);
+    }
+
+    /// [`Self::publish_forged`] under the given `version`: what a publisher
+    /// holding the key could sign, such as two manifests of one version.
+    pub fn publish_forged_as(&self, version: u64, files: &[(&str, &[u8])]) {
         let now = unix_now();
-        let version = now + BUMP.fetch_add(1, Ordering::Relaxed) as u64;
         let mut entries: Vec<FileEntry> = files
             .iter()
             .map(|(path, bytes)| FileEntry {
