@@ -101,7 +101,9 @@ impl Code {
             Code::Success => "success (also: nothing to do)",
             Code::Usage => "wrong command line",
             Code::IniMissing => "INI file missing",
-            Code::IniInvalid => "INI file unreadable or a required value missing/invalid",
+            Code::IniInvalid => {
+                "INI file unreadable, a value missing/invalid, or a file it names not the administrators' alone"
+            }
             Code::AclRepair => "ACL / ownership repair of the local store failed",
             Code::NotAdministrator => "not running as administrator (root on Unix)",
             Code::AlreadyRunning => "another wpkgsync sync is already running",
@@ -118,7 +120,9 @@ impl Code {
             }
             Code::Partial => "partial: some files could not be fetched or verified",
             Code::Timeout => "timeout: no progress for `timeout` seconds",
-            Code::LocalStore => "local store error (disk full, permission, path)",
+            Code::LocalStore => {
+                "local store error (disk full, permission, path, a linked or foreign store root)"
+            }
         }
     }
 
