@@ -106,8 +106,7 @@ fn prepare_state(state: &Path) -> Result<(), AnchorError> {
         }));
     }
     ownership::check_path(state).map_err(not_trusted)?;
-    let folder = std::fs::File::open(state).map_err(|e| StoreError::io("open", state, e))?;
-    ownership::make_private(&folder).map_err(|e| StoreError::io("make private", state, e))?;
+    ownership::make_private(state).map_err(|e| StoreError::io("make private", state, e))?;
     for entry in std::fs::read_dir(state).map_err(|e| StoreError::io("list", state, e))? {
         let entry = entry.map_err(|e| StoreError::io("list", state, e))?;
         let path = entry.path();

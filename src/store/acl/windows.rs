@@ -39,6 +39,7 @@ use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken}
 
 use super::{AclError, Repaired};
 use crate::store::dir::StoreDir;
+use crate::store::ownership;
 
 const ADMINISTRATORS: &str = "S-1-5-32-544";
 const SYSTEM: &str = "S-1-5-18";
@@ -88,7 +89,14 @@ pub fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
             other => other.map_err(|code| fail(&path, os_error(code)))?,
         };
         let mut changed = false;
-        if !found.owner_is(&administrators) {
+        // An entry the elevated account running the sync owns is an
+        // administrator's already; only another owner is replaced.
+        let foreign_owner =
+            !found.owner_is(&administrators) && !ownership::is_admin_account(found.owner);
+        let reset = !is_root && (found.protected || found.has_explicit_entries());
+        // Read before anything changes: whether someone else could write it.
+        let writable_by_others = (foreign_owner || reset) && ownership::check_path(&path).is_err();
+        if foreign_owner {
             set_owner(&wide, &administrators, &path)?;
             changed = true;
         }
@@ -96,11 +104,13 @@ pub fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
             if !found.protected || !found.has_exactly(&wanted_root) {
                 write_root_dacl(&path, &wanted_root)?;
             }
-        } else if found.protected || found.has_explicit_entries() {
+        } else if reset {
             reset_to_inherited(&wide, &path)?;
             changed = true;
         }
-        if changed && !is_root {
+        // What counts for the sync is whether someone else could have
+        // written the entry, not that its descriptor was rewritten.
+        if changed && !is_root && writable_by_others {
             repaired.paths.push(rel.clone());
         }
         if meta.is_dir() {

@@ -12,6 +12,8 @@ mod imp;
 #[path = "windows.rs"]
 mod imp;
 
+#[cfg(windows)]
+pub use imp::is_admin_account;
 pub use imp::{
     check_open, check_open_owner, check_path, create_private_dir, make_private,
     open_regular_nofollow,

@@ -91,13 +91,18 @@ pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().mode(0o700).create(path)
 }
 
-/// Takes group and other access away from the folder `dir` is open on, so
-/// no other account can even open the files in it (a lock held by a user
-/// would block every sync).
-pub fn make_private(dir: &File) -> std::io::Result<()> {
-    let mode = dir.metadata()?.mode() & 0o7777;
+/// Takes group and other access away from the folder `dir`, so no other
+/// account can even open the files in it (a lock held by a user would block
+/// every sync). The folder is opened without following a link.
+pub fn make_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let folder = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)?;
+    let mode = folder.metadata()?.mode() & 0o7777;
     if mode & 0o077 != 0 {
-        dir.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+        folder.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
     }
     Ok(())
 }
@@ -195,7 +200,7 @@ mod tests {
         create_private_dir(&state).unwrap();
         assert_eq!(std::fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
-        make_private(&File::open(&state).unwrap()).unwrap();
+        make_private(&state).unwrap();
         assert_eq!(std::fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
     }
 }

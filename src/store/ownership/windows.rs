@@ -1,5 +1,6 @@
-//! Windows twin: the owner is Administrators, SYSTEM or TrustedInstaller, and
-//! no entry of the DACL lets anyone else write, delete, or change the
+//! Windows twin: the owner is Administrators, SYSTEM, TrustedInstaller or the
+//! account the sync runs as (elevated, so an administrator itself), and no
+//! entry of the DACL lets anyone else write, delete, or change the
 //! permissions or the owner. Only the object itself is checked: Users may
 //! create folders in `%ProgramData%`, which is why the object's own owner and
 //! DACL decide, as the MSI sets them.
@@ -30,6 +31,53 @@ const ADMIN_SIDS: [&str; 3] = [
     "S-1-5-18",
     "S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464",
 ];
+/// Whether `sid` is an administrators' account: a well-known one, or the
+/// account this elevated process runs as.
+fn is_admin(sid: &str) -> bool {
+    static RUNNING_AS: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ADMIN_SIDS.contains(&sid) || RUNNING_AS.get_or_init(token_user).as_deref() == Some(sid)
+}
+
+/// Whether the SID `sid` points at is an administrators' account, as
+/// [`is_admin`] has it.
+pub fn is_admin_account(sid: PSID) -> bool {
+    is_admin(&sid_text(sid))
+}
+
+/// The SID of the account the process token belongs to.
+fn token_user() -> Option<String> {
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+    use windows_sys::Win32::Security::{GetTokenInformation, TOKEN_QUERY, TOKEN_USER, TokenUser};
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+    let mut token: HANDLE = null_mut();
+    // SAFETY: a pseudo-handle needing no closing; `token` is a valid out pointer.
+    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
+        return None;
+    }
+    let mut buffer = vec![0u64; 64];
+    let mut written = 0u32;
+    // SAFETY: `token` is open with TOKEN_QUERY; the buffer is 512 bytes,
+    // aligned for TOKEN_USER, and its size is passed.
+    let ok = unsafe {
+        GetTokenInformation(
+            token,
+            TokenUser,
+            buffer.as_mut_ptr().cast(),
+            (buffer.len() * 8) as u32,
+            &mut written,
+        )
+    };
+    // SAFETY: `token` is an open handle owned here.
+    unsafe { CloseHandle(token) };
+    if ok == 0 {
+        return None;
+    }
+    // SAFETY: on success the buffer starts with a TOKEN_USER whose SID
+    // points into the buffer.
+    let sid = unsafe { (*buffer.as_ptr().cast::<TOKEN_USER>()).User.Sid };
+    Some(sid_text(sid))
+}
+
 /// Write data or append, write attributes and extended attributes, delete a
 /// child, delete, change the DACL or the owner, and the generic write and all.
 const WRITE_RIGHTS: u32 = 0x0002
@@ -124,7 +172,7 @@ pub fn check_open_owner(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
     let owner = sid_text(owner);
     // SAFETY: allocated by GetSecurityInfo.
     unsafe { LocalFree(descriptor as *mut c_void) };
-    if ADMIN_SIDS.contains(&owner.as_str()) {
+    if is_admin(&owner) {
         Ok(())
     } else {
         Err(NotAdminOnly {
@@ -192,7 +240,7 @@ pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
 
 /// On Windows the state folder's DACL is what keeps others out, and the
 /// check refuses one that lets them write; reading is left as the MSI set it.
-pub fn make_private(_dir: &File) -> std::io::Result<()> {
+pub fn make_private(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -215,7 +263,7 @@ fn judge(
     }
     let verdict = (|| {
         let owner = sid_text(owner);
-        if !ADMIN_SIDS.contains(&owner.as_str()) {
+        if !is_admin(&owner) {
             return Err(fail(format!(
                 "is owned by {owner}, not Administrators or SYSTEM"
             )));
@@ -243,7 +291,7 @@ fn judge(
                 continue;
             }
             let who = sid_text(sid);
-            if mask & WRITE_RIGHTS != 0 && !ADMIN_SIDS.contains(&who.as_str()) {
+            if mask & WRITE_RIGHTS != 0 && !is_admin(&who) {
                 return Err(fail(format!("is writable by {who}")));
             }
         }
