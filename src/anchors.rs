@@ -40,6 +40,15 @@ pub enum AnchorError {
     /// The store would be a folder of the system, which the sync would empty.
     #[error("sync.local: {} is a system folder, not a store", .0.display())]
     SystemFolder(PathBuf),
+    /// A folder to prepare at installation that another account owns.
+    #[error("{key}: refusing to take over {source}")]
+    ForeignFolder {
+        /// `sync.local` or `sync.state`.
+        key: &'static str,
+        /// The folder and its owner.
+        #[source]
+        source: NotAdminOnly,
+    },
     /// The state folder could not be created or read.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -80,6 +89,53 @@ pub fn check(config: &Config) -> Result<(), AnchorError> {
         }
     }
     prepare_state(&config.sync.state)
+}
+
+/// At installation (`schedule install`, which the MSI runs as SYSTEM): creates
+/// the state folder and the store when missing, owner Administrators (root)
+/// with a protected DACL (0700 and 0755), gives existing ones that owner and
+/// DACL, and refuses one another account owns: whoever created it first would
+/// own the tree for ever. Returns a line per folder for the installer's log.
+pub fn prepare_folders(config: &Config) -> Result<Vec<String>, AnchorError> {
+    check_locations(&config.sync.local, &config.sync.state)?;
+    let mut lines = Vec::new();
+    for (key, path, store) in [
+        ("sync.state", &config.sync.state, false),
+        ("sync.local", &config.sync.local, true),
+    ] {
+        if std::fs::symlink_metadata(path).is_err() {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
+            }
+            let created = if store {
+                ownership::create_store_dir(path)
+            } else {
+                ownership::create_private_dir(path)
+            };
+            created.map_err(|e| StoreError::io("create", path, e))?;
+            lines.push(format!("created {} for the administrators", path.display()));
+            continue;
+        }
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(AnchorError::ForeignFolder {
+                key,
+                source: NotAdminOnly {
+                    path: path.to_path_buf(),
+                    why: "is a link".into(),
+                },
+            });
+        }
+        ownership::check_path_owner(path)
+            .map_err(|source| AnchorError::ForeignFolder { key, source })?;
+        if ownership::check_path(path).is_err() {
+            ownership::protect_dir(path, store).map_err(|e| StoreError::io("protect", path, e))?;
+            lines.push(format!(
+                "{} is now the administrators' alone",
+                path.display()
+            ));
+        }
+    }
+    Ok(lines)
 }
 
 /// Creates the state folder private when missing, takes other accounts'
@@ -235,6 +291,49 @@ mod tests {
                 "{store}"
             );
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn installation_creates_takes_over_and_refuses_folders() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[server]\nremote = u@h\n[sync]\nlocal = {0}/wpkg\nstate = {0}/state\n[trust]\npublisher_key = {0}/k.pem\n",
+            dir.path().display()
+        );
+        let ini = dir.path().join("wpkgsync.ini");
+        std::fs::write(&ini, text).unwrap();
+        let (config, _) = Config::load(&ini).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+
+        assert_eq!(prepare_folders(&config).unwrap().len(), 2);
+        assert_eq!(mode(&config.sync.state), 0o700);
+        assert_eq!(mode(&config.sync.local), 0o755);
+        // A root-owned folder open to others is taken over.
+        let open = std::fs::Permissions::from_mode(0o777);
+        std::fs::set_permissions(&config.sync.local, open).unwrap();
+        assert_eq!(prepare_folders(&config).unwrap().len(), 1);
+        assert_eq!(mode(&config.sync.local), 0o755);
+        assert!(prepare_folders(&config).unwrap().is_empty());
+        // One another account created first is refused, and left as it is.
+        std::os::unix::fs::chown(&config.sync.local, Some(65534), None).unwrap();
+        let err = prepare_folders(&config).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AnchorError::ForeignFolder {
+                    key: "sync.local",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(std::fs::metadata(&config.sync.local).unwrap().uid(), 65534);
     }
 
     #[cfg(unix)]

@@ -128,7 +128,10 @@ pub async fn run(cli: Cli, log: &mut RunLog) -> Result<Outcome, Error> {
                     print!("{}", schedule::show(&job));
                     return Ok(Outcome::success());
                 }
-                ScheduleAction::Install => schedule::install(&job, unit_dir.as_deref())?,
+                ScheduleAction::Install => {
+                    prepare_folders(&ini)?;
+                    schedule::install(&job, unit_dir.as_deref())?
+                }
                 ScheduleAction::Remove => schedule::remove(unit_dir.as_deref())?,
             };
             println!("{done}");
@@ -136,6 +139,24 @@ pub async fn run(cli: Cli, log: &mut RunLog) -> Result<Outcome, Error> {
         }
         None => sync(cli.sync, log).await,
     }
+}
+
+/// Makes the store and state folders of the INI the administrators' before
+/// the first run, as the MSI's `schedule install` does; an INI that cannot
+/// be read or trusted yet leaves that to the first sync, which checks again.
+fn prepare_folders(ini: &Path) -> Result<(), Error> {
+    let loaded = anchors::check_ini(ini)
+        .map_err(Error::from)
+        .and_then(|()| Ok(Config::load(ini)?));
+    match loaded {
+        Ok((config, _)) => {
+            for line in anchors::prepare_folders(&config)? {
+                println!("{line}");
+            }
+        }
+        Err(e) => println!("folders not prepared: {}", e.line()),
+    }
+    Ok(())
 }
 
 /// Seconds since 1970, as the records and the state file count time.

@@ -104,7 +104,9 @@ impl Error {
             Error::Schedule(_) => Code::LocalStore,
             Error::Lock(LockError::Busy(_)) => Code::AlreadyRunning,
             Error::Lock(LockError::Store(_)) => Code::LocalStore,
-            Error::Anchor(AnchorError::Store(_)) => Code::LocalStore,
+            Error::Anchor(AnchorError::Store(_) | AnchorError::ForeignFolder { .. }) => {
+                Code::LocalStore
+            }
             Error::Anchor(_) => Code::IniInvalid,
             Error::StoreRoot(_) => Code::LocalStore,
         }

@@ -58,7 +58,10 @@ impl StoreDir {
                     std::fs::create_dir_all(parent)
                         .map_err(|e| StoreError::io("create", parent, e))?;
                 }
-                match std::fs::create_dir(path) {
+                // New, it is the administrators' from the start: inherited
+                // permissions (Users may write in `%ProgramData%`) would
+                // make it one the next check refuses.
+                match ownership::create_store_dir(path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(StoreError::io("create the store", path, e).into()),

@@ -71,3 +71,36 @@ fn schedule_install_into_a_missing_folder_fails_naming_it() {
     out.assert_code(Code::LocalStore);
     assert!(out.error_line().contains("no-such-folder"), "{out}");
 }
+
+#[test]
+fn schedule_install_makes_the_folders_the_administrators_or_refuses() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = TestEnv::local("schedule_install_makes_the_folders_the_administrators");
+    env.write_ini(&env.ini());
+    let units = env.tmp().join("units");
+    fs::create_dir(&units).unwrap();
+    let install = || {
+        env.run(
+            env.command()
+                .args(["schedule", "install", "--unit-dir"])
+                .arg(&units)
+                .arg("--config")
+                .arg(env.ini_path()),
+        )
+    };
+    install().assert_code(Code::Success);
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().mode() & 0o777;
+    assert_eq!(mode(&env.state()), 0o700);
+    assert_eq!(mode(&env.store()), 0o755);
+
+    // A store another account created first is refused, and nothing installed.
+    fs::remove_file(units.join("wpkgsync.timer")).unwrap();
+    fs::set_permissions(env.store(), fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::chown(env.store(), Some(65534), None).unwrap();
+    let out = install();
+    out.assert_code(Code::LocalStore);
+    assert!(out.stderr.contains("refusing to take over"), "{out}");
+    assert!(out.stderr.contains("uid 65534"), "{out}");
+    assert!(!units.join("wpkgsync.timer").exists());
+    assert_eq!(fs::metadata(env.store()).unwrap().uid(), 65534);
+}

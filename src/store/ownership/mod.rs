@@ -15,8 +15,8 @@ mod imp;
 #[cfg(windows)]
 pub use imp::is_admin_account;
 pub use imp::{
-    check_open, check_open_owner, check_path, create_private_dir, make_private,
-    open_regular_nofollow,
+    check_open, check_open_owner, check_path, check_path_owner, create_private_dir,
+    create_store_dir, make_private, open_regular_nofollow, protect_dir,
 };
 
 /// Why a path is not under administrators' sole control.

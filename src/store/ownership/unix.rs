@@ -86,6 +86,43 @@ pub fn open_regular_nofollow(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// Whether root owns `path` itself (owner only, a link not followed).
+pub fn check_path_owner(path: &Path) -> Result<(), NotAdminOnly> {
+    let fail = |why: String| NotAdminOnly {
+        path: path.to_path_buf(),
+        why,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.uid() == 0 => Ok(()),
+        Ok(meta) => Err(fail(format!("is owned by uid {}, not root", meta.uid()))),
+        Err(e) => Err(fail(format!("cannot be checked: {e}"))),
+    }
+}
+
+/// Creates the store root `path` (not its parents): root's, 0755, as the
+/// repair keeps it.
+pub fn create_store_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().mode(0o755).create(path)?;
+    // The umask may have cut the mode; the root's owner is the creator.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+}
+
+/// Gives the existing folder `path` owner root and mode 0700, or with
+/// `store`, 0755; a link is not followed.
+pub fn protect_dir(path: &Path, store: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let folder = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(path)?;
+    std::os::unix::fs::fchown(&folder, Some(0), Some(0))?;
+    folder.set_permissions(std::fs::Permissions::from_mode(if store {
+        0o755
+    } else {
+        0o700
+    }))
+}
+
 /// Creates the folder `path` (not its parents) readable by root alone.
 pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().mode(0o700).create(path)

@@ -95,6 +95,9 @@ const INHERIT_ONLY_ACE: u8 = 0x08;
 /// Owner Administrators; protected DACL: SYSTEM and Administrators full
 /// control, inherited by every child.
 const PRIVATE_SDDL: &str = "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
+/// The store root as the repair leaves it: the same, and Users read and
+/// execute (WPKG runs from it).
+const STORE_SDDL: &str = "O:BAD:P(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)(A;OICI;0x1200a9;;;BU)";
 
 /// Checks the object `path` names.
 pub fn check_path(path: &Path) -> Result<(), NotAdminOnly> {
@@ -160,6 +163,15 @@ pub fn check_open_owner(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
             &mut descriptor,
         )
     };
+    owner_verdict(code, owner, descriptor, path)
+}
+
+fn owner_verdict(
+    code: u32,
+    owner: PSID,
+    descriptor: PSECURITY_DESCRIPTOR,
+    path: &Path,
+) -> Result<(), NotAdminOnly> {
     if code != ERROR_SUCCESS {
         return Err(NotAdminOnly {
             path: path.to_path_buf(),
@@ -170,7 +182,7 @@ pub fn check_open_owner(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
         });
     }
     let owner = sid_text(owner);
-    // SAFETY: allocated by GetSecurityInfo.
+    // SAFETY: allocated by GetSecurityInfo or GetNamedSecurityInfoW.
     unsafe { LocalFree(descriptor as *mut c_void) };
     if is_admin(&owner) {
         Ok(())
@@ -205,37 +217,121 @@ pub fn open_regular_nofollow(path: &Path) -> std::io::Result<File> {
 /// Creates the folder `path` owned by Administrators with a protected DACL
 /// that only SYSTEM and Administrators appear in.
 pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
-    let sddl: Vec<u16> = PRIVATE_SDDL.encode_utf16().chain(Some(0)).collect();
-    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
-    // SAFETY: `sddl` is NUL-terminated; the descriptor is freed below.
+    create_dir_with(path, PRIVATE_SDDL)
+}
+
+/// Creates the store root `path` owned by Administrators with the protected
+/// DACL the repair gives it.
+pub fn create_store_dir(path: &Path) -> std::io::Result<()> {
+    create_dir_with(path, STORE_SDDL)
+}
+
+/// Gives the existing folder `path` owner Administrators and the protected
+/// DACL of a private folder, or with `store`, of the store root.
+pub fn protect_dir(path: &Path, store: bool) -> std::io::Result<()> {
+    use windows_sys::Win32::Security::Authorization::SetNamedSecurityInfoW;
+    use windows_sys::Win32::Security::{
+        GetSecurityDescriptorDacl, GetSecurityDescriptorOwner, PROTECTED_DACL_SECURITY_INFORMATION,
+    };
+    let descriptor = Descriptor::from_sddl(if store { STORE_SDDL } else { PRIVATE_SDDL })?;
+    let (mut owner, mut defaulted): (PSID, i32) = (null_mut(), 0);
+    let (mut dacl, mut present): (*mut ACL, i32) = (null_mut(), 0);
+    // SAFETY: the descriptor is valid and alive; the out pointers are valid.
     let ok = unsafe {
-        ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            sddl.as_ptr(),
-            SDDL_REVISION_1,
-            &mut descriptor,
+        GetSecurityDescriptorOwner(descriptor.0, &mut owner, &mut defaulted) != 0
+            && GetSecurityDescriptorDacl(descriptor.0, &mut present, &mut dacl, &mut defaulted) != 0
+    };
+    if !ok {
+        return Err(std::io::Error::last_os_error());
+    }
+    let wide = wide(path);
+    // SAFETY: `wide` is NUL-terminated; owner and DACL point into the live
+    // descriptor.
+    let code = unsafe {
+        SetNamedSecurityInfoW(
+            wide.as_ptr(),
+            SE_FILE_OBJECT,
+            OWNER_SECURITY_INFORMATION
+                | DACL_SECURITY_INFORMATION
+                | PROTECTED_DACL_SECURITY_INFORMATION,
+            owner,
+            null_mut(),
+            dacl,
             null_mut(),
         )
     };
-    if ok == 0 {
-        return Err(std::io::Error::last_os_error());
+    if code != ERROR_SUCCESS {
+        return Err(std::io::Error::from_raw_os_error(code as i32));
     }
+    Ok(())
+}
+
+/// Whether an administrator owns `path` (owner only).
+pub fn check_path_owner(path: &Path) -> Result<(), NotAdminOnly> {
+    let wide = wide(path);
+    let mut owner: PSID = null_mut();
+    let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: `wide` is NUL-terminated; the out pointers are valid and the
+    // descriptor is freed below.
+    let code = unsafe {
+        GetNamedSecurityInfoW(
+            wide.as_ptr(),
+            SE_FILE_OBJECT,
+            OWNER_SECURITY_INFORMATION,
+            &mut owner,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            &mut descriptor,
+        )
+    };
+    owner_verdict(code, owner, descriptor, path)
+}
+
+/// A security descriptor made from SDDL, freed on drop.
+struct Descriptor(PSECURITY_DESCRIPTOR);
+
+impl Descriptor {
+    fn from_sddl(sddl: &str) -> std::io::Result<Descriptor> {
+        let sddl: Vec<u16> = sddl.encode_utf16().chain(Some(0)).collect();
+        let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
+        // SAFETY: `sddl` is NUL-terminated; the descriptor is freed on drop.
+        let ok = unsafe {
+            ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                sddl.as_ptr(),
+                SDDL_REVISION_1,
+                &mut descriptor,
+                null_mut(),
+            )
+        };
+        if ok == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Descriptor(descriptor))
+    }
+}
+
+impl Drop for Descriptor {
+    fn drop(&mut self) {
+        // SAFETY: allocated by ConvertStringSecurityDescriptorToSecurityDescriptorW.
+        unsafe { LocalFree(self.0 as *mut c_void) };
+    }
+}
+
+fn create_dir_with(path: &Path, sddl: &str) -> std::io::Result<()> {
+    let descriptor = Descriptor::from_sddl(sddl)?;
     let attributes = SECURITY_ATTRIBUTES {
         nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
-        lpSecurityDescriptor: descriptor,
+        lpSecurityDescriptor: descriptor.0,
         bInheritHandle: 0,
     };
     let wide = wide(path);
     // SAFETY: `wide` is NUL-terminated and `attributes` points at a valid
     // descriptor for the duration of the call.
-    let created = unsafe { CreateDirectoryW(wide.as_ptr(), &attributes) };
-    let result = if created == 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    };
-    // SAFETY: allocated by the conversion above.
-    unsafe { LocalFree(descriptor as *mut c_void) };
-    result
+    if unsafe { CreateDirectoryW(wide.as_ptr(), &attributes) } == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// On Windows the state folder's DACL is what keeps others out, and the
