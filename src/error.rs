@@ -41,6 +41,9 @@ pub enum Error {
     /// Nothing moved for the configured time.
     #[error("no progress for {}s", .0.as_secs())]
     Timeout(Duration),
+    /// The whole run took longer than `sync.deadline`.
+    #[error("sync.deadline: the run did not finish within {}s", .0.as_secs())]
+    Deadline(Duration),
     /// A publisher command failed.
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -89,7 +92,7 @@ impl Error {
                 | TransportErrorKind::Other => Code::ManifestInvalid,
             },
             Error::Store(_) => Code::LocalStore,
-            Error::Timeout(_) => Code::Timeout,
+            Error::Timeout(_) | Error::Deadline(_) => Code::Timeout,
             Error::Publish(_) => Code::LocalStore,
             Error::NotAdministrator => Code::NotAdministrator,
             Error::Schedule(_) => Code::LocalStore,

@@ -114,7 +114,7 @@ impl Code {
             }
             Code::ManifestStale => "manifest older than the last accepted one, or expired",
             Code::Partial => "partial: some files could not be fetched or verified",
-            Code::Timeout => "timeout: no progress for `timeout` seconds",
+            Code::Timeout => "timeout: no progress for `timeout` seconds, or past `deadline`",
             Code::LocalStore => "local store error (disk full, permission, path)",
         }
     }

@@ -40,6 +40,9 @@ const HOUSEKEEPING: Duration = Duration::from_secs(60);
 const MAX_UDP: usize = 65_507;
 /// The state file is read again at most this often between syncs.
 const STATE_REFRESH: Duration = Duration::from_secs(1);
+/// How long past `sync.deadline` a sync child may take to end on its own
+/// (ACL repair, state file) before the listener stops it.
+const DEADLINE_GRACE: Duration = Duration::from_secs(60);
 
 /// Runs the listener with the INI at `ini`, on `bind` (all IPv4 interfaces
 /// when `None`) and `gossip.port`. Returns only on a fatal error.
@@ -94,10 +97,14 @@ async fn bind_socket(local: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// How a sync child ended: its status, and whether the listener stopped it
+/// at the deadline.
+type Ended = (std::io::Result<ExitStatus>, bool);
+
 /// The running sync child: its pid and the news of its end.
 struct Child {
     pid: u32,
-    ended: oneshot::Receiver<std::io::Result<ExitStatus>>,
+    ended: oneshot::Receiver<Ended>,
 }
 
 struct Listener<'a> {
@@ -310,7 +317,8 @@ impl Listener<'_> {
             ));
             return;
         };
-        match spawn_sync(&self.ini) {
+        let limit = self.config.sync.deadline + DEADLINE_GRACE;
+        match spawn_sync(&self.ini, limit) {
             Ok(child) => {
                 self.say(&format!(
                     "sync started for version {version} (pid {})",
@@ -335,9 +343,15 @@ impl Listener<'_> {
             .and_then(|s| s.accepted_version)
     }
 
-    fn sync_ended(&mut self, ended: std::io::Result<ExitStatus>) {
+    fn sync_ended(&mut self, (ended, stopped): Ended) {
         let pid = self.running.take().map_or(0, |c| c.pid);
         let accepted = self.accepted_now();
+        if stopped {
+            self.say(&format!(
+                "sync (pid {pid}) passed sync.deadline of {}s and was stopped",
+                self.config.sync.deadline.as_secs()
+            ));
+        }
         let how = match ended {
             Ok(status) => match status.code() {
                 Some(code) => format!("exit {code}"),
@@ -375,8 +389,9 @@ impl Listener<'_> {
     }
 }
 
-/// Starts `wpkgsync --config <ini> --quiet` and a thread that waits for it.
-fn spawn_sync(ini: &Path) -> std::io::Result<Child> {
+/// Starts `wpkgsync --config <ini> --quiet` and a thread that waits for it
+/// and stops it once it runs longer than `limit`.
+fn spawn_sync(ini: &Path, limit: Duration) -> std::io::Result<Child> {
     let exe = std::env::current_exe()?;
     let mut command = std::process::Command::new(exe);
     command
@@ -387,13 +402,34 @@ fn spawn_sync(ini: &Path) -> std::io::Result<Child> {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     imp::without_console(&mut command);
-    let mut child = command.spawn()?;
+    watch_child(command.spawn()?, limit)
+}
+
+/// A thread that waits for `child` and kills it once it runs longer than
+/// `limit`: a sync stuck where its own deadline cannot reach (a hung share
+/// holding a thread in the kernel) must not keep the listener from syncing
+/// again.
+fn watch_child(mut child: std::process::Child, limit: Duration) -> std::io::Result<Child> {
+    const POLL: Duration = Duration::from_millis(200);
     let pid = child.id();
     let (tx, ended) = oneshot::channel();
+    let started = std::time::Instant::now();
     std::thread::Builder::new()
         .name("wpkgsync-sync".into())
         .spawn(move || {
-            let _ = tx.send(child.wait());
+            let mut stopped = false;
+            let status = loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break Ok(status),
+                    Ok(None) if !stopped && started.elapsed() >= limit => {
+                        stopped = true;
+                        let _ = child.kill();
+                    }
+                    Ok(None) => std::thread::sleep(POLL),
+                    Err(e) => break Err(e),
+                }
+            };
+            let _ = tx.send((status, stopped));
         })?;
     Ok(Child { pid, ended })
 }
@@ -407,11 +443,14 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 /// Resolves when the running child ends, never when there is none.
-async fn child_end(running: &mut Option<Child>) -> std::io::Result<ExitStatus> {
+async fn child_end(running: &mut Option<Child>) -> Ended {
     match running {
         Some(child) => match (&mut child.ended).await {
-            Ok(result) => result,
-            Err(_) => Err(std::io::Error::other("the waiting thread ended")),
+            Ok(ended) => ended,
+            Err(_) => (
+                Err(std::io::Error::other("the waiting thread ended")),
+                false,
+            ),
         },
         None => std::future::pending().await,
     }
@@ -419,4 +458,34 @@ async fn child_end(running: &mut Option<Child>) -> std::io::Result<ExitStatus> {
 
 fn shown(version: Option<u64>) -> String {
     version.map_or_else(|| "none".to_owned(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_sync_past_its_deadline_is_stopped() {
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let watched = watch_child(child, Duration::from_millis(300)).unwrap();
+        let (status, stopped) = watched.ended.blocking_recv().unwrap();
+        assert!(stopped);
+        assert!(!status.unwrap().success());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_sync_within_its_deadline_is_left_alone() {
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let watched = watch_child(child, Duration::from_secs(30)).unwrap();
+        let (status, stopped) = watched.ended.blocking_recv().unwrap();
+        assert!(!stopped);
+        assert!(status.unwrap().success());
+    }
 }

@@ -16,6 +16,7 @@ use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
 
+use super::progress::Progress;
 use super::reports::ReportFolder;
 use super::source::{Source, TransportError, TransportErrorKind};
 
@@ -34,8 +35,12 @@ pub struct SshTarget {
     pub known_hosts: PathBuf,
     /// Repository folder on the server.
     pub root: String,
-    /// Limit for connecting and for each request.
+    /// Limit for connecting, authenticating and starting SFTP.
     pub timeout: Duration,
+    /// Limit for one SFTP request: the run's deadline. Silence is judged for
+    /// the whole session by [`Progress`], never by a request's age, which on
+    /// a slow link counts the requests queued before it.
+    pub request_limit: Duration,
 }
 
 /// What the host key check concluded, kept for the error message.
@@ -185,17 +190,19 @@ pub struct RemoteFile {
 
 impl SftpSource {
     /// Connects, checks the host key, authenticates and opens the SFTP subsystem.
+    /// Every byte the SFTP channel receives touches `progress`.
     pub async fn connect(
         target: &SshTarget,
         policy: HostKeyPolicy,
+        progress: &Progress,
     ) -> Result<SftpSource, TransportError> {
         let endpoint = format!("{}@{}:{}", target.user, target.host, target.port);
         let key = load_identity(target)?;
 
         let config = Arc::new(client::Config {
-            // A silent server is the run's timeout (207), judged by the SFTP
-            // request limit and the progress watchdog; russh's own inactivity
-            // limit would end the session first and look like a lost server.
+            // A silent server is the run's timeout (207), judged by the
+            // session's progress watchdog; russh's own inactivity limit would
+            // end the session first and look like a lost server.
             inactivity_timeout: None,
             keepalive_interval: Some(Duration::from_secs(15)),
             nodelay: true,
@@ -303,7 +310,11 @@ impl SftpSource {
                 ));
             }
         };
-        let sftp = RawSftpSession::new(channel.into_stream());
+        let stream = Arrivals {
+            inner: channel.into_stream(),
+            progress: progress.clone(),
+        };
+        let sftp = RawSftpSession::new(stream);
         sftp.set_timeout(target.timeout.as_secs().max(1));
         sftp.init().await.map_err(|e| {
             TransportError::new(
@@ -311,6 +322,13 @@ impl SftpSource {
                 format!("SFTP handshake with {endpoint} failed: {e}"),
             )
         })?;
+        sftp.set_timeout(
+            target
+                .request_limit
+                .as_secs()
+                .max(target.timeout.as_secs())
+                .max(1),
+        );
         Ok(SftpSource {
             sftp,
             root: target.root.trim_end_matches('/').to_owned(),
@@ -333,6 +351,53 @@ impl SftpSource {
                 self.endpoint
             ),
         )
+    }
+}
+
+/// The SFTP channel's byte stream, touching the session's clock whenever
+/// bytes arrive: a 64 KiB answer on a slow link is progress long before it
+/// is complete.
+struct Arrivals<S> {
+    inner: S,
+    progress: Progress,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Arrivals<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.progress.touch();
+        }
+        polled
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Arrivals<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
