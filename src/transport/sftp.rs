@@ -501,7 +501,8 @@ impl ReportFolder for SftpSource {
             | if append {
                 OpenFlags::APPEND
             } else {
-                OpenFlags::TRUNCATE
+                // A temporary name: never an existing file or link.
+                OpenFlags::EXCLUDE
             };
         let handle = self
             .sftp
