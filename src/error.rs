@@ -113,6 +113,8 @@ impl Error {
             }
             source = cause.source();
         }
-        line.replace(['\n', '\r'], " ")
+        // Messages carry text a server chose (status messages, disconnect
+        // reasons, names): one line, and nothing that drives a terminal.
+        crate::text::escape_controls(&line.replace(['\n', '\r'], " ")).into_owned()
     }
 }

@@ -38,11 +38,34 @@ impl RunLog {
         }
     }
 
-    /// Appends one timestamped line.
+    /// Appends one timestamped line; control characters in `text` (which
+    /// may quote a server) are escaped, so it stays one line.
     pub fn line(&mut self, text: &str) {
         if let Some(file) = &mut self.file {
             let now = humantime::format_rfc3339_seconds(SystemTime::now());
+            let text = crate::text::escape_controls(text);
             let _ = writeln!(file, "{now} [{}] {text}", std::process::id());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_stays_one_line_whatever_it_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RunLog::open(dir.path());
+        log.line("failed: server said: no\nexit 0\r\u{1b}]0;owned\u{7}");
+        log.line("second");
+        let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text:?}");
+        assert!(
+            lines[0].ends_with("no\\nexit 0\\r\\u{1b}]0;owned\\u{7}"),
+            "{text:?}"
+        );
+        assert!(!lines[0].chars().any(char::is_control));
     }
 }

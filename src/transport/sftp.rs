@@ -19,6 +19,7 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
 use super::progress::Progress;
 use super::reports::ReportFolder;
 use super::source::{Source, TransportError, TransportErrorKind};
+use crate::text::escape_controls;
 
 /// Everything needed to reach the repository on a server.
 #[derive(Clone, Debug)]
@@ -254,7 +255,7 @@ impl SftpSource {
                     }
                     _ => TransportError::new(
                         TransportErrorKind::Unreachable,
-                        format!("failed to connect to {endpoint}: {e}"),
+                        format!("failed to connect to {endpoint}: {}", said(&e)),
                     ),
                 });
             }
@@ -275,7 +276,7 @@ impl SftpSource {
             Ok(Err(e)) => {
                 return Err(TransportError::new(
                     TransportErrorKind::Unreachable,
-                    format!("failed to authenticate at {endpoint}: {e}"),
+                    format!("failed to authenticate at {endpoint}: {}", said(&e)),
                 ));
             }
             Ok(Ok(result)) if !result.success() => {
@@ -297,7 +298,7 @@ impl SftpSource {
             Ok(Err(e)) => {
                 return Err(TransportError::new(
                     TransportErrorKind::Unreachable,
-                    format!("failed to open SFTP at {endpoint}: {e}"),
+                    format!("failed to open SFTP at {endpoint}: {}", said(&e)),
                 ));
             }
             Err(_) => {
@@ -319,7 +320,7 @@ impl SftpSource {
         sftp.init().await.map_err(|e| {
             TransportError::new(
                 TransportErrorKind::Unreachable,
-                format!("SFTP handshake with {endpoint} failed: {e}"),
+                format!("SFTP handshake with {endpoint} failed: {}", said(&e)),
             )
         })?;
         sftp.set_timeout(
@@ -346,9 +347,10 @@ impl SftpSource {
         TransportError::new(
             kind,
             format!(
-                "failed to read {} on {}: {e}",
+                "failed to read {} on {}: {}",
                 self.resolve(path),
-                self.endpoint
+                self.endpoint,
+                said(&e)
             ),
         )
     }
@@ -399,6 +401,13 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Arrivals<S> {
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
+}
+
+/// An error as the server or the SSH library put it, which may quote the
+/// server (an SFTP status message, a disconnect reason), with control
+/// characters escaped.
+fn said(e: &impl std::fmt::Display) -> String {
+    escape_controls(&e.to_string()).into_owned()
 }
 
 /// What an SFTP failure means to callers that branch.
@@ -471,7 +480,12 @@ impl SftpSource {
         let kind = kind_of(&e);
         TransportError::new(
             kind,
-            format!("failed to write {path} on {}: {e}", self.endpoint),
+            format!(
+                "failed to write {} on {}: {}",
+                escape_controls(path),
+                self.endpoint,
+                said(&e)
+            ),
         )
     }
 }
@@ -566,5 +580,25 @@ impl ReportFolder for SftpSource {
             .await
             .map(drop)
             .map_err(|e| self.write_error(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh_sftp::protocol::Status;
+
+    #[test]
+    fn a_server_status_message_cannot_forge_a_log_line() {
+        let status = Status {
+            id: 7,
+            status_code: StatusCode::Failure,
+            error_message: "denied\n2026-12-01T00:00:00Z [1] exit 0\u{1b}[2J".into(),
+            language_tag: "en".into(),
+        };
+        let text = said(&SftpError::Status(status));
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("denied\\n2026"), "{text}");
+        assert!(text.contains("\\u{1b}[2J"), "{text}");
     }
 }

@@ -330,10 +330,7 @@ fn a_reports_folder_that_is_a_link_is_refused() {
     fs::create_dir(&elsewhere).unwrap();
     let linked = env.tmp().join("linked-reports");
     std::os::unix::fs::symlink(&elsewhere, &linked).unwrap();
-    env.write_ini(
-        &env.ini()
-            .set("server", "reports", linked.to_str().unwrap()),
-    );
+    env.write_ini(&env.ini().set("server", "reports", linked.to_str().unwrap()));
 
     let out = env.sync();
     let line = env.assert_failed(&out, Code::ReportUpload);

@@ -22,6 +22,8 @@ enum Pace {
     StallAfter(usize),
     /// Steadily, at this many KiB a second: a slow link.
     KibPerSecond(u64),
+    /// Everything until this many bytes, then the connection is cut.
+    CloseAfter(usize),
 }
 
 /// A TCP relay to the shared sshd: the client's bytes pass as they come, the
@@ -52,6 +54,12 @@ fn relay(target: u16, pace: Pace) -> u16 {
                     let want = match pace {
                         Pace::StallAfter(limit) if passed >= limit => break,
                         Pace::StallAfter(limit) => buffer.len().min(limit - passed),
+                        Pace::CloseAfter(limit) if passed >= limit => {
+                            let _ = to_client.shutdown(Shutdown::Both);
+                            let _ = from_server.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        Pace::CloseAfter(limit) => buffer.len().min(limit - passed),
                         Pace::KibPerSecond(_) => buffer.len(),
                     };
                     match from_server.read(&mut buffer[..want]) {
@@ -115,6 +123,13 @@ fn silent_server_mid_transfer_times_out() {
     assert!(
         message.to_lowercase().contains("timeout") || message.contains("no progress"),
         "{message}"
+    );
+    // Issue 12, item 10: the server is gone; the upload does not wait for it
+    // twice more, and says so.
+    let log = std::fs::read_to_string(env.state().join("wpkgsync.log")).unwrap();
+    assert!(
+        log.contains("report upload skipped: the session with the server ended (exit 207)"),
+        "{log}"
     );
     let mut after = env.store_tree();
     let temps: Vec<String> = after.temp_files().into_iter().map(String::from).collect();
@@ -221,4 +236,36 @@ fn a_fifo_in_a_folder_source_is_refused_not_waited_for() {
     );
     assert!(env.store().join("config.xml").is_file());
     std::fs::remove_file(&fifo).unwrap();
+}
+
+/// Issue 12, item 10: a server lost mid-transfer ends the run 201 at once,
+/// and the report upload, which could only fail against it, is skipped with
+/// one line instead of tried.
+#[test]
+fn a_server_lost_mid_transfer_gets_no_upload_attempt() {
+    let env = TestEnv::sftp("a_server_lost_mid_transfer_gets_no_upload_attempt");
+    env.repo()
+        .write("config.xml", "<config />\r\n")
+        .write("packages/big/big.msi", noise(36, 2 * 1024 * 1024))
+        .publish();
+    env.write_ini(&through_relay(&env, Pace::CloseAfter(512 * 1024)).set("sync", "timeout", "5"));
+
+    let out = env.sync();
+    env.assert_failed(&out, Code::Unreachable);
+    let log = std::fs::read_to_string(env.state().join("wpkgsync.log")).unwrap();
+    assert!(
+        log.contains("report upload skipped: the session with the server ended (exit 201)"),
+        "{log}"
+    );
+    assert!(
+        std::fs::read_dir(env.reports()).unwrap().next().is_none(),
+        "something was uploaded"
+    );
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        out.elapsed
+    );
+    let partial = env.store().join("packages/big/.wpkgsync-tmp-big.msi");
+    let _ = std::fs::remove_file(partial);
 }
