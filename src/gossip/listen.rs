@@ -8,13 +8,22 @@
 //! the accepted version back from that file. The loop runs until the process is
 //! stopped; a failed receive (Windows reports an ICMP "port unreachable" of an
 //! earlier send this way) is logged and the loop goes on.
+//!
+//! Nothing a sender does can fill the disk: all datagrams together pass a
+//! global rate limit before anything is decoded, each sender has its own
+//! (the node's), and lines about ignored datagrams have a budget per minute,
+//! past which they are counted and summed up in one line. Without `--bind`
+//! the listener binds only the local address through which it reaches its
+//! configured peers.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
@@ -29,13 +38,20 @@ use crate::runlog::RunLog;
 use crate::store::state::State;
 
 use super::datagram::Datagram;
+use super::ignored::{IgnoredLog, LINES_PER_PERIOD};
 use super::imp;
 use super::node::{Action, Ignored, Node};
 use super::pulse::SignedRecord;
 use super::send::{self, Resolved, SEND_BOUND, SendReport};
 
-/// How often quiet senders are forgotten and dropped datagrams summed up.
+/// How often quiet senders are forgotten and ignored datagrams summed up.
 const HOUSEKEEPING: Duration = Duration::from_secs(60);
+/// Datagrams from all senders together, per second, before any decoding.
+const GLOBAL_PER_SECOND: u32 = 50;
+/// Datagrams from all senders together at once.
+const GLOBAL_BURST: u32 = 100;
+/// Why a datagram over the global limit was ignored, for the summary.
+const OVER_GLOBAL: &str = "over the listener's rate limit";
 /// The largest payload of a UDP datagram over IPv4.
 const MAX_UDP: usize = 65_507;
 /// The state file is read again at most this often between syncs.
@@ -44,8 +60,9 @@ const STATE_REFRESH: Duration = Duration::from_secs(1);
 /// (ACL repair, state file) before the listener stops it.
 const DEADLINE_GRACE: Duration = Duration::from_secs(60);
 
-/// Runs the listener with the INI at `ini`, on `bind` (all IPv4 interfaces
-/// when `None`) and `gossip.port`. Returns only on a fatal error.
+/// Runs the listener with the INI at `ini`, on `bind` (when `None`, the local
+/// address that reaches the configured peers) and `gossip.port`. Returns
+/// only on a fatal error.
 pub async fn listen(
     ini: PathBuf,
     bind: Option<IpAddr>,
@@ -61,10 +78,18 @@ pub async fn listen(
         key: "trust.publisher_key",
         source: Box::new(e),
     })?;
-    let local = SocketAddr::new(
-        bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        config.gossip.port,
-    );
+    let bind = match bind {
+        Some(bind) => bind,
+        None => {
+            let deadline = Instant::now() + SEND_BOUND;
+            let peers = send::resolve(&config.gossip.peers, config.gossip.port, deadline).await;
+            facing(&peers).map_err(|why| Error::Setting {
+                key: "gossip.peers",
+                source: why.into(),
+            })?
+        }
+    };
+    let local = SocketAddr::new(bind, config.gossip.port);
     let socket = bind_socket(local).await.map_err(|e| Error::Setting {
         key: "gossip.port",
         source: Box::new(e),
@@ -79,12 +104,68 @@ pub async fn listen(
         state_read: Instant::now(),
         due: None,
         running: None,
-        dropped: HashMap::new(),
+        limited: HashSet::new(),
+        global: RateLimiter::direct(global_quota()),
+        ignored: IgnoredLog::new(LINES_PER_PERIOD),
     };
     for warning in &warnings {
         listener.say(&format!("warning: {warning}"));
     }
     listener.run(local, state.accepted_version).await
+}
+
+/// Datagrams of all senders together: a burst of [`GLOBAL_BURST`], then
+/// [`GLOBAL_PER_SECOND`] a second.
+fn global_quota() -> Quota {
+    let per_second = NonZeroU32::new(GLOBAL_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(GLOBAL_BURST).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(per_second).allow_burst(burst)
+}
+
+/// The one local address through which this machine reaches `peers` (the
+/// system's route, asked with an unconnected UDP socket, nothing sent).
+/// No peers, one that does not resolve, or peers behind different local
+/// addresses need an explicit `--bind`.
+fn facing(peers: &[Resolved]) -> Result<IpAddr, String> {
+    let hint = "pass --bind ADDR (0.0.0.0 for every IPv4 interface)";
+    if peers.is_empty() {
+        return Err(format!(
+            "no peers to choose the interface to listen on by: {hint}"
+        ));
+    }
+    let mut locals = std::collections::BTreeSet::new();
+    for peer in peers {
+        let addr = peer
+            .addr
+            .as_ref()
+            .map_err(|why| format!("{}: {why}: {hint}", peer.peer))?;
+        let unspecified: SocketAddr = if addr.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let local = std::net::UdpSocket::bind(unspecified)
+            .and_then(|probe| {
+                probe.set_broadcast(true)?;
+                probe.connect(addr)?;
+                probe.local_addr()
+            })
+            .map_err(|e| format!("no route to peer {}: {e}: {hint}", peer.peer))?;
+        locals.insert(local.ip());
+    }
+    match locals.len() {
+        1 => Ok(locals
+            .into_iter()
+            .next()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))),
+        _ => {
+            let shown: Vec<String> = locals.iter().map(IpAddr::to_string).collect();
+            Err(format!(
+                "the peers are reached through several local addresses ({}): {hint}",
+                shown.join(", ")
+            ))
+        }
+    }
 }
 
 async fn bind_socket(local: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -117,8 +198,13 @@ struct Listener<'a> {
     /// When the waiting sync starts.
     due: Option<Instant>,
     running: Option<Child>,
-    /// Datagrams dropped by the rate limit since the last housekeeping, per sender.
-    dropped: HashMap<IpAddr, u64>,
+    /// Senders over their rate limit since the last housekeeping, each
+    /// logged once (within the budget).
+    limited: HashSet<IpAddr>,
+    /// All senders together, checked before anything else.
+    global: DefaultDirectRateLimiter,
+    /// What reaches the log about ignored datagrams.
+    ignored: IgnoredLog,
 }
 
 impl Listener<'_> {
@@ -216,21 +302,42 @@ impl Listener<'_> {
         }
     }
 
+    /// Logs an ignored datagram if the budget allows, else only counts it.
+    fn ignore(&mut self, reason: &'static str, line: impl FnOnce() -> String) {
+        if let Some(line) = self.ignored.note(reason, line) {
+            self.say(&line);
+        }
+    }
+
     async fn receive(&mut self, from: SocketAddr, bytes: &[u8]) {
+        // Before anything is decoded: a flood from many addresses must not
+        // cost more than a bounded amount of work.
+        if self.global.check().is_err() {
+            self.ignore(OVER_GLOBAL, || {
+                format!("from {from}: ignored: {OVER_GLOBAL}")
+            });
+            return;
+        }
         self.refresh_accepted();
         let known = self.node.known();
         match self.node.receive(from, bytes, now_unix()) {
             Action::Ignore(Ignored::RateLimited) => {
-                let count = self.dropped.entry(from.ip()).or_default();
-                *count += 1;
-                if *count == 1 {
-                    self.say(&format!(
-                        "from {from}: ignored: {}; more from it are counted, not logged",
-                        Ignored::RateLimited
-                    ));
+                let first = self.limited.insert(from.ip());
+                let reason = Ignored::RateLimited.reason();
+                if first {
+                    self.ignore(reason, || {
+                        format!(
+                            "from {from}: ignored: {}; more from it are counted, not logged",
+                            Ignored::RateLimited
+                        )
+                    });
+                } else {
+                    self.ignored.count(reason);
                 }
             }
-            Action::Ignore(why) => self.say(&format!("from {from}: ignored: {why}")),
+            Action::Ignore(why) => {
+                self.ignore(why.reason(), || format!("from {from}: ignored: {why}"));
+            }
             Action::Newer {
                 version,
                 ttl,
@@ -377,13 +484,9 @@ impl Listener<'_> {
 
     fn housekeeping(&mut self) {
         self.node.forget_quiet_senders();
-        let dropped = std::mem::take(&mut self.dropped);
-        for (sender, count) in dropped {
-            if count > 1 {
-                self.say(&format!(
-                    "{count} datagrams from {sender} over the rate limit were ignored"
-                ));
-            }
+        self.limited.clear();
+        if let Some(summary) = self.ignored.summary() {
+            self.say(&summary);
         }
         self.refresh_accepted();
     }
