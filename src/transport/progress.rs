@@ -8,10 +8,13 @@
 //! request only fails when the whole session has been silent for the timeout.
 //! The clock also restarts when a request is sent while none was outstanding,
 //! so time spent on local work between requests never counts as silence.
+//! Once a session has been found silent it stays dead: every later request
+//! fails at once, so the files still queued, and the closing of open files,
+//! do not each wait for the lost server again.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -29,6 +32,8 @@ struct Clock {
     last_ms: AtomicU64,
     /// Requests waiting for an answer.
     outstanding: AtomicUsize,
+    /// Set once a request ended for silence.
+    dead: AtomicBool,
 }
 
 impl Default for Progress {
@@ -44,6 +49,7 @@ impl Progress {
             started: Instant::now(),
             last_ms: AtomicU64::new(0),
             outstanding: AtomicUsize::new(0),
+            dead: AtomicBool::new(false),
         }))
     }
 
@@ -70,16 +76,28 @@ impl Progress {
         timeout: Duration,
         request: impl Future<Output = Result<T, TransportError>>,
     ) -> Result<T, TransportError> {
+        let silence = || {
+            TransportError::new(
+                TransportErrorKind::Timeout,
+                format!(
+                    "no progress: nothing arrived from the source for {}s",
+                    timeout.as_secs()
+                ),
+            )
+        };
+        if self.0.dead.load(Ordering::Relaxed) {
+            return Err(silence());
+        }
         let _outstanding = Outstanding::new(self);
         tokio::select! {
             result = request => {
                 self.touch();
                 result
             }
-            () = self.silent(timeout) => Err(TransportError::new(
-                TransportErrorKind::Timeout,
-                format!("no progress: nothing arrived from the source for {}s", timeout.as_secs()),
-            )),
+            () = self.silent(timeout) => {
+                self.0.dead.store(true, Ordering::Relaxed);
+                Err(silence())
+            }
         }
     }
 
@@ -165,6 +183,20 @@ mod tests {
                 waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
                 "{waited:?}"
             );
+        });
+    }
+
+    #[test]
+    fn a_session_found_silent_fails_every_later_request_at_once() {
+        runtime().block_on(async {
+            let progress = Progress::new();
+            let timeout = Duration::from_secs(3);
+            let first: Result<(), _> = progress.watch(timeout, std::future::pending()).await;
+            assert!(first.is_err());
+            let started = tokio::time::Instant::now();
+            let later: Result<(), _> = progress.watch(timeout, std::future::pending()).await;
+            assert_eq!(later.unwrap_err().kind(), TransportErrorKind::Timeout);
+            assert_eq!(started.elapsed(), Duration::ZERO);
         });
     }
 

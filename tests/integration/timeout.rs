@@ -269,3 +269,32 @@ fn a_server_lost_mid_transfer_gets_no_upload_attempt() {
     let partial = env.store().join("packages/big/.wpkgsync-tmp-big.msi");
     let _ = std::fs::remove_file(partial);
 }
+
+/// A server that goes silent while many files are queued ends the run once,
+/// about `timeout` after the last byte, not once per batch of files: the
+/// session, found silent, fails every later request at once.
+#[test]
+fn a_silent_server_ends_the_run_once_not_once_per_file() {
+    let env = TestEnv::sftp("a_silent_server_ends_the_run_once_not_once_per_file");
+    let repo = env.repo();
+    repo.write("config.xml", "<config />\r\n");
+    for n in 0..64 {
+        repo.write(
+            &format!("packages/many/f{n:02}.bin"),
+            noise(100 + n, 32 * 1024),
+        );
+    }
+    repo.publish();
+    env.write_ini(&through_relay(&env, Pace::StallAfter(256 * 1024)).set("sync", "timeout", "2"));
+
+    let out = env.sync();
+    env.assert_failed(&out, Code::Timeout);
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        out.elapsed
+    );
+    for temp in env.store_tree().temp_files() {
+        std::fs::remove_file(env.store().join(temp)).unwrap();
+    }
+}
