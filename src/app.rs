@@ -334,7 +334,7 @@ async fn sync_verified(
     let timeout = config.sync.timeout;
     match &config.server.remote {
         Remote::Folder(path) => {
-            let source = match FolderSource::new(path) {
+            let source = match FolderSource::connect(path, timeout).await {
                 Ok(source) => Throttled::new(source, cap, progress, timeout),
                 Err(e) => return (Err(e.into()), None),
             };

@@ -48,6 +48,28 @@ impl FolderSource {
         }
     }
 
+    /// [`FolderSource::new`] on a blocking thread, given up after `timeout`:
+    /// a share that hangs on its first look ends the run like a server that
+    /// does not answer.
+    pub async fn connect(
+        root: &Path,
+        timeout: std::time::Duration,
+    ) -> Result<FolderSource, TransportError> {
+        let owned = root.to_owned();
+        let looking = blocking(move || FolderSource::new(&owned));
+        match tokio::time::timeout(timeout, looking).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::new(
+                TransportErrorKind::Timeout,
+                format!(
+                    "no progress: repository folder {} did not answer within {}s",
+                    root.display(),
+                    timeout.as_secs()
+                ),
+            )),
+        }
+    }
+
     fn resolve(&self, path: &str) -> PathBuf {
         path.split('/')
             .fold(self.root.clone(), |acc, part| acc.join(part))
