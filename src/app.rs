@@ -46,7 +46,7 @@ use crate::sync::package_files;
 use crate::sync::plan::{Plan, plan};
 use crate::sync::scope::{Others, PackageFolders, Scope, Verdict};
 use crate::transport::{
-    FolderSource, HostKeyPolicy, ReportFolder, SftpSource, Source, SshTarget, Throttled,
+    FolderSource, HostKeyPolicy, Progress, ReportFolder, SftpSource, Source, SshTarget, Throttled,
     TransportError, TransportErrorKind,
 };
 
@@ -219,12 +219,22 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
         store: store.as_ref(),
         suspect: &suspect,
     };
-    let (mut result, connection) =
-        sync_verified(&config, &args, &local, &mut state, &mut figures, log).await;
+    // A whole run has a deadline, whatever a source does; the partial
+    // downloads it leaves are resumed by the next run.
+    let deadline = config.sync.deadline;
+    let syncing = sync_verified(&config, &args, &local, &mut state, &mut figures, log);
+    let (mut result, connection) = match tokio::time::timeout(deadline, syncing).await {
+        Ok(done) => done,
+        Err(_) => (Err(Error::Deadline(deadline)), None),
+    };
     let sync_code = match &result {
         Ok(outcome) => outcome.code,
         Err(e) => e.exit_code(),
     };
+    // The server went away (lost, silent, or the run out of time): an upload
+    // would only wait for it again, twice.
+    let session_dead = matches!(sync_code, Code::Unreachable | Code::Timeout)
+        && (connection.is_some() || matches!(result, Err(Error::Deadline(_))));
     // After every run that may have written to the store, failed ones too.
     if !args.dry_run
         && let Some(store) = &store
@@ -235,7 +245,12 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
     let acl_code = acl_problem.as_ref().map(|_| Code::AclRepair);
     // After every run that reached the server, failed ones too.
     let mut report_problem = None;
-    if !args.dry_run
+    if !args.dry_run && !config.server.reports.is_empty() && session_dead {
+        log.line(&format!(
+            "report upload skipped: the session with the server ended (exit {})",
+            sync_code.number()
+        ));
+    } else if !args.dry_run
         && !config.server.reports.is_empty()
         && let Some(connection) = &connection
     {
@@ -387,10 +402,12 @@ async fn sync_verified(
     } else {
         config.sync.bwlimit.0
     };
+    let progress = Progress::new();
+    let timeout = config.sync.timeout;
     match &config.server.remote {
         Remote::Folder(path) => {
-            let source = match FolderSource::new(path) {
-                Ok(source) => Throttled::new(source, cap),
+            let source = match FolderSource::connect(path, timeout).await {
+                Ok(source) => Throttled::new(source, cap, progress, timeout),
                 Err(e) => return (Err(e.into()), None),
             };
             let result = mirror(&source, &key, config, args, local, state, figures, log).await;
@@ -405,6 +422,7 @@ async fn sync_verified(
                 known_hosts: config.server.known_hosts.clone(),
                 root: config.server.path.clone(),
                 timeout: config.sync.timeout,
+                request_limit: config.sync.deadline,
             };
             // Trust on first use only for an administrator at a console running
             // /setup; a scheduled run has no one to ask and never records a key.
@@ -414,8 +432,8 @@ async fn sync_verified(
             } else {
                 HostKeyPolicy::Strict
             };
-            let source = match SftpSource::connect(&target, policy).await {
-                Ok(source) => Throttled::new(source, cap),
+            let source = match SftpSource::connect(&target, policy, &progress).await {
+                Ok(source) => Throttled::new(source, cap, progress, timeout),
                 Err(e) => return (Err(e.into()), None),
             };
             let result = mirror(&source, &key, config, args, local, state, figures, log).await;
@@ -489,7 +507,7 @@ async fn mirror<S: Source>(
     let events = RunEvents::new(display);
     let applied = tokio::select! {
         applied = apply::apply(source, store, &inventory, &plan, &known, &events) => applied?,
-        stalled = events.stalled(config.sync.timeout) => return Err(stalled),
+        stalled = events.stalled(config.sync.timeout, source.progress()) => return Err(stalled),
     };
     events.display.finish();
     apply::remove_temps(store, &inventory)?;
@@ -784,12 +802,15 @@ impl RunEvents {
         self.last_progress_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// Resolves once nothing has moved for `timeout`.
-    async fn stalled(&self, timeout: Duration) -> Error {
+    /// Resolves once nothing has moved for `timeout`: no event of the sync
+    /// and no byte from the source, whose requests wait in a queue on a slow
+    /// link while bytes for others arrive.
+    async fn stalled(&self, timeout: Duration, source: &Progress) -> Error {
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let last = Duration::from_millis(self.last_progress_ms.load(Ordering::Relaxed));
-            if self.started.elapsed().saturating_sub(last) > timeout {
+            let quiet = self.started.elapsed().saturating_sub(last);
+            if quiet.min(source.silent_for()) > timeout {
                 return Error::Timeout(timeout);
             }
         }

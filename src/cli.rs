@@ -103,7 +103,8 @@ pub enum Command {
         /// INI file, as for the sync.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Listen on this address only (default: every IPv4 interface).
+        /// Listen on this address (0.0.0.0: every IPv4 interface; default: the
+        /// local address through which the INI's gossip peers are reached).
         #[arg(long, value_name = "ADDR")]
         bind: Option<std::net::IpAddr>,
     },

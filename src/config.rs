@@ -134,6 +134,8 @@ pub struct SyncConfig {
     pub bwlimit: KibPerSec,
     /// `timeout`: seconds without progress.
     pub timeout: Duration,
+    /// `deadline`: seconds a whole run may take.
+    pub deadline: Duration,
     /// `packages`.
     pub packages: PackageSelection,
     /// `exclude`: top-level names or paths never mirrored.
@@ -195,6 +197,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "local",
             "bwlimit",
             "timeout",
+            "deadline",
             "packages",
             "exclude",
             "wpkg_log",
@@ -512,6 +515,13 @@ impl Config {
             |t: &u64| (1..=86_400).contains(t),
             "a number of seconds between 1 and 86400",
         );
+        let deadline = r.number(
+            "sync",
+            "deadline",
+            "6600",
+            |t: &u64| (1..=604_800).contains(t),
+            "a number of seconds between 1 and 604800",
+        );
         let packages = r.text("sync", "packages", Some("auto")).and_then(|text| {
             parse_packages(&text)
                 .map_err(|why| r.problem("sync", "packages", why))
@@ -543,6 +553,7 @@ impl Config {
             Some(local),
             Some(bwlimit),
             Some(timeout),
+            Some(deadline),
             Some(packages),
             Some(exclude),
             Some(wpkg_log),
@@ -560,6 +571,7 @@ impl Config {
             local,
             bwlimit,
             timeout,
+            deadline,
             packages,
             exclude,
             wpkg_log,
@@ -588,6 +600,7 @@ impl Config {
                 local,
                 bwlimit: KibPerSec((bwlimit > 0).then_some(bwlimit)),
                 timeout: Duration::from_secs(timeout),
+                deadline: Duration::from_secs(deadline),
                 packages,
                 exclude,
                 wpkg_log,
@@ -710,6 +723,7 @@ mod tests {
         assert_eq!(config.sync.local, PathBuf::from(r"C:\ProgramData\wpkg"));
         assert_eq!(config.sync.bwlimit, KibPerSec(Some(2000)));
         assert_eq!(config.sync.timeout, Duration::from_secs(120));
+        assert_eq!(config.sync.deadline, Duration::from_secs(6600));
         assert_eq!(config.sync.packages, PackageSelection::Auto);
         assert_eq!(
             config.sync.exclude,

@@ -43,6 +43,9 @@ pub enum Error {
     /// Nothing moved for the configured time.
     #[error("no progress for {}s", .0.as_secs())]
     Timeout(Duration),
+    /// The whole run took longer than `sync.deadline`.
+    #[error("sync.deadline: the run did not finish within {}s", .0.as_secs())]
+    Deadline(Duration),
     /// A publisher command failed.
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -98,7 +101,7 @@ impl Error {
                 | TransportErrorKind::Other => Code::ManifestInvalid,
             },
             Error::Store(_) => Code::LocalStore,
-            Error::Timeout(_) => Code::Timeout,
+            Error::Timeout(_) | Error::Deadline(_) => Code::Timeout,
             Error::Publish(_) => Code::LocalStore,
             Error::NotAdministrator => Code::NotAdministrator,
             Error::Schedule(_) => Code::LocalStore,
@@ -124,6 +127,8 @@ impl Error {
             }
             source = cause.source();
         }
-        line.replace(['\n', '\r'], " ")
+        // Messages carry text a server chose (status messages, disconnect
+        // reasons, names): one line, and nothing that drives a terminal.
+        crate::text::escape_controls(&line.replace(['\n', '\r'], " ")).into_owned()
     }
 }

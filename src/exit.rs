@@ -119,7 +119,7 @@ impl Code {
                 "manifest older than the last accepted one, another under the same version, or expired"
             }
             Code::Partial => "partial: some files could not be fetched or verified",
-            Code::Timeout => "timeout: no progress for `timeout` seconds",
+            Code::Timeout => "timeout: no progress for `timeout` seconds, or past `deadline`",
             Code::LocalStore => {
                 "local store error (disk full, permission, path, a linked or foreign store root)"
             }

@@ -21,10 +21,16 @@ fn main() -> ExitCode {
     };
     let mut log = RunLog::default();
     let (code, problem) = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => match runtime.block_on(app::run(cli, &mut log)) {
-            Ok(outcome) => (outcome.code, outcome.problem),
-            Err(e) => (e.exit_code(), Some(e.line())),
-        },
+        Ok(runtime) => {
+            let ran = runtime.block_on(app::run(cli, &mut log));
+            // A file operation the watchdog gave up on (a hung share) may
+            // still sit on a blocking thread: do not wait for it.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+            match ran {
+                Ok(outcome) => (outcome.code, outcome.problem),
+                Err(e) => (e.exit_code(), Some(e.line())),
+            }
+        }
         Err(e) => (
             Code::LocalStore,
             Some(format!("failed to start the runtime: {e}")),

@@ -103,10 +103,12 @@ impl ReportNames {
         ReportNames {
             wpkg_log: format!("{dir}/wpkg-{host}.log"),
             run_log: format!("{dir}/{host}.wpkgsync.log"),
+            // Unpredictable, so no one can plant a link under it in advance;
+            // the folder creates it exclusively as well.
             temp: format!(
-                "{dir}/{}wpkg-{host}.log.{}",
+                "{dir}/{}wpkg-{host}.log.{:016x}",
                 crate::manifest::format::TEMP_PREFIX,
-                std::process::id()
+                rand::random::<u64>()
             ),
         }
     }
@@ -206,5 +208,13 @@ mod tests {
                 .temp
                 .starts_with("/opt/wpkgreports/.wpkgsync-tmp-wpkg-PC1.log.")
         );
+    }
+
+    #[test]
+    fn temp_names_are_unpredictable() {
+        let first = ReportNames::new("/r", "PC1").temp;
+        let second = ReportNames::new("/r", "PC1").temp;
+        assert_ne!(first, second);
+        assert!(!first.ends_with(&format!(".{}", std::process::id())));
     }
 }

@@ -1,18 +1,31 @@
 //! The local log in the `state` folder: one line per event, appended, so an
 //! administrator can read what scheduled runs did without a console.
+//!
+//! The log never grows past [`MAX_LOG_BYTES`]: the line that would pass it
+//! first moves the log to `wpkgsync.log.1` (replacing the one before), so
+//! the two files hold at most twice that. Each line opens the file anew,
+//! so a listener and the syncs it starts, writing the same log, always
+//! append to the current file, whoever rotated it.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// Name of the log file in the `state` folder.
 pub const LOG_FILE: &str = "wpkgsync.log";
+/// Size past which the log moves to `wpkgsync.log.1`.
+pub const MAX_LOG_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The log of this run; before the INI is read there is none.
 #[derive(Debug, Default)]
 pub struct RunLog {
-    file: Option<File>,
+    path: Option<PathBuf>,
+    max: u64,
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
 }
 
 impl RunLog {
@@ -20,14 +33,18 @@ impl RunLog {
     /// opened must not stop the run, so failure leaves the log closed, with a
     /// warning on stderr.
     pub fn open(state_dir: &Path) -> RunLog {
-        let opened = std::fs::create_dir_all(state_dir).and_then(|()| {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(state_dir.join(LOG_FILE))
-        });
+        RunLog::open_with_limit(state_dir, MAX_LOG_BYTES)
+    }
+
+    /// [`RunLog::open`] with another size limit (tests).
+    fn open_with_limit(state_dir: &Path, max: u64) -> RunLog {
+        let path = state_dir.join(LOG_FILE);
+        let opened = std::fs::create_dir_all(state_dir).and_then(|()| open_append(&path));
         match opened {
-            Ok(file) => RunLog { file: Some(file) },
+            Ok(_) => RunLog {
+                path: Some(path),
+                max,
+            },
             Err(e) => {
                 eprintln!(
                     "warning: failed to open the log in {}: {e}",
@@ -38,11 +55,67 @@ impl RunLog {
         }
     }
 
-    /// Appends one timestamped line.
+    /// Appends one timestamped line; control characters in `text` (which
+    /// may quote a server) are escaped, so it stays one line.
     pub fn line(&mut self, text: &str) {
-        if let Some(file) = &mut self.file {
-            let now = humantime::format_rfc3339_seconds(SystemTime::now());
-            let _ = writeln!(file, "{now} [{}] {text}", std::process::id());
+        let Some(path) = &self.path else { return };
+        let now = humantime::format_rfc3339_seconds(SystemTime::now());
+        let text = crate::text::escape_controls(text);
+        let line = format!("{now} [{}] {text}\n", std::process::id());
+        let Ok(mut file) = open_append(path) else {
+            return;
+        };
+        let size = file.metadata().map_or(0, |m| m.len());
+        if size > 0 && size + line.len() as u64 > self.max {
+            drop(file);
+            let mut older = path.as_os_str().to_owned();
+            older.push(".1");
+            // Another process holding the file (Windows) may refuse the
+            // rename; the line then goes to the current file, as before.
+            let _ = std::fs::rename(path, PathBuf::from(older));
+            let Ok(reopened) = open_append(path) else {
+                return;
+            };
+            file = reopened;
         }
+        let _ = file.write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_moves_to_dot_1_before_it_passes_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RunLog::open_with_limit(dir.path(), 10_000);
+        for n in 0..2_000 {
+            log.line(&format!("line {n}"));
+        }
+        let current = std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+        let older = std::fs::metadata(dir.path().join("wpkgsync.log.1"))
+            .unwrap()
+            .len();
+        assert!(current <= 10_000 && older <= 10_000, "{current} {older}");
+        let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
+        assert!(text.trim_end().ends_with("line 1999"), "{text}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_line_stays_one_line_whatever_it_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RunLog::open(dir.path());
+        log.line("failed: server said: no\nexit 0\r\u{1b}]0;owned\u{7}");
+        log.line("second");
+        let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text:?}");
+        assert!(
+            lines[0].ends_with("no\\nexit 0\\r\\u{1b}]0;owned\\u{7}"),
+            "{text:?}"
+        );
+        assert!(!lines[0].chars().any(char::is_control));
     }
 }

@@ -22,9 +22,45 @@ pub fn decode(bytes: &[u8]) -> String {
     }
 }
 
+/// `text` with control characters escaped (`\n`, `\u{1b}`), and the
+/// invisible marks that reorder a line (bidirectional overrides), so text a
+/// server chose (a status message, a disconnect reason, a file name) cannot
+/// forge log lines or drive a terminal. Everything else stays as it is.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let hostile = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(hostile) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            '\t' => escaped.push_str("\\t"),
+            c if hostile(c) => escaped.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => escaped.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::decode;
+    use super::{decode, escape_controls};
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(escape_controls("Größe ok: /opt/x"), "Größe ok: /opt/x");
+        assert_eq!(
+            escape_controls("no\nexit 0\r\u{1b}[2J\t\u{7f}\u{9b}"),
+            "no\\nexit 0\\r\\u{1b}[2J\\t\\u{7f}\\u{9b}"
+        );
+        assert_eq!(escape_controls("a\u{202e}b"), "a\\u{202e}b");
+        assert!(!escape_controls("x\u{0}y").chars().any(char::is_control));
+    }
 
     #[test]
     fn every_encoding_wpkg_writes_is_read() {

@@ -8,13 +8,22 @@
 //! the accepted version back from that file. The loop runs until the process is
 //! stopped; a failed receive (Windows reports an ICMP "port unreachable" of an
 //! earlier send this way) is logged and the loop goes on.
+//!
+//! Nothing a sender does can fill the disk: all datagrams together pass a
+//! global rate limit before anything is decoded, each sender has its own
+//! (the node's), and lines about ignored datagrams have a budget per minute,
+//! past which they are counted and summed up in one line. Without `--bind`
+//! the listener binds only the local address through which it reaches its
+//! configured peers.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
@@ -29,20 +38,31 @@ use crate::runlog::RunLog;
 use crate::store::state::State;
 
 use super::datagram::Datagram;
+use super::ignored::{IgnoredLog, LINES_PER_PERIOD};
 use super::imp;
 use super::node::{Action, Ignored, Node};
 use super::pulse::SignedRecord;
 use super::send::{self, Resolved, SEND_BOUND, SendReport};
 
-/// How often quiet senders are forgotten and dropped datagrams summed up.
+/// How often quiet senders are forgotten and ignored datagrams summed up.
 const HOUSEKEEPING: Duration = Duration::from_secs(60);
+/// Datagrams from all senders together, per second, before any decoding.
+const GLOBAL_PER_SECOND: u32 = 50;
+/// Datagrams from all senders together at once.
+const GLOBAL_BURST: u32 = 100;
+/// Why a datagram over the global limit was ignored, for the summary.
+const OVER_GLOBAL: &str = "over the listener's rate limit";
 /// The largest payload of a UDP datagram over IPv4.
 const MAX_UDP: usize = 65_507;
 /// The state file is read again at most this often between syncs.
 const STATE_REFRESH: Duration = Duration::from_secs(1);
+/// How long past `sync.deadline` a sync child may take to end on its own
+/// (ACL repair, state file) before the listener stops it.
+const DEADLINE_GRACE: Duration = Duration::from_secs(60);
 
-/// Runs the listener with the INI at `ini`, on `bind` (all IPv4 interfaces
-/// when `None`) and `gossip.port`. Returns only on a fatal error.
+/// Runs the listener with the INI at `ini`, on `bind` (when `None`, the local
+/// address that reaches the configured peers) and `gossip.port`. Returns
+/// only on a fatal error.
 pub async fn listen(
     ini: PathBuf,
     bind: Option<IpAddr>,
@@ -52,16 +72,27 @@ pub async fn listen(
     if !platform::is_administrator() {
         return Err(Error::NotAdministrator);
     }
+    // The same trust in its own files as a sync.
+    crate::anchors::check_ini(&ini)?;
     let (config, warnings) = Config::load(&ini)?;
+    crate::anchors::check(&config)?;
     *log = RunLog::open(&config.sync.state);
     let key = PublisherKey::load(&config.publisher_key).map_err(|e| Error::Setting {
         key: "trust.publisher_key",
         source: Box::new(e),
     })?;
-    let local = SocketAddr::new(
-        bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        config.gossip.port,
-    );
+    let bind = match bind {
+        Some(bind) => bind,
+        None => {
+            let deadline = Instant::now() + SEND_BOUND;
+            let peers = send::resolve(&config.gossip.peers, config.gossip.port, deadline).await;
+            facing(&peers).map_err(|why| Error::Setting {
+                key: "gossip.peers",
+                source: why.into(),
+            })?
+        }
+    };
+    let local = SocketAddr::new(bind, config.gossip.port);
     let socket = bind_socket(local).await.map_err(|e| Error::Setting {
         key: "gossip.port",
         source: Box::new(e),
@@ -76,12 +107,68 @@ pub async fn listen(
         state_read: Instant::now(),
         due: None,
         running: None,
-        dropped: HashMap::new(),
+        limited: HashSet::new(),
+        global: RateLimiter::direct(global_quota()),
+        ignored: IgnoredLog::new(LINES_PER_PERIOD),
     };
     for warning in &warnings {
         listener.say(&format!("warning: {warning}"));
     }
     listener.run(local, state.accepted_version).await
+}
+
+/// Datagrams of all senders together: a burst of [`GLOBAL_BURST`], then
+/// [`GLOBAL_PER_SECOND`] a second.
+fn global_quota() -> Quota {
+    let per_second = NonZeroU32::new(GLOBAL_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(GLOBAL_BURST).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(per_second).allow_burst(burst)
+}
+
+/// The one local address through which this machine reaches `peers` (the
+/// system's route, asked with an unconnected UDP socket, nothing sent).
+/// No peers, one that does not resolve, or peers behind different local
+/// addresses need an explicit `--bind`.
+fn facing(peers: &[Resolved]) -> Result<IpAddr, String> {
+    let hint = "pass --bind ADDR (0.0.0.0 for every IPv4 interface)";
+    if peers.is_empty() {
+        return Err(format!(
+            "no peers to choose the interface to listen on by: {hint}"
+        ));
+    }
+    let mut locals = std::collections::BTreeSet::new();
+    for peer in peers {
+        let addr = peer
+            .addr
+            .as_ref()
+            .map_err(|why| format!("{}: {why}: {hint}", peer.peer))?;
+        let unspecified: SocketAddr = if addr.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let local = std::net::UdpSocket::bind(unspecified)
+            .and_then(|probe| {
+                probe.set_broadcast(true)?;
+                probe.connect(addr)?;
+                probe.local_addr()
+            })
+            .map_err(|e| format!("no route to peer {}: {e}: {hint}", peer.peer))?;
+        locals.insert(local.ip());
+    }
+    match locals.len() {
+        1 => Ok(locals
+            .into_iter()
+            .next()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))),
+        _ => {
+            let shown: Vec<String> = locals.iter().map(IpAddr::to_string).collect();
+            Err(format!(
+                "the peers are reached through several local addresses ({}): {hint}",
+                shown.join(", ")
+            ))
+        }
+    }
 }
 
 async fn bind_socket(local: SocketAddr) -> std::io::Result<UdpSocket> {
@@ -94,10 +181,14 @@ async fn bind_socket(local: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// How a sync child ended: its status, and whether the listener stopped it
+/// at the deadline.
+type Ended = (std::io::Result<ExitStatus>, bool);
+
 /// The running sync child: its pid and the news of its end.
 struct Child {
     pid: u32,
-    ended: oneshot::Receiver<std::io::Result<ExitStatus>>,
+    ended: oneshot::Receiver<Ended>,
 }
 
 struct Listener<'a> {
@@ -110,8 +201,13 @@ struct Listener<'a> {
     /// When the waiting sync starts.
     due: Option<Instant>,
     running: Option<Child>,
-    /// Datagrams dropped by the rate limit since the last housekeeping, per sender.
-    dropped: HashMap<IpAddr, u64>,
+    /// Senders over their rate limit since the last housekeeping, each
+    /// logged once (within the budget).
+    limited: HashSet<IpAddr>,
+    /// All senders together, checked before anything else.
+    global: DefaultDirectRateLimiter,
+    /// What reaches the log about ignored datagrams.
+    ignored: IgnoredLog,
 }
 
 impl Listener<'_> {
@@ -209,21 +305,42 @@ impl Listener<'_> {
         }
     }
 
+    /// Logs an ignored datagram if the budget allows, else only counts it.
+    fn ignore(&mut self, reason: &'static str, line: impl FnOnce() -> String) {
+        if let Some(line) = self.ignored.note(reason, line) {
+            self.say(&line);
+        }
+    }
+
     async fn receive(&mut self, from: SocketAddr, bytes: &[u8]) {
+        // Before anything is decoded: a flood from many addresses must not
+        // cost more than a bounded amount of work.
+        if self.global.check().is_err() {
+            self.ignore(OVER_GLOBAL, || {
+                format!("from {from}: ignored: {OVER_GLOBAL}")
+            });
+            return;
+        }
         self.refresh_accepted();
         let known = self.node.known();
         match self.node.receive(from, bytes, now_unix()) {
             Action::Ignore(Ignored::RateLimited) => {
-                let count = self.dropped.entry(from.ip()).or_default();
-                *count += 1;
-                if *count == 1 {
-                    self.say(&format!(
-                        "from {from}: ignored: {}; more from it are counted, not logged",
-                        Ignored::RateLimited
-                    ));
+                let first = self.limited.insert(from.ip());
+                let reason = Ignored::RateLimited.reason();
+                if first {
+                    self.ignore(reason, || {
+                        format!(
+                            "from {from}: ignored: {}; more from it are counted, not logged",
+                            Ignored::RateLimited
+                        )
+                    });
+                } else {
+                    self.ignored.count(reason);
                 }
             }
-            Action::Ignore(why) => self.say(&format!("from {from}: ignored: {why}")),
+            Action::Ignore(why) => {
+                self.ignore(why.reason(), || format!("from {from}: ignored: {why}"));
+            }
             Action::Newer {
                 version,
                 ttl,
@@ -310,7 +427,8 @@ impl Listener<'_> {
             ));
             return;
         };
-        match spawn_sync(&self.ini) {
+        let limit = self.config.sync.deadline + DEADLINE_GRACE;
+        match spawn_sync(&self.ini, limit) {
             Ok(child) => {
                 self.say(&format!(
                     "sync started for version {version} (pid {})",
@@ -335,9 +453,15 @@ impl Listener<'_> {
             .and_then(|s| s.accepted_version)
     }
 
-    fn sync_ended(&mut self, ended: std::io::Result<ExitStatus>) {
+    fn sync_ended(&mut self, (ended, stopped): Ended) {
         let pid = self.running.take().map_or(0, |c| c.pid);
         let accepted = self.accepted_now();
+        if stopped {
+            self.say(&format!(
+                "sync (pid {pid}) passed sync.deadline of {}s and was stopped",
+                self.config.sync.deadline.as_secs()
+            ));
+        }
         let how = match ended {
             Ok(status) => match status.code() {
                 Some(code) => format!("exit {code}"),
@@ -363,20 +487,17 @@ impl Listener<'_> {
 
     fn housekeeping(&mut self) {
         self.node.forget_quiet_senders();
-        let dropped = std::mem::take(&mut self.dropped);
-        for (sender, count) in dropped {
-            if count > 1 {
-                self.say(&format!(
-                    "{count} datagrams from {sender} over the rate limit were ignored"
-                ));
-            }
+        self.limited.clear();
+        if let Some(summary) = self.ignored.summary() {
+            self.say(&summary);
         }
         self.refresh_accepted();
     }
 }
 
-/// Starts `wpkgsync --config <ini> --quiet` and a thread that waits for it.
-fn spawn_sync(ini: &Path) -> std::io::Result<Child> {
+/// Starts `wpkgsync --config <ini> --quiet` and a thread that waits for it
+/// and stops it once it runs longer than `limit`.
+fn spawn_sync(ini: &Path, limit: Duration) -> std::io::Result<Child> {
     let exe = std::env::current_exe()?;
     let mut command = std::process::Command::new(exe);
     command
@@ -387,13 +508,34 @@ fn spawn_sync(ini: &Path) -> std::io::Result<Child> {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     imp::without_console(&mut command);
-    let mut child = command.spawn()?;
+    watch_child(command.spawn()?, limit)
+}
+
+/// A thread that waits for `child` and kills it once it runs longer than
+/// `limit`: a sync stuck where its own deadline cannot reach (a hung share
+/// holding a thread in the kernel) must not keep the listener from syncing
+/// again.
+fn watch_child(mut child: std::process::Child, limit: Duration) -> std::io::Result<Child> {
+    const POLL: Duration = Duration::from_millis(200);
     let pid = child.id();
     let (tx, ended) = oneshot::channel();
+    let started = std::time::Instant::now();
     std::thread::Builder::new()
         .name("wpkgsync-sync".into())
         .spawn(move || {
-            let _ = tx.send(child.wait());
+            let mut stopped = false;
+            let status = loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break Ok(status),
+                    Ok(None) if !stopped && started.elapsed() >= limit => {
+                        stopped = true;
+                        let _ = child.kill();
+                    }
+                    Ok(None) => std::thread::sleep(POLL),
+                    Err(e) => break Err(e),
+                }
+            };
+            let _ = tx.send((status, stopped));
         })?;
     Ok(Child { pid, ended })
 }
@@ -407,11 +549,14 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 /// Resolves when the running child ends, never when there is none.
-async fn child_end(running: &mut Option<Child>) -> std::io::Result<ExitStatus> {
+async fn child_end(running: &mut Option<Child>) -> Ended {
     match running {
         Some(child) => match (&mut child.ended).await {
-            Ok(result) => result,
-            Err(_) => Err(std::io::Error::other("the waiting thread ended")),
+            Ok(ended) => ended,
+            Err(_) => (
+                Err(std::io::Error::other("the waiting thread ended")),
+                false,
+            ),
         },
         None => std::future::pending().await,
     }
@@ -419,4 +564,34 @@ async fn child_end(running: &mut Option<Child>) -> std::io::Result<ExitStatus> {
 
 fn shown(version: Option<u64>) -> String {
     version.map_or_else(|| "none".to_owned(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_sync_past_its_deadline_is_stopped() {
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let watched = watch_child(child, Duration::from_millis(300)).unwrap();
+        let (status, stopped) = watched.ended.blocking_recv().unwrap();
+        assert!(stopped);
+        assert!(!status.unwrap().success());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_sync_within_its_deadline_is_left_alone() {
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let watched = watch_child(child, Duration::from_secs(30)).unwrap();
+        let (status, stopped) = watched.ended.blocking_recv().unwrap();
+        assert!(!stopped);
+        assert!(status.unwrap().success());
+    }
 }

@@ -4,12 +4,14 @@
 //! `datagram` is the wire format, `pulse` the publisher's signed record inside
 //! it, `node` the listener's decisions, `send` the bounded sending to peers,
 //! `announce` the pulse after a sync and after `publish --announce`, `listen`
-//! the resident loop. Nothing here is needed to sync: a lost or refused pulse
-//! only means the next scheduled run finds the version.
+//! the resident loop, `ignored` the bounded logging of what it ignores.
+//! Nothing here is needed to sync: a lost or refused pulse only means the
+//! next scheduled run finds the version.
 
 pub mod announce;
 pub mod crc32;
 pub mod datagram;
+pub mod ignored;
 pub mod listen;
 pub mod node;
 pub mod pulse;

@@ -102,6 +102,20 @@ pub enum Ignored {
     NothingNewer(u64),
 }
 
+impl Ignored {
+    /// A short name of the reason, for counting many of them.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Ignored::RateLimited => "over the rate limit of their sender",
+            Ignored::Malformed(_) => "malformed",
+            Ignored::Refused(_) => "refused pulses",
+            Ignored::NotNewer { .. } => "not newer",
+            Ignored::NotAPeer(_) => "haves from strangers",
+            Ignored::NothingNewer(_) => "haves with nothing newer to answer",
+        }
+    }
+}
+
 /// Where this node's one sync stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SyncState {

@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn twenty_thousand_stale_entries_are_planned_outermost_first() {
-        // Regression (issue 12, item 10): the outermost and in-the-way checks
+        // The outermost and in-the-way checks
         // compared every stale entry with every other.
         let m = manifest(vec![
             file("config.xml", 1),

@@ -1,15 +1,26 @@
 //! Where the repository's bytes come from: the [`Source`] trait, an SSH server
-//! (`sftp`), a local folder (`folder`), and the bandwidth cap that wraps either;
+//! (`sftp`), a local folder (`folder`), and the bandwidth cap, the window of
+//! bytes in flight and the session's progress watchdog that wrap either;
 //! and [`ReportFolder`], the one place a client writes to.
 
 mod folder;
 mod known_hosts;
+mod progress;
 mod reports;
 mod sftp;
 mod source;
 mod throttle;
+mod window;
+
+#[cfg(unix)]
+#[path = "unix.rs"]
+mod imp;
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod imp;
 
 pub use folder::FolderSource;
+pub use progress::Progress;
 pub use reports::ReportFolder;
 pub use sftp::{HostKeyPolicy, SftpSource, SshTarget};
 pub use source::{Source, TransportError, TransportErrorKind};

@@ -16,8 +16,9 @@ pub trait ReportFolder {
     /// A file open for writing.
     type Writer;
 
-    /// Opens `path` for writing: created or truncated, or with `append`
-    /// created if missing and written at its end.
+    /// Opens `path` for writing: created new (failing if anything, a link
+    /// included, is there), or with `append` created if missing and written
+    /// at its end (a local folder refuses a link there).
     async fn create(&self, path: &str, append: bool) -> Result<Self::Writer, TransportError>;
 
     /// Writes `data` at `offset` (ignored when appending).

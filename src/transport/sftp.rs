@@ -17,8 +17,10 @@ use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
 
 use super::known_hosts;
+use super::progress::Progress;
 use super::reports::ReportFolder;
 use super::source::{Source, TransportError, TransportErrorKind};
+use crate::text::escape_controls;
 
 /// Everything needed to reach the repository on a server.
 #[derive(Clone, Debug)]
@@ -35,8 +37,12 @@ pub struct SshTarget {
     pub known_hosts: PathBuf,
     /// Repository folder on the server.
     pub root: String,
-    /// Limit for connecting and for each request.
+    /// Limit for connecting, authenticating and starting SFTP.
     pub timeout: Duration,
+    /// Limit for one SFTP request: the run's deadline. Silence is judged for
+    /// the whole session by [`Progress`], never by a request's age, which on
+    /// a slow link counts the requests queued before it.
+    pub request_limit: Duration,
 }
 
 /// What the host key check concluded, kept for the error message.
@@ -222,17 +228,19 @@ pub struct RemoteFile {
 
 impl SftpSource {
     /// Connects, checks the host key, authenticates and opens the SFTP subsystem.
+    /// Every byte the SFTP channel receives touches `progress`.
     pub async fn connect(
         target: &SshTarget,
         policy: HostKeyPolicy,
+        progress: &Progress,
     ) -> Result<SftpSource, TransportError> {
         let endpoint = format!("{}@{}:{}", target.user, target.host, target.port);
         let key = load_identity(target)?;
 
         let config = Arc::new(client::Config {
-            // A silent server is the run's timeout (207), judged by the SFTP
-            // request limit and the progress watchdog; russh's own inactivity
-            // limit would end the session first and look like a lost server.
+            // A silent server is the run's timeout (207), judged by the
+            // session's progress watchdog; russh's own inactivity limit would
+            // end the session first and look like a lost server.
             inactivity_timeout: None,
             keepalive_interval: Some(Duration::from_secs(15)),
             nodelay: true,
@@ -286,7 +294,7 @@ impl SftpSource {
                     }
                     _ => TransportError::new(
                         TransportErrorKind::Unreachable,
-                        format!("failed to connect to {endpoint}: {e}"),
+                        format!("failed to connect to {endpoint}: {}", said(&e)),
                     ),
                 });
             }
@@ -307,7 +315,7 @@ impl SftpSource {
             Ok(Err(e)) => {
                 return Err(TransportError::new(
                     TransportErrorKind::Unreachable,
-                    format!("failed to authenticate at {endpoint}: {e}"),
+                    format!("failed to authenticate at {endpoint}: {}", said(&e)),
                 ));
             }
             Ok(Ok(result)) if !result.success() => {
@@ -329,7 +337,7 @@ impl SftpSource {
             Ok(Err(e)) => {
                 return Err(TransportError::new(
                     TransportErrorKind::Unreachable,
-                    format!("failed to open SFTP at {endpoint}: {e}"),
+                    format!("failed to open SFTP at {endpoint}: {}", said(&e)),
                 ));
             }
             Err(_) => {
@@ -342,14 +350,25 @@ impl SftpSource {
                 ));
             }
         };
-        let sftp = RawSftpSession::new(channel.into_stream());
+        let stream = Arrivals {
+            inner: channel.into_stream(),
+            progress: progress.clone(),
+        };
+        let sftp = RawSftpSession::new(stream);
         sftp.set_timeout(target.timeout.as_secs().max(1));
         sftp.init().await.map_err(|e| {
             TransportError::new(
                 TransportErrorKind::Unreachable,
-                format!("SFTP handshake with {endpoint} failed: {e}"),
+                format!("SFTP handshake with {endpoint} failed: {}", said(&e)),
             )
         })?;
+        sftp.set_timeout(
+            target
+                .request_limit
+                .as_secs()
+                .max(target.timeout.as_secs())
+                .max(1),
+        );
         Ok(SftpSource {
             sftp,
             root: target.root.trim_end_matches('/').to_owned(),
@@ -367,12 +386,67 @@ impl SftpSource {
         TransportError::new(
             kind,
             format!(
-                "failed to read {} on {}: {e}",
+                "failed to read {} on {}: {}",
                 self.resolve(path),
-                self.endpoint
+                self.endpoint,
+                said(&e)
             ),
         )
     }
+}
+
+/// The SFTP channel's byte stream, touching the session's clock whenever
+/// bytes arrive: a 64 KiB answer on a slow link is progress long before it
+/// is complete.
+struct Arrivals<S> {
+    inner: S,
+    progress: Progress,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Arrivals<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.progress.touch();
+        }
+        polled
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Arrivals<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// An error as the server or the SSH library put it, which may quote the
+/// server (an SFTP status message, a disconnect reason), with control
+/// characters escaped.
+fn said(e: &impl std::fmt::Display) -> String {
+    escape_controls(&e.to_string()).into_owned()
 }
 
 /// What an SFTP failure means to callers that branch.
@@ -445,7 +519,12 @@ impl SftpSource {
         let kind = kind_of(&e);
         TransportError::new(
             kind,
-            format!("failed to write {path} on {}: {e}", self.endpoint),
+            format!(
+                "failed to write {} on {}: {}",
+                escape_controls(path),
+                self.endpoint,
+                said(&e)
+            ),
         )
     }
 }
@@ -475,7 +554,8 @@ impl ReportFolder for SftpSource {
             | if append {
                 OpenFlags::APPEND
             } else {
-                OpenFlags::TRUNCATE
+                // A temporary name: never an existing file or link.
+                OpenFlags::EXCLUDE
             };
         let handle = self
             .sftp
@@ -539,5 +619,25 @@ impl ReportFolder for SftpSource {
             .await
             .map(drop)
             .map_err(|e| self.write_error(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh_sftp::protocol::Status;
+
+    #[test]
+    fn a_server_status_message_cannot_forge_a_log_line() {
+        let status = Status {
+            id: 7,
+            status_code: StatusCode::Failure,
+            error_message: "denied\n2026-12-01T00:00:00Z [1] exit 0\u{1b}[2J".into(),
+            language_tag: "en".into(),
+        };
+        let text = said(&SftpError::Status(status));
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("denied\\n2026"), "{text}");
+        assert!(text.contains("\\u{1b}[2J"), "{text}");
     }
 }

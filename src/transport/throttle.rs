@@ -1,17 +1,24 @@
-//! The run's bandwidth cap: one token bucket (governor) in KiB/s around any
-//! [`Source`], shared by every read and report write of the run, which it
-//! also counts.
+//! What every request of a run goes through, around any [`Source`]: the
+//! bandwidth cap, one token bucket (governor) in KiB/s; the window of bytes in
+//! flight across all files ([`Window`]); and the session's "no progress"
+//! watchdog ([`Progress`]). It also counts the bytes of every read and report
+//! write.
 //!
 //! The bucket holds a fifth of a second of traffic, so no second carries more
 //! than 1.2 times the cap, and a read never asks for more than the bucket holds.
+//! A request is only sent once it has room in the window and its tokens, so a
+//! request in flight waits for the link, not for the queue in front of it.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use super::progress::Progress;
 use super::reports::ReportFolder;
 use super::source::{Source, TransportError};
+use super::window::Window;
 
 /// Largest read request, in bytes, when the cap allows it.
 pub const MAX_REQUEST: u32 = 64 * 1024;
@@ -26,6 +33,9 @@ pub struct Throttled<S> {
     queue: tokio::sync::Mutex<()>,
     request: u32,
     transferred: AtomicU64,
+    window: Window,
+    progress: Progress,
+    timeout: Duration,
 }
 
 /// The bucket and request size for a cap: tokens are KiB, the burst is a fifth
@@ -38,27 +48,36 @@ fn plan(cap_kib: NonZeroU32) -> (Quota, u32) {
 }
 
 impl<S: Source> Throttled<S> {
-    /// Wraps `inner`; `cap_kib` of `None` means no cap (`/fast`).
-    pub fn new(inner: S, cap_kib: Option<u32>) -> Throttled<S> {
-        match cap_kib.and_then(NonZeroU32::new) {
+    /// Wraps `inner`; `cap_kib` of `None` means no cap (`/fast`). A request
+    /// fails with a timeout once `progress` saw nothing arrive for `timeout`.
+    pub fn new(
+        inner: S,
+        cap_kib: Option<u32>,
+        progress: Progress,
+        timeout: Duration,
+    ) -> Throttled<S> {
+        let (limiter, request) = match cap_kib.and_then(NonZeroU32::new) {
             Some(cap) => {
                 let (quota, request) = plan(cap);
-                Throttled {
-                    inner,
-                    limiter: Some(RateLimiter::direct(quota)),
-                    queue: tokio::sync::Mutex::new(()),
-                    request,
-                    transferred: AtomicU64::new(0),
-                }
+                (Some(RateLimiter::direct(quota)), request)
             }
-            None => Throttled {
-                inner,
-                limiter: None,
-                queue: tokio::sync::Mutex::new(()),
-                request: MAX_REQUEST,
-                transferred: AtomicU64::new(0),
-            },
+            None => (None, MAX_REQUEST),
+        };
+        Throttled {
+            inner,
+            limiter,
+            queue: tokio::sync::Mutex::new(()),
+            request,
+            transferred: AtomicU64::new(0),
+            window: Window::new(),
+            progress,
+            timeout,
         }
+    }
+
+    /// The session's last-byte clock.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
     }
 
     /// The largest read that fits the bucket; callers split reads to this size.
@@ -86,7 +105,7 @@ impl<S: Source> Source for Throttled<S> {
     type File = S::File;
 
     async fn open(&self, path: &str) -> Result<S::File, TransportError> {
-        self.inner.open(path).await
+        self.watch(self.inner.open(path)).await
     }
 
     async fn read_at(
@@ -96,15 +115,33 @@ impl<S: Source> Source for Throttled<S> {
         len: u32,
     ) -> Result<Vec<u8>, TransportError> {
         let len = len.min(self.request);
+        let room = self.window.acquire(len).await;
         self.wait_turn(len).await;
-        let data = self.inner.read_at(file, offset, len).await?;
-        self.transferred
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        Ok(data)
+        let read = self.watch(self.inner.read_at(file, offset, len)).await;
+        let received = read.as_ref().map_or(0, |data| data.len() as u64);
+        self.window.release(room, received);
+        self.transferred.fetch_add(received, Ordering::Relaxed);
+        read
     }
 
     async fn close(&self, file: S::File) {
-        self.inner.close(file).await;
+        // Closing a read-only file loses nothing; a silent server must not
+        // hold the run here either.
+        let closing = async {
+            self.inner.close(file).await;
+            Ok(())
+        };
+        let _ = self.watch(closing).await;
+    }
+}
+
+impl<S> Throttled<S> {
+    /// Runs one request under the session's watchdog.
+    async fn watch<T>(
+        &self,
+        request: impl std::future::Future<Output = Result<T, TransportError>>,
+    ) -> Result<T, TransportError> {
+        self.progress.watch(self.timeout, request).await
     }
 }
 
@@ -113,7 +150,7 @@ impl<S: Source + ReportFolder> ReportFolder for Throttled<S> {
     type Writer = S::Writer;
 
     async fn create(&self, path: &str, append: bool) -> Result<S::Writer, TransportError> {
-        self.inner.create(path, append).await
+        self.watch(self.inner.create(path, append)).await
     }
 
     async fn write_at(
@@ -125,7 +162,7 @@ impl<S: Source + ReportFolder> ReportFolder for Throttled<S> {
         let mut offset = offset;
         for chunk in data.chunks(self.request as usize) {
             self.wait_turn(chunk.len() as u32).await;
-            self.inner.write_at(file, offset, chunk).await?;
+            self.watch(self.inner.write_at(file, offset, chunk)).await?;
             offset += chunk.len() as u64;
             self.transferred
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -134,15 +171,15 @@ impl<S: Source + ReportFolder> ReportFolder for Throttled<S> {
     }
 
     async fn finish(&self, file: S::Writer) -> Result<(), TransportError> {
-        self.inner.finish(file).await
+        self.watch(self.inner.finish(file)).await
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), TransportError> {
-        self.inner.rename(from, to).await
+        self.watch(self.inner.rename(from, to)).await
     }
 
     async fn remove(&self, path: &str) -> Result<(), TransportError> {
-        self.inner.remove(path).await
+        self.watch(self.inner.remove(path)).await
     }
 }
 

@@ -125,14 +125,20 @@ struct Listener {
 
 impl Listener {
     fn start(env: &TestEnv, bind: IpAddr, port: u16) -> Listener {
+        Listener::spawn(env, Some(bind), port)
+    }
+
+    /// Without `--bind` when `bind` is `None`; `addr` then says 127.0.0.1.
+    fn spawn(env: &TestEnv, bind: Option<IpAddr>, port: u16) -> Listener {
         let stderr = env.tmp().join("listen.stderr");
         let file = fs::File::create(&stderr).expect("create the listener's stderr file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_wpkgsync"))
-            .arg("listen")
-            .arg("--config")
-            .arg(env.ini_path())
-            .arg("--bind")
-            .arg(bind.to_string())
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wpkgsync"));
+        command.arg("listen").arg("--config").arg(env.ini_path());
+        if let Some(bind) = bind {
+            command.arg("--bind").arg(bind.to_string());
+        }
+        let bind = bind.unwrap_or(ip(0, 1));
+        let child = command
             .current_dir(env.cwd())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -601,5 +607,101 @@ fn one_pulse_reaches_fifty_listeners_and_each_relays_at_most_once() {
         "{NODES} listeners: {received} pulse datagrams (1 announcement, {relayed} relays from {} listeners, {} after syncs), all synced in {wave:?}",
         relays.iter().sum::<usize>(),
         received - 1 - relayed
+    );
+}
+
+/// A flood of 16 000 ten-byte datagrams from 200 addresses
+/// writes a small, bounded number of lines (before: 12 204), and the listener
+/// still acts on a genuine pulse afterwards.
+#[test]
+fn a_flood_of_garbage_cannot_fill_the_log() {
+    let env = TestEnv::local("a_flood_of_garbage_cannot_fill_the_log");
+    let repo = env.repo();
+    let port = free_port();
+    env.write_ini(&gossip_ini(&env, repo.root(), port, "127.0.5.2"));
+    repo.write_sample().publish();
+    env.sync().assert_code(Code::Success);
+    repo.write("packages/7zip/readme.txt", "v2\r\n").publish();
+    let newest = published(&env);
+
+    let mut listener = Listener::start(&env, ip(5, 1), port);
+    listener.wait_ready(true);
+    let before = listener.text().lines().count();
+    let senders: Vec<UdpSocket> = (1..=200)
+        .map(|d| UdpSocket::bind(SocketAddr::new(ip(6, d), 0)).expect("bind a sender"))
+        .collect();
+    for n in 0..16_000usize {
+        let garbage = [n as u8; 10];
+        let _ = senders[n % senders.len()].send_to(&garbage, listener.addr);
+    }
+    // Let the listener drain its socket and the global budget refill.
+    thread::sleep(Duration::from_secs(2));
+    let flood_lines = listener.text().lines().count() - before;
+    assert!(
+        flood_lines <= 40,
+        "{flood_lines} lines for the flood:\n{}",
+        listener.text()
+    );
+    assert!(
+        listener.text().contains("counted, not logged"),
+        "{}",
+        listener.text()
+    );
+
+    send_from(
+        ip(7, 1),
+        listener.addr,
+        &newest.datagram(true, 2).expect("a pulse"),
+    );
+    wait_until(
+        "the sync of the genuine pulse",
+        || listener.count("sync ended") == 1,
+        || listener.text(),
+    );
+    assert_eq!(
+        accepted(&env),
+        Some(version_of(&newest)),
+        "{}",
+        listener.text()
+    );
+    let log = fs::read_to_string(env.state().join("wpkgsync.log")).unwrap_or_default();
+    assert!(
+        log.lines().count() < 100,
+        "{} log lines",
+        log.lines().count()
+    );
+}
+
+/// Without `--bind`, the listener binds the local address
+/// through which it reaches its peers (127.0.0.1 for peers on loopback), not
+/// every interface; with no peers to judge by it asks for `--bind`.
+#[test]
+fn without_bind_the_listener_binds_the_address_facing_its_peers() {
+    let env = TestEnv::local("without_bind_the_listener_binds_the_address_facing_its_peers");
+    let port = free_port();
+    env.write_ini(&gossip_ini(&env, env.repo().root(), port, "127.0.5.9"));
+    env.repo().write_sample().publish();
+    let mut listener = Listener::spawn(&env, None, port);
+    listener.wait_ready(false);
+    assert!(
+        listener
+            .text()
+            .contains(&format!("listening on 127.0.0.1:{port}")),
+        "{}",
+        listener.text()
+    );
+    drop(listener);
+
+    env.write_ini(&gossip_ini(&env, env.repo().root(), port, ""));
+    let out = env.run(
+        env.command()
+            .arg("listen")
+            .arg("--config")
+            .arg(env.ini_path()),
+    );
+    let line = env.assert_failed(&out, Code::IniInvalid);
+    assert!(
+        line.contains("gossip.peers") && line.contains("--bind"),
+        "{line}"
     );
 }

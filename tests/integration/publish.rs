@@ -61,7 +61,7 @@ fn publish_lists_every_file_and_versions_go_up() {
 
 #[test]
 fn publish_refuses_a_version_edited_without_the_key() {
-    // Regression (issue 12, item 7): the previous version came from the
+    // The previous version came from the
     // unsigned timestamp.json, so anyone able to write the repository could
     // move it to 2^64-2, after which versions repeated.
     let env = TestEnv::sftp("publish_refuses_a_version_edited_without_the_key");

@@ -302,3 +302,68 @@ fn a_linked_or_foreign_wpkg_log_is_never_uploaded() {
     assert!(line.contains("uid 65534"), "{line}");
     assert!(!env.reports().join(format!("wpkg-{}.log", host())).exists());
 }
+
+/// A root-only file outside the reports folder, for links to point at.
+fn root_only_victim(env: &TestEnv) -> std::path::PathBuf {
+    let victim = env.tmp().join("victim");
+    fs::write(&victim, "root's own\n").unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+    victim
+}
+
+/// Links planted in a local reports folder, at the final
+/// names and at the temporary names a run used to pick (the pid), never make
+/// root write through them. The WPKG log's link is replaced by the log itself
+/// (a rename replaces the link, not what it points to); the run log's link is
+/// refused (106, naming it); the file they point at stays as it was.
+#[test]
+fn links_planted_in_a_local_reports_folder_are_not_followed() {
+    let env = TestEnv::local("links_planted_in_a_local_reports_folder_are_not_followed");
+    env.repo().write_sample().publish();
+    fs::write(env.tmp().join("wpkg.log"), "wpkg log\r\n").unwrap();
+    let victim = root_only_victim(&env);
+    let reports = env.reports();
+    let link = |name: String| std::os::unix::fs::symlink(&victim, reports.join(name)).unwrap();
+    link(format!("wpkg-{}.log", host()));
+    link(format!("{}.wpkgsync.log", host()));
+    // The temporary names a run with one of the next pids would have used.
+    let next_pid = std::process::id();
+    for pid in next_pid..next_pid + 200 {
+        link(format!(".wpkgsync-tmp-wpkg-{}.log.{pid}", host()));
+    }
+
+    let out = env.sync();
+    let line = env.assert_failed(&out, Code::ReportUpload);
+    assert!(line.contains(&format!("{}.wpkgsync.log", host())), "{line}");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "root's own\n");
+    let uploaded = reports.join(format!("wpkg-{}.log", host()));
+    assert!(!fs::symlink_metadata(&uploaded).unwrap().is_symlink());
+    assert_eq!(fs::read_to_string(&uploaded).unwrap(), "wpkg log\r\n");
+    env.assert_store_mirrors_repo();
+    for entry in fs::read_dir(&reports).unwrap() {
+        let path = entry.unwrap().path();
+        if fs::symlink_metadata(&path).unwrap().is_symlink() {
+            fs::remove_file(path).unwrap();
+        }
+    }
+}
+
+/// A reports folder that is itself a link is refused, and
+/// nothing is written where it points.
+#[test]
+fn a_reports_folder_that_is_a_link_is_refused() {
+    let env = TestEnv::local("a_reports_folder_that_is_a_link_is_refused");
+    env.repo().write_sample().publish();
+    fs::write(env.tmp().join("wpkg.log"), "wpkg log\r\n").unwrap();
+    let elsewhere = env.tmp().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let linked = env.tmp().join("linked-reports");
+    std::os::unix::fs::symlink(&elsewhere, &linked).unwrap();
+    env.write_ini(&env.ini().set("server", "reports", linked.to_str().unwrap()));
+
+    let out = env.sync();
+    let line = env.assert_failed(&out, Code::ReportUpload);
+    assert!(line.contains("is a link"), "{line}");
+    assert!(fs::read_dir(&elsewhere).unwrap().next().is_none());
+    fs::remove_file(&linked).unwrap();
+}

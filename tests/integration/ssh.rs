@@ -40,7 +40,7 @@ fn changed_host_key_is_refused() {
 
 #[test]
 fn revoked_host_key_is_refused_although_another_line_accepts_it() {
-    // Regression (issue 12, item 10): russh's parser skips marker lines, so an
+    // Russh's parser skips marker lines, so an
     // `@revoked` key was accepted by the ordinary line beside it.
     let env = TestEnv::sftp("revoked_host_key_is_refused_although_another_line_accepts_it");
     env.repo().write_sample().publish();

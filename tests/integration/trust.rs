@@ -145,7 +145,7 @@ fn rollback_manifest_is_refused() {
 
 #[test]
 fn another_manifest_under_the_accepted_version_is_refused() {
-    // Regression (issue 12, item 7): an older publish could give two manifests
+    // an older publish could give two manifests
     // one version (after an unsigned edit moved it to 2^64-1), and a server
     // could then serve either; only the one accepted first is good.
     let env = TestEnv::sftp("another_manifest_under_the_accepted_version_is_refused");
@@ -333,7 +333,7 @@ fn hostile_manifest_paths_are_refused_over_sftp() {
 
 #[test]
 fn a_file_that_is_also_a_folder_is_refused_before_anything_is_written() {
-    // Regression (issue 12, item 8): sorted, `a.txt` lies between `a` and
+    // sorted, `a.txt` lies between `a` and
     // `a/b`, so a check of neighbours let this manifest through and every run
     // ended 206.
     let env = TestEnv::local("a_file_that_is_also_a_folder_is_refused_before_anything_is_written");

@@ -1,0 +1,219 @@
+//! "No progress" for a whole session: the time since the last byte arrived
+//! from the source, shared by every request of a run.
+//!
+//! A request's own age says nothing on a slow link: with many requests queued
+//! behind each other, the last one waits while the link is busy with the
+//! others. So the clock here is touched whenever bytes arrive (the SFTP channel
+//! touches it per read of the SSH stream, the wrappers per answer) and a
+//! request only fails when the whole session has been silent for the timeout.
+//! The clock also restarts when a request is sent while none was outstanding,
+//! so time spent on local work between requests never counts as silence.
+//! Once a session has been found silent it stays dead: every later request
+//! fails at once, so the files still queued, and the closing of open files,
+//! do not each wait for the lost server again.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::source::{TransportError, TransportErrorKind};
+
+/// The session's last-byte clock; clones share it.
+#[derive(Clone, Debug)]
+pub struct Progress(Arc<Clock>);
+
+#[derive(Debug)]
+struct Clock {
+    started: Instant,
+    /// Milliseconds after `started` when bytes last arrived.
+    last_ms: AtomicU64,
+    /// Requests waiting for an answer.
+    outstanding: AtomicUsize,
+    /// Set once a request ended for silence.
+    dead: AtomicBool,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new()
+    }
+}
+
+impl Progress {
+    /// A clock that starts now.
+    pub fn new() -> Progress {
+        Progress(Arc::new(Clock {
+            started: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            outstanding: AtomicUsize::new(0),
+            dead: AtomicBool::new(false),
+        }))
+    }
+
+    /// Bytes arrived (or the source answered) just now.
+    pub fn touch(&self) {
+        let ms = u64::try_from(self.0.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// When bytes last arrived, or a request went out to an idle source.
+    pub fn last(&self) -> Instant {
+        self.0.started + Duration::from_millis(self.0.last_ms.load(Ordering::Relaxed))
+    }
+
+    /// How long the source has been silent.
+    pub fn silent_for(&self) -> Duration {
+        self.last().elapsed()
+    }
+
+    /// Runs one request to the source: it fails with a timeout once the
+    /// session, not this request, has been silent for `timeout`.
+    pub async fn watch<T>(
+        &self,
+        timeout: Duration,
+        request: impl Future<Output = Result<T, TransportError>>,
+    ) -> Result<T, TransportError> {
+        let silence = || {
+            TransportError::new(
+                TransportErrorKind::Timeout,
+                format!(
+                    "no progress: nothing arrived from the source for {}s",
+                    timeout.as_secs()
+                ),
+            )
+        };
+        if self.0.dead.load(Ordering::Relaxed) {
+            return Err(silence());
+        }
+        let _outstanding = Outstanding::new(self);
+        tokio::select! {
+            result = request => {
+                self.touch();
+                result
+            }
+            () = self.silent(timeout) => {
+                self.0.dead.store(true, Ordering::Relaxed);
+                Err(silence())
+            }
+        }
+    }
+
+    /// Resolves once the source has been silent for `timeout`.
+    async fn silent(&self, timeout: Duration) {
+        loop {
+            let silent = self.silent_for();
+            if silent >= timeout {
+                return;
+            }
+            tokio::time::sleep(timeout - silent).await;
+        }
+    }
+}
+
+/// One request waiting for an answer; the first after a pause restarts the clock.
+struct Outstanding<'a>(&'a Progress);
+
+impl<'a> Outstanding<'a> {
+    fn new(progress: &'a Progress) -> Outstanding<'a> {
+        if progress.0.outstanding.fetch_add(1, Ordering::Relaxed) == 0 {
+            progress.touch();
+        }
+        Outstanding(progress)
+    }
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        self.0.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_slow_request_lives_while_others_bring_bytes() {
+        runtime().block_on(async {
+            let progress = Progress::new();
+            let timeout = Duration::from_secs(3);
+            // Bytes arrive every second for ten seconds, for other requests.
+            let feeder = {
+                let progress = progress.clone();
+                async move {
+                    for _ in 0..10 {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        progress.touch();
+                    }
+                }
+            };
+            let slow = progress.watch(timeout, async {
+                tokio::time::sleep(Duration::from_secs(9)).await;
+                Ok(())
+            });
+            let (result, ()) = tokio::join!(slow, feeder);
+            assert!(result.is_ok(), "{result:?}");
+        });
+    }
+
+    #[test]
+    fn a_silent_session_times_out_after_the_timeout() {
+        runtime().block_on(async {
+            let progress = Progress::new();
+            let started = tokio::time::Instant::now();
+            let result: Result<(), _> = progress
+                .watch(Duration::from_secs(3), std::future::pending())
+                .await;
+            let error = result.unwrap_err();
+            assert_eq!(error.kind(), TransportErrorKind::Timeout);
+            assert!(error.to_string().contains("no progress"), "{error}");
+            let waited = started.elapsed();
+            assert!(
+                waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
+                "{waited:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn a_session_found_silent_fails_every_later_request_at_once() {
+        runtime().block_on(async {
+            let progress = Progress::new();
+            let timeout = Duration::from_secs(3);
+            let first: Result<(), _> = progress.watch(timeout, std::future::pending()).await;
+            assert!(first.is_err());
+            let started = tokio::time::Instant::now();
+            let later: Result<(), _> = progress.watch(timeout, std::future::pending()).await;
+            assert_eq!(later.unwrap_err().kind(), TransportErrorKind::Timeout);
+            assert_eq!(started.elapsed(), Duration::ZERO);
+        });
+    }
+
+    #[test]
+    fn local_work_between_requests_is_not_silence() {
+        runtime().block_on(async {
+            let progress = Progress::new();
+            // Ten seconds of local work with nothing outstanding ...
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            // ... then a request that answers after two seconds.
+            let result = progress
+                .watch(Duration::from_secs(3), async {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    Ok(())
+                })
+                .await;
+            assert!(result.is_ok(), "{result:?}");
+        });
+    }
+}
