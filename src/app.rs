@@ -473,8 +473,13 @@ async fn mirror<S: Source>(
         Some(store) => Inventory::scan(store)?,
         None => Inventory::default(),
     };
+    // The index knows which file was verified: one put in its place with the
+    // same size and mtime (or the store restored from a copy) is hashed
+    // again, which costs a read of the disk rather than a download.
+    let index = StoreIndex::load(&config.sync.state);
     if let Some(store) = local.store {
         inventory.distrust(local.suspect);
+        inventory.distrust_other_files(&index);
         if let Some(note) = inventory.rehash_suspects(store, &manifest) {
             log.line(&note);
         }
@@ -491,9 +496,6 @@ async fn mirror<S: Source>(
     if args.dry_run {
         print_excluded(&manifest, &scope);
     }
-    // The index knows which file was verified: one put in its place with the
-    // same size and mtime is not the same file.
-    let index = StoreIndex::load(&config.sync.state);
     let plan = plan(&manifest, &scope, &inventory, Some(&index));
     let known = KnownContent::new(&index, &inventory, &plan);
     let Some(store) = local.store.filter(|_| !args.dry_run) else {

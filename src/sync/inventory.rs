@@ -10,7 +10,7 @@ use cap_fs_ext::DirExt;
 use crate::manifest::verify::VerifiedManifest;
 use crate::store::acl::Repaired;
 use crate::store::dir::{StoreDir, temp_target};
-use crate::store::index::FileId;
+use crate::store::index::{FileId, StoreIndex};
 use crate::store::{StoreError, walk};
 
 /// One thing found in the store.
@@ -114,6 +114,23 @@ impl Inventory {
         }
     }
 
+    /// Marks as suspect every file that is not the one `index` says was
+    /// verified there: same size and mtime, another inode or change time.
+    pub fn distrust_other_files(&mut self, index: &StoreIndex) {
+        for (path, entry) in &index.files {
+            let Some(known) = entry.id else { continue };
+            if let Some(LocalEntry {
+                kind: LocalKind::File { size, mtime, id },
+            }) = self.entries.get(path)
+                && *size == entry.size
+                && *mtime == entry.mtime
+                && *id != known
+            {
+                self.suspect.insert(path.clone());
+            }
+        }
+    }
+
     /// Hashes the suspect files of the manifest's size; those that hold the
     /// manifest's content count as unchanged again. Returns a line for the
     /// log when there were any.
@@ -140,7 +157,7 @@ impl Inventory {
             }
         }
         Some(format!(
-            "the repair fixed files someone else could write: {matched} of {} hashed again hold their manifest content",
+            "files the repair fixed or that are not the ones verified: {matched} of {} hashed again hold their manifest content",
             matched + self.suspect.len()
         ))
     }

@@ -275,3 +275,30 @@ fn a_link_planted_at_a_temporary_name_is_not_written_through() {
     assert_eq!(fs::read(&victim).unwrap(), b"precious");
     env.assert_store_mirrors_repo();
 }
+
+#[test]
+fn a_store_restored_from_a_copy_is_hashed_again_not_downloaded() {
+    let env = TestEnv::local("a_store_restored_from_a_copy_is_hashed_again_not_downloaded");
+    env.repo().write_sample().publish();
+    env.sync().assert_code(Code::Success);
+    // Every file a new inode with its old size and mtime, as a restore makes.
+    let copy = env.tmp().join("restored");
+    Command::new("cp")
+        .arg("-a")
+        .arg(env.store())
+        .arg(&copy)
+        .run()
+        .assert_success();
+    fs::remove_dir_all(env.store()).unwrap();
+    fs::rename(&copy, env.store()).unwrap();
+
+    env.sync().assert_code(Code::Success);
+    let log = fs::read_to_string(env.state().join("wpkgsync.log")).unwrap();
+    let last = log.lines().rfind(|l| l.contains(": fetched ")).unwrap();
+    assert!(last.contains("fetched 0 files (0 bytes)"), "{last}");
+    assert!(
+        log.contains("hashed again hold their manifest content"),
+        "{log}"
+    );
+    env.assert_store_mirrors_repo();
+}
