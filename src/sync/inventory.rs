@@ -58,7 +58,12 @@ pub struct Inventory {
     /// the repair had to fix them, so someone else could write them. They
     /// are never unchanged by size and mtime, a delta basis or a copy source.
     pub suspect: BTreeSet<String>,
-    /// Suspect files hashed this run and found to hold their manifest content.
+    /// Files of an administrator's that are not the ones verified (a restore,
+    /// an edit): hashed again before they count as unchanged, but fine as a
+    /// delta basis, since whatever is built from them is verified.
+    pub unverified: BTreeSet<String>,
+    /// Suspect or unverified files hashed this run and found to hold their
+    /// manifest content.
     pub rehashed: BTreeSet<String>,
 }
 
@@ -126,12 +131,12 @@ impl Inventory {
                 && *mtime == entry.mtime
                 && *id != known
             {
-                self.suspect.insert(path.clone());
+                self.unverified.insert(path.clone());
             }
         }
     }
 
-    /// Hashes the suspect files of the manifest's size; those that hold the
+    /// Hashes the suspect and unverified files of the manifest's size; those that hold the
     /// manifest's content count as unchanged again. Returns a line for the
     /// log when there were any.
     pub fn rehash_suspects(
@@ -139,7 +144,7 @@ impl Inventory {
         store: &StoreDir,
         manifest: &VerifiedManifest,
     ) -> Option<String> {
-        if self.suspect.is_empty() {
+        if self.suspect.is_empty() && self.unverified.is_empty() {
             return None;
         }
         let mut matched = 0;
@@ -148,17 +153,18 @@ impl Inventory {
             let same_size = matches!(self.entries.get(path).map(|e| &e.kind),
                 Some(LocalKind::File { size, .. }) if *size == file.size);
             if same_size
-                && self.suspect.contains(path)
+                && (self.suspect.contains(path) || self.unverified.contains(path))
                 && hash(store, path, file.size).is_some_and(|digest| digest == file.sha256)
             {
                 self.suspect.remove(path);
+                self.unverified.remove(path);
                 self.rehashed.insert(path.to_owned());
                 matched += 1;
             }
         }
         Some(format!(
             "files the repair fixed or that are not the ones verified: {matched} of {} hashed again hold their manifest content",
-            matched + self.suspect.len()
+            matched + self.suspect.len() + self.unverified.len()
         ))
     }
 
