@@ -8,14 +8,15 @@
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::anchors;
 use crate::cli::{Cli, Command, ScheduleAction, SyncArgs};
+use crate::clock::now_unix;
 use crate::config::{Config, GossipConfig, PackageSelection, Remote};
 use crate::display::Display;
 use crate::error::Error;
-use crate::exit::Code;
+use crate::exit::{Code, Outcome};
 use crate::gossip;
 use crate::gossip::pulse::SignedRecord;
 use crate::manifest::format::{
@@ -23,7 +24,7 @@ use crate::manifest::format::{
     TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES,
 };
 use crate::manifest::verify::{
-    Accepted, ManifestError, PublisherKey, VerifiedFile, VerifiedManifest, verify_manifest,
+    Accepted, ManifestError, PinnedKey, VerifiedFile, VerifiedManifest, verify_manifest,
     verify_timestamp,
 };
 use crate::platform;
@@ -49,24 +50,6 @@ use crate::transport::{
     FolderSource, HostKeyPolicy, Progress, ReportFolder, SftpSource, Source, SshTarget, Throttled,
     TransportError, TransportErrorKind,
 };
-
-/// How a run that did not fail outright ended.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The exit code.
-    pub code: Code,
-    /// For a non-zero code: the one line saying why.
-    pub problem: Option<String>,
-}
-
-impl Outcome {
-    fn success() -> Outcome {
-        Outcome {
-            code: Code::Success,
-            problem: None,
-        }
-    }
-}
 
 /// Runs what the command line asks for. `log` is opened once the INI names
 /// the state folder, so `main` can record the final line there too.
@@ -157,13 +140,6 @@ fn prepare_folders(ini: &Path) -> Result<(), Error> {
         Err(e) => println!("folders not prepared: {}", e.line()),
     }
     Ok(())
-}
-
-/// Seconds since 1970, as the records and the state file count time.
-pub(crate) fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The client sync: everything after the INI is read is recorded in the state.
@@ -387,7 +363,7 @@ async fn sync_verified(
     figures: &mut Figures,
     log: &mut RunLog,
 ) -> (Result<Outcome, Error>, Option<Connection>) {
-    let key = match PublisherKey::load(&config.publisher_key) {
+    let key = match PinnedKey::load(&config.publisher_key) {
         Ok(key) => key,
         Err(e) => {
             let error = Error::Setting {
@@ -448,7 +424,7 @@ async fn sync_verified(
 )]
 async fn mirror<S: Source>(
     source: &Throttled<S>,
-    key: &PublisherKey,
+    key: &PinnedKey,
     config: &Config,
     args: &SyncArgs,
     local: &Local<'_>,
@@ -570,7 +546,7 @@ fn index_of(
 /// manifest is cached for the next run.
 async fn fetch_verified<S: Source>(
     source: &S,
-    key: &PublisherKey,
+    key: &PinnedKey,
     accepted: Option<Accepted>,
     state_dir: &Path,
     keep: bool,

@@ -43,6 +43,24 @@ pub enum Code {
     LocalStore,
 }
 
+/// How a run that did not fail outright ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code.
+    pub code: Code,
+    /// For a non-zero code: the one line saying why.
+    pub problem: Option<String>,
+}
+
+impl Outcome {
+    pub(crate) fn success() -> Outcome {
+        Outcome {
+            code: Code::Success,
+            problem: None,
+        }
+    }
+}
+
 impl Code {
     /// Every code, in table order.
     pub const ALL: [Code; 17] = [

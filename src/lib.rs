@@ -3,6 +3,7 @@
 pub mod anchors;
 pub mod app;
 pub mod cli;
+mod clock;
 pub mod config;
 pub mod delta;
 pub mod display;

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::app::{Outcome, now_unix};
+use crate::clock::now_unix;
 use crate::config::Config;
 use crate::error::Error;
-use crate::exit::Code;
+use crate::exit::{Code, Outcome};
 use crate::platform;
 use crate::store::state::State;
 

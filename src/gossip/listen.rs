@@ -29,10 +29,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::app::{Outcome, now_unix};
+use crate::clock::now_unix;
 use crate::config::Config;
 use crate::error::Error;
-use crate::manifest::verify::PublisherKey;
+use crate::exit::Outcome;
+use crate::manifest::verify::PinnedKey;
 use crate::platform;
 use crate::runlog::RunLog;
 use crate::store::state::State;
@@ -77,7 +78,7 @@ pub async fn listen(
     let (config, warnings) = Config::load(&ini)?;
     crate::anchors::check(&config)?;
     *log = RunLog::open(&config.sync.state);
-    let key = PublisherKey::load(&config.publisher_key).map_err(|e| Error::Setting {
+    let key = PinnedKey::load(&config.publisher_key).map_err(|e| Error::Setting {
         key: "trust.publisher_key",
         source: Box::new(e),
     })?;

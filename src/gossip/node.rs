@@ -29,7 +29,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::manifest::verify::{ManifestError, PublisherKey};
+use crate::manifest::verify::{ManifestError, PinnedKey};
 
 use super::datagram::{Datagram, DecodeError, Message};
 use super::pulse::SignedRecord;
@@ -129,7 +129,7 @@ enum SyncState {
 
 /// One listener's knowledge and its sync.
 pub struct Node<C: Clock = DefaultClock> {
-    key: PublisherKey,
+    key: PinnedKey,
     spread: bool,
     accepted: Option<u64>,
     /// The highest version acted on (synced for or relayed).
@@ -147,14 +147,14 @@ type Limiter<C> =
 
 impl Node<DefaultClock> {
     /// A node on the system clock.
-    pub fn new(key: PublisherKey, spread: bool, accepted: Option<u64>) -> Node<DefaultClock> {
+    pub fn new(key: PinnedKey, spread: bool, accepted: Option<u64>) -> Node<DefaultClock> {
         Node::with_clock(key, spread, accepted, DefaultClock::default())
     }
 }
 
 impl<C: Clock> Node<C> {
     /// A node whose rate limit runs on `clock` (a fake one in tests).
-    pub fn with_clock(key: PublisherKey, spread: bool, accepted: Option<u64>, clock: C) -> Node<C> {
+    pub fn with_clock(key: PinnedKey, spread: bool, accepted: Option<u64>, clock: C) -> Node<C> {
         Node {
             key,
             spread,

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::manifest::format::{SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX, TIMESTAMP_FILE};
 use crate::manifest::verify::{
-    Accepted, ManifestError, PublisherKey, VerifiedTimestamp, verify_timestamp,
+    Accepted, ManifestError, PinnedKey, VerifiedTimestamp, verify_timestamp,
 };
 use crate::store::{StoreError, write_atomically};
 
@@ -58,7 +58,7 @@ impl SignedRecord {
     /// news to a listener, whatever manifest it names.
     pub fn verify(
         &self,
-        key: &PublisherKey,
+        key: &PinnedKey,
         accepted: Option<u64>,
         now_unix: u64,
     ) -> Result<VerifiedTimestamp, ManifestError> {
@@ -110,8 +110,8 @@ pub(crate) mod tests {
     pub(crate) const NEVER: u64 = 4_000_000_000;
 
     /// The pinned half of the test key pair.
-    pub(crate) fn public_key() -> PublisherKey {
-        PublisherKey::from_pem(&sign::test_key_pair().public_pem).unwrap()
+    pub(crate) fn public_key() -> PinnedKey {
+        PinnedKey::from_pem(&sign::test_key_pair().public_pem).unwrap()
     }
 
     /// A timestamp record of `version`, expiring at `expires`, signed with the
@@ -126,7 +126,7 @@ pub(crate) mod tests {
             expires,
         })
         .unwrap();
-        let key = sign::PublisherKey::from_pkcs8_pem(&sign::test_key_pair().private_pem).unwrap();
+        let key = sign::SigningKey::from_pkcs8_pem(&sign::test_key_pair().private_pem).unwrap();
         let signature = key.sign(&record).unwrap();
         SignedRecord { record, signature }
     }

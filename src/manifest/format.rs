@@ -21,6 +21,9 @@ pub const TIMESTAMP_FILE: &str = "timestamp.json";
 pub const TEMP_PREFIX: &str = ".wpkgsync-tmp-";
 /// Suffix of a detached signature.
 pub const SIGNATURE_SUFFIX: &str = ".sig";
+/// Smallest RSA modulus, in bits, that a publisher signs with and a client
+/// pins (DESIGN.md, "Trust").
+pub const MIN_KEY_BITS: usize = 3072;
 /// The only record format this build reads and writes.
 pub const FORMAT: u32 = 1;
 

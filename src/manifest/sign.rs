@@ -1,6 +1,6 @@
 //! The publisher's half of the trust chain: RSA keys and detached signatures.
 //!
-//! A [`PublisherKey`] is loaded from a PKCS#8 PEM private key and signs the exact
+//! A [`SigningKey`] is loaded from a PKCS#8 PEM private key and signs the exact
 //! bytes of a record with RSA PKCS#1 v1.5 and SHA-256; the result is the raw
 //! signature that goes into the `.sig` file beside the record. Keys below
 //! [`MIN_KEY_BITS`] are refused here, so nothing weaker is ever published.
@@ -10,7 +10,7 @@
 //! The `rsa` crate's timing advisory (RUSTSEC-2023-0071) concerns private-key
 //! operations an attacker can time; signing happens offline on the publisher.
 
-use rsa::pkcs1v15::SigningKey;
+use rsa::pkcs1v15::SigningKey as Pkcs1SigningKey;
 use rsa::pkcs8::der::zeroize::Zeroizing;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::signature::{SignatureEncoding, Signer};
@@ -18,8 +18,7 @@ use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::Sha256;
 
-/// Smallest modulus, in bits, that the publisher signs with (DESIGN.md, "Trust").
-pub const MIN_KEY_BITS: usize = 3072;
+use super::format::MIN_KEY_BITS;
 
 /// Why a key could not be made, loaded or used.
 #[derive(Debug, thiserror::Error)]
@@ -57,37 +56,37 @@ pub enum SignError {
 }
 
 /// A private key that is fit to sign published records.
-pub struct PublisherKey {
-    signing: SigningKey<Sha256>,
+pub struct SigningKey {
+    signing: Pkcs1SigningKey<Sha256>,
     bits: usize,
 }
 
-impl std::fmt::Debug for PublisherKey {
+impl std::fmt::Debug for SigningKey {
     /// Shows only the size, so a stray `{:?}` never prints key material.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublisherKey")
+        f.debug_struct("SigningKey")
             .field("bits", &self.bits)
             .finish_non_exhaustive()
     }
 }
 
-impl PublisherKey {
+impl SigningKey {
     /// Parses a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) RSA private key and
     /// refuses one shorter than [`MIN_KEY_BITS`].
-    pub fn from_pkcs8_pem(pem: &str) -> Result<PublisherKey, SignError> {
+    pub fn from_pkcs8_pem(pem: &str) -> Result<SigningKey, SignError> {
         let key = RsaPrivateKey::from_pkcs8_pem(pem).map_err(SignError::KeyFormat)?;
-        PublisherKey::from_private_key(key)
+        SigningKey::from_private_key(key)
     }
 
     /// Wraps a private key after the size and consistency checks.
-    fn from_private_key(key: RsaPrivateKey) -> Result<PublisherKey, SignError> {
+    fn from_private_key(key: RsaPrivateKey) -> Result<SigningKey, SignError> {
         let bits = key.n().bits();
         if bits < MIN_KEY_BITS {
             return Err(SignError::KeyTooSmall { bits });
         }
         key.validate().map_err(SignError::KeyInvalid)?;
-        Ok(PublisherKey {
-            signing: SigningKey::new(key),
+        Ok(SigningKey {
+            signing: Pkcs1SigningKey::new(key),
             bits,
         })
     }
@@ -131,7 +130,7 @@ impl std::fmt::Debug for KeyPair {
 /// Generates an RSA key pair with a modulus of `bits` bits and exponent 65537.
 ///
 /// Any size is generated, so tests can make a small key to see it refused;
-/// [`PublisherKey::from_pkcs8_pem`] is where the minimum is enforced.
+/// [`SigningKey::from_pkcs8_pem`] is where the minimum is enforced.
 pub fn generate_key_pair(bits: usize) -> Result<KeyPair, SignError> {
     let private = RsaPrivateKey::new(&mut rand::thread_rng(), bits)
         .map_err(|source| SignError::Generate { bits, source })?;
@@ -171,7 +170,7 @@ mod tests {
     #[test]
     fn signature_verifies_over_the_exact_bytes() {
         let pair = test_key_pair();
-        let key = PublisherKey::from_pkcs8_pem(&pair.private_pem).expect("load key");
+        let key = SigningKey::from_pkcs8_pem(&pair.private_pem).expect("load key");
         assert_eq!(key.bits(), MIN_KEY_BITS);
         let message = b"{\n  \"format\": 1\n}\n";
         let raw = key.sign(message).expect("sign");
@@ -201,7 +200,7 @@ mod tests {
     #[test]
     fn small_key_is_refused() {
         let pair = generate_key_pair(2048).expect("generate");
-        let err = PublisherKey::from_pkcs8_pem(&pair.private_pem).expect_err("too small");
+        let err = SigningKey::from_pkcs8_pem(&pair.private_pem).expect_err("too small");
         assert!(
             matches!(err, SignError::KeyTooSmall { bits: 2048 }),
             "{err:?}"
@@ -213,12 +212,12 @@ mod tests {
         let private = RsaPrivateKey::from_pkcs8_pem(&test_key_pair().private_pem).expect("pem");
         let pkcs1 = private.to_pkcs1_pem(LineEnding::LF).expect("pkcs1");
         assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
-        let err = PublisherKey::from_pkcs8_pem(&pkcs1).expect_err("pkcs1");
+        let err = SigningKey::from_pkcs8_pem(&pkcs1).expect_err("pkcs1");
         assert!(matches!(err, SignError::KeyFormat(_)), "{err:?}");
 
-        let err = PublisherKey::from_pkcs8_pem(&test_key_pair().public_pem).expect_err("public");
+        let err = SigningKey::from_pkcs8_pem(&test_key_pair().public_pem).expect_err("public");
         assert!(matches!(err, SignError::KeyFormat(_)), "{err:?}");
-        let err = PublisherKey::from_pkcs8_pem("not a key").expect_err("garbage");
+        let err = SigningKey::from_pkcs8_pem("not a key").expect_err("garbage");
         assert!(matches!(err, SignError::KeyFormat(_)), "{err:?}");
     }
 }

@@ -15,18 +15,15 @@ use rsa::signature::Verifier;
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
 
-use super::format::{FORMAT, Manifest, Timestamp};
+use super::format::{FORMAT, MIN_KEY_BITS, Manifest, Timestamp};
 use super::path::{PathError, RelPath, check_case_duplicates};
 
 /// Block signatures live here and nowhere else.
 const SIGNATURES_PREFIX: &str = ".wpkgsync/sigs/";
 
-/// Smallest publisher key accepted, in bits.
-pub const MIN_KEY_BITS: usize = 3072;
-
 /// The publisher's public key, pinned on the client.
 #[derive(Clone, Debug)]
-pub struct PublisherKey(RsaPublicKey);
+pub struct PinnedKey(RsaPublicKey);
 
 /// What is wrong with the key, a record or its signature.
 #[derive(Debug, thiserror::Error)]
@@ -137,35 +134,35 @@ impl ManifestError {
     }
 }
 
-impl PublisherKey {
+impl PinnedKey {
     /// Reads the pinned SPKI PEM key and refuses one below [`MIN_KEY_BITS`].
-    pub fn load(path: &Path) -> Result<PublisherKey, ManifestError> {
+    pub fn load(path: &Path) -> Result<PinnedKey, ManifestError> {
         let text = std::fs::read_to_string(path).map_err(|source| ManifestError::KeyRead {
             path: path.to_owned(),
             source,
         })?;
-        PublisherKey::from_pem(&text).map_err(|why| ManifestError::KeyInvalid {
+        PinnedKey::from_pem(&text).map_err(|why| ManifestError::KeyInvalid {
             path: path.to_owned(),
             why,
         })
     }
 
     /// Parses an SPKI PEM key.
-    pub fn from_pem(text: &str) -> Result<PublisherKey, String> {
+    pub fn from_pem(text: &str) -> Result<PinnedKey, String> {
         let key = RsaPublicKey::from_public_key_pem(text)
             .map_err(|e| format!("not an SPKI PEM RSA public key ({e})"))?;
-        PublisherKey::from_public(key)
+        PinnedKey::from_public(key)
     }
 
     /// Wraps a public key of at least [`MIN_KEY_BITS`].
-    pub fn from_public(key: RsaPublicKey) -> Result<PublisherKey, String> {
+    pub fn from_public(key: RsaPublicKey) -> Result<PinnedKey, String> {
         // The modulus's exact bit length: `size()` rounds up to whole bytes, so
         // a 3065-bit modulus would pass as 3072.
         let bits = key.n().bits();
         if bits < MIN_KEY_BITS {
             return Err(format!("{bits}-bit key, at least {MIN_KEY_BITS} required"));
         }
-        Ok(PublisherKey(key))
+        Ok(PinnedKey(key))
     }
 
     /// Checks an RSA SHA-256 signature, PKCS#1 v1.5 or PSS, over exactly `bytes`.
@@ -283,7 +280,7 @@ impl VerifiedManifest {
 /// Checks `timestamp.json` in the order of DESIGN "Trust": signature first, then
 /// what it says.
 pub fn verify_timestamp(
-    key: &PublisherKey,
+    key: &PinnedKey,
     bytes: &[u8],
     signature: &[u8],
     last_accepted: Option<Accepted>,
@@ -326,7 +323,7 @@ pub fn verify_timestamp(
 /// goes up from. Signature and format are checked, expiry is not (an expired
 /// record still holds the last version given out).
 pub fn verify_published_version(
-    key: &PublisherKey,
+    key: &PinnedKey,
     bytes: &[u8],
     signature: &[u8],
 ) -> Result<u64, ManifestError> {
@@ -336,7 +333,7 @@ pub fn verify_published_version(
 /// The timestamp record after its signature over the exact bytes (before the
 /// JSON parser sees them), its format and the manifest hash it names.
 fn signed_timestamp(
-    key: &PublisherKey,
+    key: &PinnedKey,
     bytes: &[u8],
     signature: &[u8],
 ) -> Result<(Timestamp, [u8; 32]), ManifestError> {
@@ -357,7 +354,7 @@ fn signed_timestamp(
 /// Checks `manifest.json` against the verified timestamp, then its own signature,
 /// then every path in it.
 pub fn verify_manifest(
-    key: &PublisherKey,
+    key: &PinnedKey,
     timestamp: &VerifiedTimestamp,
     bytes: &[u8],
     signature: &[u8],
@@ -484,12 +481,12 @@ mod tests {
         KEY.get_or_init(|| RsaPrivateKey::new(&mut rand::thread_rng(), 3072).unwrap())
     }
 
-    fn public_key() -> PublisherKey {
+    fn public_key() -> PinnedKey {
         let pem = private_key()
             .to_public_key()
             .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
             .unwrap();
-        PublisherKey::from_pem(&pem).unwrap()
+        PinnedKey::from_pem(&pem).unwrap()
     }
 
     fn sign(bytes: &[u8]) -> Vec<u8> {
@@ -720,7 +717,7 @@ mod tests {
             .to_public_key()
             .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
             .unwrap();
-        let err = PublisherKey::from_pem(&pem).unwrap_err();
+        let err = PinnedKey::from_pem(&pem).unwrap_err();
         assert!(err.contains("3070-bit"), "{err}");
         // A full 3072-bit modulus passes.
         assert_eq!(private_key().n().bits(), 3072);
@@ -728,7 +725,7 @@ mod tests {
             .to_public_key()
             .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
             .unwrap();
-        assert!(PublisherKey::from_pem(&pem).is_ok());
+        assert!(PinnedKey::from_pem(&pem).is_ok());
     }
 
     #[test]
@@ -738,10 +735,6 @@ mod tests {
             .to_public_key()
             .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
             .unwrap();
-        assert!(
-            PublisherKey::from_pem(&pem)
-                .unwrap_err()
-                .contains("1024-bit")
-        );
+        assert!(PinnedKey::from_pem(&pem).unwrap_err().contains("1024-bit"));
     }
 }

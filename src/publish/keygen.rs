@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::PublishError;
 use super::imp;
-use crate::manifest::sign::{KeyPair, MIN_KEY_BITS, generate_key_pair};
+use crate::manifest::format::MIN_KEY_BITS;
+use crate::manifest::sign::{KeyPair, generate_key_pair};
 
 /// Name of the private key file written by [`keygen`].
 pub const PRIVATE_KEY_FILE: &str = "publisher-private.pem";
@@ -137,7 +138,7 @@ fn fill(mut file: File, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::sign::{PublisherKey, test_key_pair};
+    use crate::manifest::sign::{SigningKey, test_key_pair};
 
     #[test]
     fn keygen_writes_a_usable_pair_and_creates_the_folder() {
@@ -151,7 +152,7 @@ mod tests {
         let public = fs::read_to_string(&paths.public).expect("public");
         assert!(private.starts_with("-----BEGIN PRIVATE KEY-----\n"));
         assert!(public.starts_with("-----BEGIN PUBLIC KEY-----\n"));
-        let key = PublisherKey::from_pkcs8_pem(&private).expect("loads");
+        let key = SigningKey::from_pkcs8_pem(&private).expect("loads");
         assert_eq!(key.bits(), MIN_KEY_BITS);
     }
 

@@ -27,10 +27,8 @@ use crate::manifest::format::{
     TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES, Timestamp,
 };
 use crate::manifest::path::RelPath;
-use crate::manifest::sign::PublisherKey;
-use crate::manifest::verify::{
-    ManifestError, PublisherKey as VerifyingKey, verify_published_version,
-};
+use crate::manifest::sign::SigningKey;
+use crate::manifest::verify::{ManifestError, PinnedKey, verify_published_version};
 
 /// The hash cache's name inside [`META_DIR`].
 const CACHE_FILE: &str = "cache.json";
@@ -239,7 +237,7 @@ pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSumm
 }
 
 /// Reads the private key, refusing one that clients could download.
-fn load_key(key: &Path, root: &Path) -> Result<PublisherKey, PublishError> {
+fn load_key(key: &Path, root: &Path) -> Result<SigningKey, PublishError> {
     let read_error = |source| PublishError::KeyRead {
         path: key.to_path_buf(),
         source,
@@ -252,7 +250,7 @@ fn load_key(key: &Path, root: &Path) -> Result<PublisherKey, PublishError> {
         });
     }
     let pem = Zeroizing::new(fs::read_to_string(&real).map_err(read_error)?);
-    PublisherKey::from_pkcs8_pem(&pem).map_err(|source| PublishError::Key {
+    SigningKey::from_pkcs8_pem(&pem).map_err(|source| PublishError::Key {
         path: key.to_path_buf(),
         source,
     })
@@ -260,7 +258,7 @@ fn load_key(key: &Path, root: &Path) -> Result<PublisherKey, PublishError> {
 
 /// Signs one record's exact bytes.
 fn sign(
-    signer: &PublisherKey,
+    signer: &SigningKey,
     meta_dir: &Path,
     name: &str,
     bytes: &[u8],
@@ -304,7 +302,7 @@ fn next_version(meta_dir: &Path, previous: Option<u64>, now: u64) -> Result<u64,
 /// up again. `None` for a repository never published (none of the four records
 /// is there); a record that is missing beside the others, damaged, or signed
 /// with another key is refused.
-fn previous_version(meta_dir: &Path, signer: &PublisherKey) -> Result<Option<u64>, PublishError> {
+fn previous_version(meta_dir: &Path, signer: &SigningKey) -> Result<Option<u64>, PublishError> {
     let record_path = meta_dir.join(TIMESTAMP_FILE);
     let signature_path = meta_dir.join(format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}"));
     let refused = |path: &Path, why: String| PublishError::PreviousRecord {
@@ -331,7 +329,7 @@ fn previous_version(meta_dir: &Path, signer: &PublisherKey) -> Result<Option<u64
         (None, Some(_)) => return Err(refused(&record_path, "is missing".into())),
         (Some(_), None) => return Err(refused(&signature_path, "is missing".into())),
     };
-    let key = VerifyingKey::from_public(signer.public_key())
+    let key = PinnedKey::from_public(signer.public_key())
         .map_err(|why| refused(&record_path, format!("cannot be checked: {why}")))?;
     match verify_published_version(&key, &record, &signature) {
         Ok(version) => Ok(Some(version)),
@@ -825,7 +823,7 @@ mod tests {
         fn sign_timestamp(&self, timestamp: &Timestamp) {
             let meta_dir = self.repo.join(META_DIR);
             let bytes = to_json(timestamp, &meta_dir).expect("json");
-            let signer = PublisherKey::from_pkcs8_pem(&test_key_pair().private_pem).expect("key");
+            let signer = SigningKey::from_pkcs8_pem(&test_key_pair().private_pem).expect("key");
             let signature = signer.sign(&bytes).expect("sign");
             fs::write(meta_dir.join(TIMESTAMP_FILE), bytes).expect("write");
             fs::write(
