@@ -15,6 +15,9 @@ pub struct Selection {
     pub folders: BTreeSet<String>,
     /// Ids the log names that no package definition defines.
     pub unknown_ids: Vec<String>,
+    /// Ids that only a needed package's `<depends>`, `<include>` or `<chain>`
+    /// names and no package definition defines, with the packages naming them.
+    pub unknown_dependencies: BTreeMap<String, BTreeSet<String>>,
     /// Package definition files that are not well-formed, with the reason.
     pub malformed: Vec<String>,
     /// Folders a malformed file may reference: mirrored and never deleted.
@@ -37,18 +40,30 @@ pub fn select(files: &[(String, Vec<u8>)], needed: &BTreeSet<String>) -> Selecti
             }
         }
     }
-    let mut pending: Vec<String> = needed.iter().cloned().collect();
-    while let Some(id) = pending.pop() {
+    // Each id with the package that pulled it in, none for the log's own.
+    let mut pending: Vec<(String, Option<String>)> =
+        needed.iter().map(|id| (id.clone(), None)).collect();
+    while let Some((id, pulled_by)) = pending.pop() {
         if selection.needed.contains_key(&id) {
             continue;
         }
-        match packages.get(&id) {
-            Some(info) => {
+        match (packages.get(&id), pulled_by) {
+            (Some(info), _) => {
                 selection.needed.insert(id.clone(), info.folders.clone());
-                pending.extend(info.pulls.iter().cloned());
+                pending.extend(info.pulls.iter().map(|p| (p.clone(), Some(id.clone()))));
             }
-            None => selection.unknown_ids.push(id),
+            (None, None) => selection.unknown_ids.push(id),
+            (None, Some(by)) => {
+                selection
+                    .unknown_dependencies
+                    .entry(id)
+                    .or_default()
+                    .insert(by);
+            }
         }
+    }
+    for id in &selection.unknown_ids {
+        selection.unknown_dependencies.remove(id);
     }
     selection.unknown_ids.sort();
     selection.unknown_ids.dedup();
@@ -112,7 +127,21 @@ mod tests {
             ["app", "shared"]
         );
         assert_eq!(selection.unknown_ids, ["ghost"]);
+        assert!(selection.unknown_dependencies.is_empty());
         assert!(selection.malformed.is_empty());
+    }
+
+    #[test]
+    fn an_id_only_a_dependency_names_is_reported_with_its_dependents() {
+        let files = [file(
+            "packages/app.xml",
+            r#"<packages><package id="app"><depends package-id="Runtime"/></package>
+                   <package id="tool"><chain package-id="runtime"/></package></packages>"#,
+        )];
+        let selection = select(&files, &ids(&["app", "tool"]));
+        assert!(selection.unknown_ids.is_empty());
+        let dependents: Vec<_> = selection.unknown_dependencies["runtime"].iter().collect();
+        assert_eq!(dependents, ["app", "tool"]);
     }
 
     #[test]
