@@ -1,55 +1,40 @@
-//! One run, phase by phase: config, trust, connect, verify, plan, apply, record.
+//! One run, phase by phase. A sync: trust the INI, lock, open and repair the
+//! store, connect, load the verified manifest, select the package folders,
+//! mirror, repair again, upload the reports, record, pulse. Each phase is one
+//! call into the module that owns it; this file only orders them and decides
+//! which problem the run's exit code and one line stand for.
 //!
 //! Returns an [`Outcome`] or an [`Error`] and never exits; `main` turns either
-//! into the one line and the exit code. Later phases of DESIGN (lock, ACL repair,
-//! report upload) slot in between "apply" and "record"; the gossip pulse follows
-//! "record".
+//! into the one line and the exit code.
 
-use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use crate::anchors;
 use crate::cli::{Cli, Command, ScheduleAction, SyncArgs};
 use crate::clock::now_unix;
-use crate::config::{Config, GossipConfig, PackageSelection, Remote};
+use crate::config::{Config, GossipConfig};
 use crate::display::Display;
 use crate::error::Error;
 use crate::exit::{Code, Outcome};
 use crate::gossip;
-use crate::gossip::pulse::SignedRecord;
-use crate::manifest::format::{
-    MANIFEST_FILE, MANIFEST_MAX_BYTES, META_DIR, SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX,
-    TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES,
-};
-use crate::manifest::verify::{
-    Accepted, ManifestError, PinnedKey, VerifiedFile, VerifiedManifest, verify_manifest,
-    verify_timestamp,
-};
+use crate::manifest;
+use crate::manifest::verify::PinnedKey;
 use crate::platform;
 use crate::publish;
-use crate::report::{self, ReportError, ReportNames, RunRecord};
+use crate::report::{self, Figures};
 use crate::runlog::RunLog;
 use crate::schedule;
 use crate::select;
+use crate::startup;
 use crate::status;
 use crate::store::acl;
 use crate::store::dir::StoreDir;
-use crate::store::index::{FileId, IndexEntry, StoreIndex};
 use crate::store::lock::RunLock;
-use crate::store::manifest_cache;
 use crate::store::state::State;
-use crate::sync::apply::{self, Applied, Arrival, KnownContent};
-use crate::sync::events::Events;
-use crate::sync::inventory::{Inventory, LocalKind};
-use crate::sync::package_files;
-use crate::sync::plan::{Plan, plan};
-use crate::sync::scope::{Others, PackageFolders, Scope, Verdict};
-use crate::transport::{
-    FolderSource, HostKeyPolicy, Progress, ReportFolder, SftpSource, Source, SshTarget, Throttled,
-    TransportError, TransportErrorKind,
-};
+use crate::sync;
+use crate::sync::scope::Scope;
+use crate::transport::{self, Connection, Throttled};
 
 /// Runs what the command line asks for. `log` is opened once the INI names
 /// the state folder, so `main` can record the final line there too.
@@ -144,20 +129,11 @@ fn prepare_folders(ini: &Path) -> Result<(), Error> {
 
 /// The client sync: everything after the INI is read is recorded in the state.
 async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
-    // Before anything reads the INI or touches the store, as wpkgsync.bat did.
-    if !platform::is_administrator() {
-        return Err(Error::NotAdministrator);
-    }
     let ini = args
         .config
         .clone()
         .unwrap_or_else(platform::default_ini_path);
-    // Nothing the INI says is believed before the INI itself, then every
-    // file it names, is known to be the administrators' alone.
-    anchors::check_ini(&ini)?;
-    let (config, warnings) = Config::load(&ini)?;
-    anchors::check(&config)?;
-    *log = RunLog::open(&config.sync.state);
+    let (config, warnings) = startup::load_trusted(&ini, log)?;
     for warning in &warnings {
         log.line(&format!("warning: {warning}"));
     }
@@ -191,14 +167,16 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
     }
     let started = Instant::now();
     let mut figures = Figures::default();
-    let local = Local {
+    let run = Run {
+        config: &config,
+        args: &args,
         store: store.as_ref(),
         suspect: &suspect,
     };
     // A whole run has a deadline, whatever a source does; the partial
     // downloads it leaves are resumed by the next run.
     let deadline = config.sync.deadline;
-    let syncing = sync_verified(&config, &args, &local, &mut state, &mut figures, log);
+    let syncing = run.connect_and_mirror(&mut state, &mut figures, log);
     let (mut result, connection) = match tokio::time::timeout(deadline, syncing).await {
         Ok(done) => done,
         Err(_) => (Err(Error::Deadline(deadline)), None),
@@ -230,15 +208,7 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
         && !config.server.reports.is_empty()
         && let Some(connection) = &connection
     {
-        let uploaded = match connection {
-            Connection::Folder(folder) => {
-                upload_reports(folder, &config, sync_code, acl_code, &figures, started).await
-            }
-            Connection::Sftp(sftp) => {
-                upload_reports(sftp, &config, sync_code, acl_code, &figures, started).await
-            }
-        };
-        match uploaded {
+        match report::upload(connection, &config, sync_code, acl_code, &figures, started).await {
             Ok(true) => log.line("uploaded the WPKG log and the run line"),
             Ok(false) => log.line(&format!(
                 "uploaded the run line; no WPKG log at {}",
@@ -293,529 +263,104 @@ fn open_store(path: &Path, dry_run: bool) -> Result<Option<StoreDir>, Error> {
     Ok(Some(StoreDir::open(path)?))
 }
 
-/// The local side of a sync: the open store (none in a dry run before the
-/// first sync) and what the repair before the sync had to fix.
-struct Local<'a> {
+/// What one sync works with: the INI, the switches, the open store (none in
+/// a dry run before the first sync) and what the repair before the sync had
+/// to fix.
+struct Run<'a> {
+    config: &'a Config,
+    args: &'a SyncArgs,
     store: Option<&'a StoreDir>,
     suspect: &'a acl::Repaired,
 }
 
-/// What a run did, as far as it got, for the report line.
-#[derive(Debug, Default)]
-struct Figures {
-    version: Option<u64>,
-    fetched: Option<u64>,
-    deleted: Option<u64>,
-}
-
-/// The connection a sync used, kept for the report upload.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one per run, never moved after the sync"
-)]
-enum Connection {
-    Folder(Throttled<FolderSource>),
-    Sftp(Throttled<SftpSource>),
-}
-
-/// Uploads the WPKG log and appends the run's line; the line carries the code
-/// the run ends with, 106 included when the log upload failed. Returns
-/// whether there was a WPKG log.
-async fn upload_reports<S: Source + ReportFolder>(
-    folder: &Throttled<S>,
-    config: &Config,
-    sync_code: Code,
-    acl_code: Option<Code>,
-    figures: &Figures,
-    started: Instant,
-) -> Result<bool, ReportError> {
-    let names = ReportNames::new(
-        &config.server.reports,
-        &report::host_label(&platform::computer_name()),
-    );
-    let uploaded = report::upload_wpkg_log(folder, &names, &config.sync.wpkg_log).await;
-    let code = Code::precedence(
-        sync_code,
-        uploaded.is_err().then_some(Code::ReportUpload),
-        acl_code,
-    );
-    let record = RunRecord {
-        finished: SystemTime::now(),
-        code,
-        version: figures.version,
-        fetched: figures.fetched,
-        deleted: figures.deleted,
-        bytes: folder.transferred(),
-        duration: started.elapsed(),
-    };
-    let appended = report::append_run_line(folder, &names, &record).await;
-    let uploaded = uploaded?;
-    appended.map(|()| uploaded)
-}
-
-/// Connects and mirrors; also returns the connection when there was one, for
-/// the report upload.
-async fn sync_verified(
-    config: &Config,
-    args: &SyncArgs,
-    local: &Local<'_>,
-    state: &mut State,
-    figures: &mut Figures,
-    log: &mut RunLog,
-) -> (Result<Outcome, Error>, Option<Connection>) {
-    let key = match PinnedKey::load(&config.publisher_key) {
-        Ok(key) => key,
-        Err(e) => {
-            let error = Error::Setting {
-                key: "trust.publisher_key",
-                source: Box::new(e),
-            };
-            return (Err(error), None);
-        }
-    };
-    let cap = if args.fast {
-        None
-    } else {
-        config.sync.bwlimit.0
-    };
-    let progress = Progress::new();
-    let timeout = config.sync.timeout;
-    match &config.server.remote {
-        Remote::Folder(path) => {
-            let source = match FolderSource::connect(path, timeout).await {
-                Ok(source) => Throttled::new(source, cap, progress, timeout),
-                Err(e) => return (Err(e.into()), None),
-            };
-            let result = mirror(&source, &key, config, args, local, state, figures, log).await;
-            (result, Some(Connection::Folder(source)))
-        }
-        Remote::Ssh { user, host } => {
-            let target = SshTarget {
-                user: user.clone(),
-                host: host.clone(),
-                port: config.server.port,
-                identity: config.server.identity.clone(),
-                known_hosts: config.server.known_hosts.clone(),
-                root: config.server.path.clone(),
-                timeout: config.sync.timeout,
-                request_limit: config.sync.deadline,
-            };
-            // Trust on first use only for an administrator at a console running
-            // /setup; a scheduled run has no one to ask and never records a key.
-            let console = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-            let policy = if args.setup && console {
-                HostKeyPolicy::AskAtConsole
-            } else {
-                HostKeyPolicy::Strict
-            };
-            let source = match SftpSource::connect(&target, policy, &progress).await {
-                Ok(source) => Throttled::new(source, cap, progress, timeout),
-                Err(e) => return (Err(e.into()), None),
-            };
-            let result = mirror(&source, &key, config, args, local, state, figures, log).await;
-            (result, Some(Connection::Sftp(source)))
-        }
-    }
-}
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the phases of one run; they move to their own modules next"
-)]
-async fn mirror<S: Source>(
-    source: &Throttled<S>,
-    key: &PinnedKey,
-    config: &Config,
-    args: &SyncArgs,
-    local: &Local<'_>,
-    state: &mut State,
-    figures: &mut Figures,
-    log: &mut RunLog,
-) -> Result<Outcome, Error> {
-    let cap = if args.fast {
-        None
-    } else {
-        config.sync.bwlimit.0
-    };
-    let accepted = state.accepted_version.map(|version| Accepted {
-        version,
-        manifest_sha256: state.accepted_manifest_sha256,
-    });
-    let manifest = fetch_verified(source, key, accepted, &config.sync.state, !args.dry_run).await?;
-    log.line(&format!("manifest version {} verified", manifest.version()));
-    figures.version = Some(manifest.version());
-
-    let mut inventory = match local.store {
-        Some(store) => Inventory::scan(store)?,
-        None => Inventory::default(),
-    };
-    // The index knows which file was verified: one put in its place with the
-    // same size and mtime (or the store restored from a copy) is hashed
-    // again, which costs a read of the disk rather than a download.
-    let index = StoreIndex::load(&config.sync.state);
-    if let Some(store) = local.store {
-        inventory.distrust(local.suspect);
-        inventory.distrust_other_files(&index);
-        if let Some(note) = inventory.rehash_suspects(store, &manifest) {
-            log.line(&note);
-        }
-    }
-    let (folders, notes) =
-        package_folders(source, &manifest, local.store, &inventory, config, args).await?;
-    for note in &notes {
-        log.line(note);
-        if args.dry_run {
-            println!("{note}");
-        }
-    }
-    let scope = Scope::new(folders, &config.sync.exclude);
-    if args.dry_run {
-        print_excluded(&manifest, &scope);
-    }
-    let plan = plan(&manifest, &scope, &inventory, Some(&index));
-    let known = KnownContent::new(&index, &inventory, &plan);
-    let Some(store) = local.store.filter(|_| !args.dry_run) else {
-        let estimates = apply::estimate(source, local.store, &inventory, &plan, &known).await?;
-        print_plan(&plan, &estimates, cap);
-        return Ok(Outcome::success());
-    };
-
-    let display = Display::choose(args.quiet);
-    display.set_total(plan.fetch_bytes());
-    let events = RunEvents::new(display);
-    let applied = tokio::select! {
-        applied = apply::apply(source, store, &inventory, &plan, &known, &events) => applied?,
-        stalled = events.stalled(config.sync.timeout, source.progress()) => return Err(stalled),
-    };
-    events.display.finish();
-    apply::remove_temps(store, &inventory)?;
-    let verified = index_of(&manifest, &scope, &applied, store, &inventory);
-    if verified != index {
-        verified.save(&config.sync.state)?;
-    }
-    state.indexed_version = applied.failures.is_empty().then_some(manifest.version());
-    state.accept(manifest.version(), *manifest.sha256());
-    figures.fetched = Some(applied.fetched as u64);
-    figures.deleted = Some(applied.deleted as u64);
-    Ok(summarise(&applied, &plan, manifest.version(), log))
-}
-
-/// The store's verified files after a run: everything in scope but the
-/// failures, each with the identity of the file now in place.
-fn index_of(
-    manifest: &VerifiedManifest,
-    scope: &Scope,
-    applied: &Applied,
-    store: &StoreDir,
-    inventory: &Inventory,
-) -> StoreIndex {
-    let failed: std::collections::HashSet<&str> = applied
-        .failures
-        .iter()
-        .map(|(path, _)| path.as_str())
-        .collect();
-    let files = manifest
-        .files()
-        .iter()
-        .filter(|f| scope.judge(f.path.as_str()) == Verdict::Mirrored)
-        .filter(|f| !failed.contains(f.path.as_str()))
-        .map(|f| {
-            let fetched = applied.placed.contains(f.path.as_str());
-            let id = match inventory.entries.get(f.path.as_str()).map(|e| &e.kind) {
-                Some(LocalKind::File { id, .. }) if !fetched => Some(*id),
-                _ => store
-                    .symlink_metadata(f.path.as_str())
-                    .ok()
-                    .map(|m| FileId::of(&m)),
-            };
-            let entry = IndexEntry {
-                size: f.size,
-                mtime: f.mtime,
-                sha256: hex::encode(f.sha256),
-                id,
-            };
-            (f.path.to_string(), entry)
-        })
-        .collect();
-    StoreIndex { files }
-}
-
-/// Reads and verifies the timestamp, then the manifest it names: from the
-/// cache in the state folder when it is that one, else from the source. With
-/// `keep`, the timestamp record is kept for the gossip pulse and a downloaded
-/// manifest is cached for the next run.
-async fn fetch_verified<S: Source>(
-    source: &S,
-    key: &PinnedKey,
-    accepted: Option<Accepted>,
-    state_dir: &Path,
-    keep: bool,
-) -> Result<VerifiedManifest, Error> {
-    let record = read_record(source, TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES).await?;
-    let signature =
-        read_record(source, &signature_name(TIMESTAMP_FILE), SIGNATURE_MAX_BYTES).await?;
-    let timestamp = verify_timestamp(key, &record, &signature, accepted, now_unix())?;
-    if keep {
-        // The pulse after the run and a listener's answers carry it as published.
-        SignedRecord { record, signature }.keep(state_dir)?;
-    }
-    if let Some((manifest, signature)) =
-        manifest_cache::load(state_dir, timestamp.manifest_sha256())
-        && let Ok(verified) = verify_manifest(key, &timestamp, &manifest, &signature)
-    {
-        return Ok(verified);
-    }
-    let limit = timestamp.manifest_size().min(MANIFEST_MAX_BYTES);
-    let manifest = read_record(source, MANIFEST_FILE, limit).await?;
-    let signature =
-        read_record(source, &signature_name(MANIFEST_FILE), SIGNATURE_MAX_BYTES).await?;
-    let verified = verify_manifest(key, &timestamp, &manifest, &signature)?;
-    if keep {
-        manifest_cache::save(state_dir, &manifest, &signature)?;
-    }
-    Ok(verified)
-}
-
-fn signature_name(record: &str) -> String {
-    format!("{record}{SIGNATURE_SUFFIX}")
-}
-
-/// Reads one record of `.wpkgsync/`; a missing or oversized one is a manifest
-/// error (204), a lost connection stays a transport error.
-async fn read_record<S: Source>(source: &S, name: &str, limit: u64) -> Result<Vec<u8>, Error> {
-    let path = format!("{META_DIR}/{name}");
-    source
-        .read_limited(&path, limit)
-        .await
-        .map_err(|e: TransportError| match e.kind() {
-            TransportErrorKind::NotFound => Error::Manifest(ManifestError::Missing { name: path }),
-            TransportErrorKind::TooLarge => {
-                Error::Manifest(ManifestError::TooLarge { name: path, limit })
-            }
-            _ => Error::Transport(e),
-        })
-}
-
-/// Which package folders this run mirrors, from the INI and the switches, with
-/// lines that say why for the log (and a dry run's output).
-async fn package_folders<S: Source>(
-    source: &S,
-    manifest: &VerifiedManifest,
-    store: Option<&StoreDir>,
-    inventory: &Inventory,
-    config: &Config,
-    args: &SyncArgs,
-) -> Result<(PackageFolders, Vec<String>), Error> {
-    if args.setup {
-        return Ok((
-            PackageFolders::setup(),
-            vec!["/setup: mirroring the top level and packages/*.xml".into()],
-        ));
-    }
-    let auto = match &config.sync.packages {
-        PackageSelection::All => return Ok((PackageFolders::All, Vec::new())),
-        PackageSelection::List(list) => {
-            return Ok((PackageFolders::only(list.clone()), Vec::new()));
-        }
-        PackageSelection::Auto => &config.sync.wpkg_log,
-    };
-    let log = match select::log_file::read_tail(auto, select::log_file::MAX_LOG_BYTES) {
-        Ok(Some(bytes)) => bytes,
-        found => {
-            let why = match found {
-                Err(e) => e.to_string(),
-                _ => format!("no WPKG log at {} yet", auto.display()),
-            };
-            let note = format!("{why}: mirroring the top level and packages/*.xml as /setup does");
-            return Ok((PackageFolders::setup(), vec![note]));
-        }
-    };
-    let needed = select::wpkg_log::needed_ids(&log);
-    if needed.is_empty() {
-        // A log cut short before WPKG read the profiles names no package; taking
-        // it literally would delete every package folder.
-        let note = format!(
-            "the WPKG log {} names no package: mirroring the top level and packages/*.xml as /setup does",
-            auto.display()
-        );
-        return Ok((PackageFolders::setup(), vec![note]));
-    }
-    let definitions = package_files::read(source, manifest, store, inventory).await?;
-    let selection = select::select(&definitions.files, &needed);
-    let mut notes = Vec::new();
-    for (id, folders) in &selection.needed {
-        let folders: Vec<&str> = folders.iter().map(String::as_str).collect();
-        notes.push(format!("package {id} needs: {}", folders.join(", ")));
-    }
-    if !selection.unknown_ids.is_empty() {
-        notes.push(format!(
-            "the WPKG log names packages no package file defines: {}",
-            selection.unknown_ids.join(", ")
-        ));
-    }
-    for malformed in &selection.malformed {
-        notes.push(format!(
-            "malformed package file, its folders are kept: {malformed}"
-        ));
-    }
-    for unreadable in &definitions.unreadable {
-        notes.push(format!("unreadable package file: {unreadable}"));
-    }
-    let mirror: Vec<String> = selection.folders.iter().cloned().collect();
-    // Without every definition, an unselected folder may still be needed:
-    // leave those alone rather than delete them.
-    let folders = if definitions.unreadable.is_empty() {
-        PackageFolders::only(mirror)
-    } else {
-        PackageFolders::Selected {
-            mirror,
-            others: Others::Untouched,
-        }
-    };
-    Ok((folders, notes))
-}
-
-/// The package folders of the repository this run does not mirror.
-fn print_excluded(manifest: &VerifiedManifest, scope: &Scope) {
-    let mut excluded = std::collections::BTreeSet::new();
-    for file in manifest.files() {
-        let mut parts = file.path.as_str().splitn(3, '/');
-        if let (Some(top), Some(folder), Some(_)) = (parts.next(), parts.next(), parts.next())
-            && top.eq_ignore_ascii_case("packages")
-            && scope.judge(file.path.as_str()) != Verdict::Mirrored
-        {
-            excluded.insert(folder);
-        }
-    }
-    let list: Vec<&str> = excluded.into_iter().collect();
-    println!(
-        "package folders not mirrored: {}",
-        if list.is_empty() {
-            "none".to_owned()
+impl Run<'_> {
+    /// The bandwidth cap in KiB/s; `/fast` lifts it.
+    fn cap_kib(&self) -> Option<u32> {
+        if self.args.fast {
+            None
         } else {
-            list.join(", ")
+            self.config.sync.bwlimit.0
         }
-    );
-}
+    }
 
-fn print_plan(plan: &Plan<'_>, estimates: &[(&VerifiedFile, Arrival)], cap: Option<u32>) {
-    println!("dry run: nothing is changed");
-    let mut bytes = 0;
-    for (file, arrival) in estimates {
-        let how = match arrival {
-            Arrival::Copy(from) => format!("copy from {from}"),
-            Arrival::Delta(fetched) => {
-                bytes += fetched;
-                format!("delta, {fetched} of {} bytes", file.size)
-            }
-            Arrival::Whole(fetched) => {
-                bytes += fetched;
-                format!("whole, {fetched} bytes")
-            }
+    /// Connects and mirrors; also returns the connection when there was one,
+    /// for the report upload.
+    async fn connect_and_mirror(
+        &self,
+        state: &mut State,
+        figures: &mut Figures,
+        log: &mut RunLog,
+    ) -> (Result<Outcome, Error>, Option<Throttled<Connection>>) {
+        let key = match startup::pinned_key(self.config) {
+            Ok(key) => key,
+            Err(e) => return (Err(e), None),
         };
-        println!("fetch  {} ({how})", file.path);
-    }
-    for path in plan.clear.iter().chain(&plan.delete) {
-        println!("delete {path}");
-    }
-    let estimate = match cap {
-        Some(kib) => format!(
-            "about {}s at {kib} KiB/s",
-            bytes.div_ceil(u64::from(kib) * 1024)
-        ),
-        None => "no cap".to_owned(),
-    };
-    println!(
-        "total: {} files to fetch, {bytes} bytes from the source ({estimate}), {} to delete, {} unchanged",
-        plan.fetch.len(),
-        plan.clear.len() + plan.delete.len(),
-        plan.unchanged
-    );
-}
-
-fn summarise(applied: &Applied, plan: &Plan<'_>, version: u64, log: &mut RunLog) -> Outcome {
-    for (path, why) in &applied.failures {
-        log.line(&format!("failed: {path}: {why}"));
-    }
-    log.line(&format!(
-        "version {version}: fetched {} files ({} bytes), deleted {}, unchanged {}, failed {}",
-        applied.fetched,
-        applied.bytes,
-        applied.deleted,
-        plan.unchanged,
-        applied.failures.len()
-    ));
-    match applied.failures.first() {
-        None => Outcome::success(),
-        Some((path, why)) => Outcome {
-            code: Code::Partial,
-            problem: Some(format!(
-                "{} of {} files could not be fetched or verified, old copies kept; first: {path}: {why}",
-                applied.failures.len(),
-                plan.fetch.len() + plan.clear.len() + plan.delete.len()
-            )),
-        },
-    }
-}
-
-/// The run's event consumer: the display, and the time of the last progress
-/// for the timeout.
-struct RunEvents {
-    display: Display,
-    started: Instant,
-    last_progress_ms: AtomicU64,
-}
-
-impl RunEvents {
-    fn new(display: Display) -> RunEvents {
-        RunEvents {
-            display,
-            started: Instant::now(),
-            last_progress_ms: AtomicU64::new(0),
-        }
+        let source = match transport::connect(self.config, self.cap_kib(), self.args.setup).await {
+            Ok(source) => source,
+            Err(e) => return (Err(e.into()), None),
+        };
+        let result = self.mirror(&source, &key, state, figures, log).await;
+        (result, Some(source))
     }
 
-    fn touch(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_progress_ms.store(ms, Ordering::Relaxed);
-    }
+    /// Loads the verified manifest, selects the package folders and makes the
+    /// store match; a dry run prints the plan instead.
+    async fn mirror(
+        &self,
+        source: &Throttled<Connection>,
+        key: &PinnedKey,
+        state: &mut State,
+        figures: &mut Figures,
+        log: &mut RunLog,
+    ) -> Result<Outcome, Error> {
+        let config = self.config;
+        let dry_run = self.args.dry_run;
+        let state_dir = &config.sync.state;
+        let manifest =
+            manifest::load::load(source, key, state.accepted(), state_dir, !dry_run).await?;
+        log.line(&format!("manifest version {} verified", manifest.version()));
+        figures.version = Some(manifest.version());
 
-    /// Resolves once nothing has moved for `timeout`: no event of the sync
-    /// and no byte from the source, whose requests wait in a queue on a slow
-    /// link while bytes for others arrive.
-    async fn stalled(&self, timeout: Duration, source: &Progress) -> Error {
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let last = Duration::from_millis(self.last_progress_ms.load(Ordering::Relaxed));
-            let quiet = self.started.elapsed().saturating_sub(last);
-            if quiet.min(source.silent_for()) > timeout {
-                return Error::Timeout(timeout);
+        let surveyed = sync::run::survey(self.store, self.suspect, &manifest, state_dir, log)?;
+        let (folders, notes) = select::policy::package_folders(
+            source,
+            &manifest,
+            surveyed.store,
+            &surveyed.inventory,
+            config,
+            self.args.setup,
+        )
+        .await?;
+        for note in &notes {
+            log.line(note);
+            if dry_run {
+                println!("{note}");
             }
         }
-    }
-}
-
-impl Events for RunEvents {
-    fn file_started(&self, path: &str, _size: u64) {
-        self.display.set_file(path);
-        self.touch();
-    }
-
-    fn bytes_moved(&self, bytes: u64) {
-        self.display.advance(bytes);
-        self.touch();
-    }
-
-    fn file_done(&self, _path: &str) {
-        self.touch();
-    }
-
-    fn file_failed(&self, path: &str, why: &str) {
-        self.display.println(&format!("failed: {path}: {why}"));
-        self.touch();
-    }
-
-    fn deleted(&self, _path: &str) {
-        self.touch();
+        let scope = Scope::new(folders, &config.sync.exclude);
+        let Some(store) = self.store.filter(|_| !dry_run) else {
+            surveyed
+                .preview(source, &manifest, &scope, self.cap_kib())
+                .await?;
+            return Ok(Outcome::success());
+        };
+        let display = Display::choose(self.args.quiet);
+        let mirrored = surveyed
+            .mirror(
+                source,
+                store,
+                &manifest,
+                &scope,
+                display,
+                config.sync.timeout,
+                state_dir,
+                log,
+            )
+            .await?;
+        state.indexed_version = mirrored.complete.then_some(manifest.version());
+        state.accept(manifest.version(), *manifest.sha256());
+        figures.fetched = Some(mirrored.fetched);
+        figures.deleted = Some(mirrored.deleted);
+        Ok(mirrored.outcome)
     }
 }

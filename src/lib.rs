@@ -17,6 +17,7 @@ pub mod report;
 pub mod runlog;
 pub mod schedule;
 pub mod select;
+mod startup;
 pub mod status;
 pub mod store;
 pub mod sync;

@@ -8,11 +8,13 @@
 //! HOST is the computer name reduced to `[A-Za-z0-9._-]`.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::config::Config;
 use crate::exit::Code;
+use crate::platform;
 use crate::select::log_file::{self, LogError};
-use crate::transport::{ReportFolder, TransportError};
+use crate::transport::{ReportFolder, Source, Throttled, TransportError};
 
 /// At most this much of the WPKG log is uploaded: its end, from a line start.
 /// WPKG appends to one log for ever; the recent runs are what administrators
@@ -69,6 +71,49 @@ impl RunRecord {
             self.duration.as_secs_f64()
         )
     }
+}
+
+/// What a sync did, as far as it got, for the run line.
+#[derive(Debug, Default)]
+pub(crate) struct Figures {
+    pub(crate) version: Option<u64>,
+    pub(crate) fetched: Option<u64>,
+    pub(crate) deleted: Option<u64>,
+}
+
+/// Uploads the WPKG log and appends the run's line to the reports folder the
+/// INI names; the line carries the code the run ends with, 106 included when
+/// the log upload failed. Returns whether there was a WPKG log.
+pub(crate) async fn upload<S: Source + ReportFolder>(
+    folder: &Throttled<S>,
+    config: &Config,
+    sync_code: Code,
+    acl_code: Option<Code>,
+    figures: &Figures,
+    started: Instant,
+) -> Result<bool, ReportError> {
+    let names = ReportNames::new(
+        &config.server.reports,
+        &host_label(&platform::computer_name()),
+    );
+    let uploaded = upload_wpkg_log(folder, &names, &config.sync.wpkg_log).await;
+    let code = Code::precedence(
+        sync_code,
+        uploaded.is_err().then_some(Code::ReportUpload),
+        acl_code,
+    );
+    let record = RunRecord {
+        finished: SystemTime::now(),
+        code,
+        version: figures.version,
+        fetched: figures.fetched,
+        deleted: figures.deleted,
+        bytes: folder.transferred(),
+        duration: started.elapsed(),
+    };
+    let appended = append_run_line(folder, &names, &record).await;
+    let uploaded = uploaded?;
+    appended.map(|()| uploaded)
 }
 
 /// The computer name as it may appear in a file name on any server:

@@ -33,9 +33,8 @@ use crate::clock::now_unix;
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit::Outcome;
-use crate::manifest::verify::PinnedKey;
-use crate::platform;
 use crate::runlog::RunLog;
+use crate::startup;
 use crate::store::state::State;
 
 use super::datagram::Datagram;
@@ -69,19 +68,10 @@ pub async fn listen(
     bind: Option<IpAddr>,
     log: &mut RunLog,
 ) -> Result<Outcome, Error> {
-    // The syncs it starts must run elevated; say so now rather than at the first pulse.
-    if !platform::is_administrator() {
-        return Err(Error::NotAdministrator);
-    }
-    // The same trust in its own files as a sync.
-    crate::anchors::check_ini(&ini)?;
-    let (config, warnings) = Config::load(&ini)?;
-    crate::anchors::check(&config)?;
-    *log = RunLog::open(&config.sync.state);
-    let key = PinnedKey::load(&config.publisher_key).map_err(|e| Error::Setting {
-        key: "trust.publisher_key",
-        source: Box::new(e),
-    })?;
+    // The syncs it starts must run elevated, with the same trust in its own
+    // files as a sync: say so now rather than at the first pulse.
+    let (config, warnings) = startup::load_trusted(&ini, log)?;
+    let key = startup::pinned_key(&config)?;
     let bind = match bind {
         Some(bind) => bind,
         None => {

@@ -2,6 +2,7 @@
 //! verification and the rules a path must pass before it may touch the store.
 
 pub mod format;
+pub(crate) mod load;
 pub mod path;
 pub mod sign;
 pub mod verify;

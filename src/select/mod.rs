@@ -4,6 +4,7 @@
 
 pub mod log_file;
 pub mod packages;
+pub(crate) mod policy;
 pub mod selection;
 pub mod wpkg_log;
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, write_atomically};
+use crate::manifest::verify::Accepted;
 
 /// Name of the state file in the `state` folder.
 pub const STATE_FILE: &str = "state.json";
@@ -71,6 +72,15 @@ impl State {
         } else {
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         }
+    }
+
+    /// The version and manifest accepted last, which a new timestamp may not
+    /// go below or replace under the same version.
+    pub fn accepted(&self) -> Option<Accepted> {
+        self.accepted_version.map(|version| Accepted {
+            version,
+            manifest_sha256: self.accepted_manifest_sha256,
+        })
     }
 
     /// Raises the accepted version, remembering the manifest accepted under

@@ -6,4 +6,6 @@ pub mod events;
 pub mod inventory;
 pub mod package_files;
 pub mod plan;
+pub(crate) mod run;
 pub mod scope;
+pub(crate) mod watchdog;

@@ -3,6 +3,7 @@
 //! bytes in flight and the session's progress watchdog that wrap either;
 //! and [`ReportFolder`], the one place a client writes to.
 
+mod connection;
 mod folder;
 mod known_hosts;
 mod progress;
@@ -19,6 +20,7 @@ mod imp;
 #[path = "windows.rs"]
 mod imp;
 
+pub use connection::{Connection, ConnectionFile, connect};
 pub use folder::FolderSource;
 pub use progress::Progress;
 pub use reports::ReportFolder;
