@@ -430,6 +430,96 @@ impl Reader<'_> {
 }
 
 impl Reader<'_> {
+    /// `[server]`; `None` after a problem.
+    fn server(&mut self, defaults: &platform::PathDefaults) -> Option<ServerConfig> {
+        let remote = self.text("server", "remote", None).and_then(|text| {
+            parse_remote(&text)
+                .map_err(|why| self.problem("server", "remote", why))
+                .ok()
+        });
+        let port = self.number("server", "port", "22", |p: &u16| *p > 0, "a TCP port");
+        let path = self.text("server", "path", Some("/opt/updates"));
+        let reports = self
+            .text("server", "reports", Some("/opt/wpkgreports"))
+            .map(|dir| {
+                if dir.eq_ignore_ascii_case("none") {
+                    String::new()
+                } else {
+                    dir
+                }
+            });
+        let identity = self.path("server", "identity", Some(defaults.identity));
+        let known_hosts = self.path("server", "known_hosts", Some(defaults.known_hosts));
+        Some(ServerConfig {
+            remote: remote?,
+            port: port?,
+            path: path?,
+            reports: reports?,
+            identity: identity?,
+            known_hosts: known_hosts?,
+        })
+    }
+
+    /// `[sync]`; `None` after a problem.
+    fn sync(&mut self, defaults: &platform::PathDefaults) -> Option<SyncConfig> {
+        let local = self.path("sync", "local", None);
+        let bwlimit = self.number(
+            "sync",
+            "bwlimit",
+            "2000",
+            |_: &u32| true,
+            "a number of KiB/s",
+        );
+        let timeout = self.number(
+            "sync",
+            "timeout",
+            "120",
+            |t: &u64| (1..=86_400).contains(t),
+            "a number of seconds between 1 and 86400",
+        );
+        let deadline = self.number(
+            "sync",
+            "deadline",
+            "6600",
+            |t: &u64| (1..=604_800).contains(t),
+            "a number of seconds between 1 and 604800",
+        );
+        let packages = self
+            .text("sync", "packages", Some("auto"))
+            .and_then(|text| {
+                parse_packages(&text)
+                    .map_err(|why| self.problem("sync", "packages", why))
+                    .ok()
+            });
+        let exclude = self.list("sync", "exclude", "lost+found, profiles.sites, client");
+        let wpkg_log = self.path("sync", "wpkg_log", Some(defaults.wpkg_log));
+        let state = self.path("sync", "state", Some(defaults.state));
+        let stale_days = self.number(
+            "sync",
+            "stale_days",
+            "14",
+            |_: &u32| true,
+            "a number of days",
+        );
+        let bwlimit = bwlimit?;
+        Some(SyncConfig {
+            local: local?,
+            bwlimit: KibPerSec((bwlimit > 0).then_some(bwlimit)),
+            timeout: Duration::from_secs(timeout?),
+            deadline: Duration::from_secs(deadline?),
+            packages: packages?,
+            exclude: exclude?,
+            wpkg_log: wpkg_log?,
+            state: state?,
+            stale_days: stale_days?,
+        })
+    }
+
+    /// `[trust] publisher_key`; `None` after a problem.
+    fn publisher_key(&mut self) -> Option<PathBuf> {
+        self.path("trust", "publisher_key", None)
+    }
+
     /// `[gossip]`; `None` after a problem.
     fn gossip(&mut self) -> Option<GossipConfig> {
         let peers = self.list("gossip", "peers", "");
@@ -480,133 +570,24 @@ impl Config {
             lookup,
             problems: Vec::new(),
         };
-
-        let remote = r.text("server", "remote", None).and_then(|text| {
-            parse_remote(&text)
-                .map_err(|why| r.problem("server", "remote", why))
-                .ok()
-        });
-        let port = r.number("server", "port", "22", |p: &u16| *p > 0, "a TCP port");
-        let server_path = r.text("server", "path", Some("/opt/updates"));
-        let reports = r
-            .text("server", "reports", Some("/opt/wpkgreports"))
-            .map(|dir| {
-                if dir.eq_ignore_ascii_case("none") {
-                    String::new()
-                } else {
-                    dir
-                }
-            });
-        let identity = r.path("server", "identity", Some(defaults.identity));
-        let known_hosts = r.path("server", "known_hosts", Some(defaults.known_hosts));
-
-        let local = r.path("sync", "local", None);
-        let bwlimit = r.number(
-            "sync",
-            "bwlimit",
-            "2000",
-            |_: &u32| true,
-            "a number of KiB/s",
-        );
-        let timeout = r.number(
-            "sync",
-            "timeout",
-            "120",
-            |t: &u64| (1..=86_400).contains(t),
-            "a number of seconds between 1 and 86400",
-        );
-        let deadline = r.number(
-            "sync",
-            "deadline",
-            "6600",
-            |t: &u64| (1..=604_800).contains(t),
-            "a number of seconds between 1 and 604800",
-        );
-        let packages = r.text("sync", "packages", Some("auto")).and_then(|text| {
-            parse_packages(&text)
-                .map_err(|why| r.problem("sync", "packages", why))
-                .ok()
-        });
-        let exclude = r.list("sync", "exclude", "lost+found, profiles.sites, client");
-        let wpkg_log = r.path("sync", "wpkg_log", Some(defaults.wpkg_log));
-        let state = r.path("sync", "state", Some(defaults.state));
-        let stale_days = r.number(
-            "sync",
-            "stale_days",
-            "14",
-            |_: &u32| true,
-            "a number of days",
-        );
-
-        let publisher_key = r.path("trust", "publisher_key", None);
-
+        // Every section is read before any is judged, so one pass reports
+        // every problem in the file.
+        let server = r.server(&defaults);
+        let sync = r.sync(&defaults);
+        let publisher_key = r.publisher_key();
         let gossip = r.gossip();
-
-        let problems = std::mem::take(&mut r.problems);
-        let (
-            Some(remote),
-            Some(port),
-            Some(path),
-            Some(reports),
-            Some(identity),
-            Some(known_hosts),
-            Some(local),
-            Some(bwlimit),
-            Some(timeout),
-            Some(deadline),
-            Some(packages),
-            Some(exclude),
-            Some(wpkg_log),
-            Some(state),
-            Some(stale_days),
-            Some(publisher_key),
-            Some(gossip),
-        ) = (
-            remote,
-            port,
-            server_path,
-            reports,
-            identity,
-            known_hosts,
-            local,
-            bwlimit,
-            timeout,
-            deadline,
-            packages,
-            exclude,
-            wpkg_log,
-            state,
-            stale_days,
-            publisher_key,
-            gossip,
-        )
+        let (Some(server), Some(sync), Some(publisher_key), Some(gossip)) =
+            (server, sync, publisher_key, gossip)
         else {
             return Err(ConfigError::Invalid {
                 path: file.to_owned(),
-                problems,
+                problems: r.problems,
             });
         };
         Ok(Config {
             file: file.to_owned(),
-            server: ServerConfig {
-                remote,
-                port,
-                path,
-                reports,
-                identity,
-                known_hosts,
-            },
-            sync: SyncConfig {
-                local,
-                bwlimit: KibPerSec((bwlimit > 0).then_some(bwlimit)),
-                timeout: Duration::from_secs(timeout),
-                deadline: Duration::from_secs(deadline),
-                packages,
-                exclude,
-                wpkg_log,
-                state,
-                stale_days,
-            },
+            server,
+            sync,
             publisher_key,
             gossip,
         })

@@ -236,139 +236,10 @@ impl SftpSource {
     ) -> Result<SftpSource, TransportError> {
         let endpoint = format!("{}@{}:{}", target.user, target.host, target.port);
         let key = load_identity(target)?;
-
-        let config = Arc::new(client::Config {
-            // A silent server is the run's timeout (207), judged by the
-            // session's progress watchdog; russh's own inactivity limit would
-            // end the session first and look like a lost server.
-            inactivity_timeout: None,
-            keepalive_interval: Some(Duration::from_secs(15)),
-            nodelay: true,
-            window_size: 8 * 1024 * 1024,
-            // AES-GCM runs on the CPU's AES instructions and decrypts faster
-            // than ChaCha20 where they exist; the rest of the default order
-            // stays as a fallback.
-            preferred: russh::Preferred {
-                cipher: std::borrow::Cow::Borrowed(&[
-                    russh::cipher::AES_256_GCM,
-                    russh::cipher::CHACHA20_POLY1305,
-                    russh::cipher::AES_256_CTR,
-                    russh::cipher::AES_192_CTR,
-                    russh::cipher::AES_128_CTR,
-                ]),
-                ..russh::Preferred::DEFAULT
-            },
-            ..Default::default()
-        });
-        let verdict = Arc::new(Mutex::new(None));
-        let handler = HostKeyCheck {
-            host: target.host.clone(),
-            port: target.port,
-            known_hosts: target.known_hosts.clone(),
-            policy,
-            verdict: verdict.clone(),
-        };
-        let connecting = client::connect(config, (target.host.as_str(), target.port), handler);
-        let connected = tokio::time::timeout(target.timeout, connecting).await;
-        let mut ssh = match connected {
-            Err(_) => {
-                return Err(TransportError::new(
-                    TransportErrorKind::Unreachable,
-                    format!(
-                        "no answer from {endpoint} within {}s",
-                        target.timeout.as_secs()
-                    ),
-                ));
-            }
-            Ok(Ok(ssh)) => ssh,
-            Ok(Err(e)) => {
-                let verdict = verdict.lock().ok().and_then(|mut v| v.take());
-                return Err(match verdict {
-                    Some(
-                        HostKeyVerdict::Unknown(why)
-                        | HostKeyVerdict::Changed(why)
-                        | HostKeyVerdict::Revoked(why),
-                    ) => TransportError::new(TransportErrorKind::HostKey, why),
-                    Some(HostKeyVerdict::Unusable(why)) => {
-                        TransportError::new(TransportErrorKind::HostKey, why)
-                    }
-                    _ => TransportError::new(
-                        TransportErrorKind::Unreachable,
-                        format!("failed to connect to {endpoint}: {}", said(&e)),
-                    ),
-                });
-            }
-        };
-
-        let authenticating = async {
-            let hash = ssh.best_supported_rsa_hash().await?.flatten();
-            let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
-            ssh.authenticate_publickey(target.user.clone(), key).await
-        };
-        match tokio::time::timeout(target.timeout, authenticating).await {
-            Err(_) => {
-                return Err(TransportError::new(
-                    TransportErrorKind::Unreachable,
-                    format!("authentication at {endpoint} timed out"),
-                ));
-            }
-            Ok(Err(e)) => {
-                return Err(TransportError::new(
-                    TransportErrorKind::Unreachable,
-                    format!("failed to authenticate at {endpoint}: {}", said(&e)),
-                ));
-            }
-            Ok(Ok(result)) if !result.success() => {
-                return Err(TransportError::new(
-                    TransportErrorKind::AuthRefused,
-                    format!("{endpoint} refused the key {}", target.identity.display()),
-                ));
-            }
-            Ok(Ok(_)) => {}
-        }
-
-        let opening = async {
-            let channel = ssh.channel_open_session().await?;
-            channel.request_subsystem(true, "sftp").await?;
-            Ok::<_, russh::Error>(channel)
-        };
-        let channel = match tokio::time::timeout(target.timeout, opening).await {
-            Ok(Ok(channel)) => channel,
-            Ok(Err(e)) => {
-                return Err(TransportError::new(
-                    TransportErrorKind::Unreachable,
-                    format!("failed to open SFTP at {endpoint}: {}", said(&e)),
-                ));
-            }
-            Err(_) => {
-                return Err(TransportError::new(
-                    TransportErrorKind::Unreachable,
-                    format!(
-                        "SFTP at {endpoint} did not start within {}s",
-                        target.timeout.as_secs()
-                    ),
-                ));
-            }
-        };
-        let stream = Arrivals {
-            inner: channel.into_stream(),
-            progress: progress.clone(),
-        };
-        let sftp = RawSftpSession::new(stream);
-        sftp.set_timeout(target.timeout.as_secs().max(1));
-        sftp.init().await.map_err(|e| {
-            TransportError::new(
-                TransportErrorKind::Unreachable,
-                format!("SFTP handshake with {endpoint} failed: {}", said(&e)),
-            )
-        })?;
-        sftp.set_timeout(
-            target
-                .request_limit
-                .as_secs()
-                .max(target.timeout.as_secs())
-                .max(1),
-        );
+        let mut ssh = connect_checking_host_key(target, policy, &endpoint).await?;
+        authenticate(&mut ssh, target, key, &endpoint).await?;
+        let channel = open_sftp_channel(&ssh, target, &endpoint).await?;
+        let sftp = start_sftp(channel, target, &endpoint, progress).await?;
         Ok(SftpSource {
             sftp,
             root: target.root.trim_end_matches('/').to_owned(),
@@ -393,6 +264,180 @@ impl SftpSource {
             ),
         )
     }
+}
+
+/// The SSH settings of every session.
+fn client_config() -> Arc<client::Config> {
+    Arc::new(client::Config {
+        // A silent server is the run's timeout (207), judged by the
+        // session's progress watchdog; russh's own inactivity limit would
+        // end the session first and look like a lost server.
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(15)),
+        nodelay: true,
+        window_size: 8 * 1024 * 1024,
+        // AES-GCM runs on the CPU's AES instructions and decrypts faster
+        // than ChaCha20 where they exist; the rest of the default order
+        // stays as a fallback.
+        preferred: russh::Preferred {
+            cipher: std::borrow::Cow::Borrowed(&[
+                russh::cipher::AES_256_GCM,
+                russh::cipher::CHACHA20_POLY1305,
+                russh::cipher::AES_256_CTR,
+                russh::cipher::AES_192_CTR,
+                russh::cipher::AES_128_CTR,
+            ]),
+            ..russh::Preferred::DEFAULT
+        },
+        ..Default::default()
+    })
+}
+
+/// Opens the TCP connection and runs the SSH handshake within the target's
+/// timeout; the handshake ends before authentication unless the host key is
+/// known (or, at a console, accepted).
+async fn connect_checking_host_key(
+    target: &SshTarget,
+    policy: HostKeyPolicy,
+    endpoint: &str,
+) -> Result<client::Handle<HostKeyCheck>, TransportError> {
+    let verdict = Arc::new(Mutex::new(None));
+    let handler = HostKeyCheck {
+        host: target.host.clone(),
+        port: target.port,
+        known_hosts: target.known_hosts.clone(),
+        policy,
+        verdict: verdict.clone(),
+    };
+    let connecting = client::connect(
+        client_config(),
+        (target.host.as_str(), target.port),
+        handler,
+    );
+    match tokio::time::timeout(target.timeout, connecting).await {
+        Err(_) => Err(TransportError::new(
+            TransportErrorKind::Unreachable,
+            format!(
+                "no answer from {endpoint} within {}s",
+                target.timeout.as_secs()
+            ),
+        )),
+        Ok(Ok(ssh)) => Ok(ssh),
+        Ok(Err(e)) => {
+            let verdict = verdict.lock().ok().and_then(|mut v| v.take());
+            Err(connect_error(verdict, &e, endpoint))
+        }
+    }
+}
+
+/// Why the handshake failed: the host key check's verdict when it refused the
+/// key, otherwise the SSH library's error.
+fn connect_error(
+    verdict: Option<HostKeyVerdict>,
+    e: &russh::Error,
+    endpoint: &str,
+) -> TransportError {
+    match verdict {
+        Some(
+            HostKeyVerdict::Unknown(why)
+            | HostKeyVerdict::Changed(why)
+            | HostKeyVerdict::Revoked(why),
+        ) => TransportError::new(TransportErrorKind::HostKey, why),
+        Some(HostKeyVerdict::Unusable(why)) => {
+            TransportError::new(TransportErrorKind::HostKey, why)
+        }
+        _ => TransportError::new(
+            TransportErrorKind::Unreachable,
+            format!("failed to connect to {endpoint}: {}", said(e)),
+        ),
+    }
+}
+
+/// Offers the client's key within the target's timeout.
+async fn authenticate(
+    ssh: &mut client::Handle<HostKeyCheck>,
+    target: &SshTarget,
+    key: russh::keys::PrivateKey,
+    endpoint: &str,
+) -> Result<(), TransportError> {
+    let authenticating = async {
+        let hash = ssh.best_supported_rsa_hash().await?.flatten();
+        let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+        ssh.authenticate_publickey(target.user.clone(), key).await
+    };
+    match tokio::time::timeout(target.timeout, authenticating).await {
+        Err(_) => Err(TransportError::new(
+            TransportErrorKind::Unreachable,
+            format!("authentication at {endpoint} timed out"),
+        )),
+        Ok(Err(e)) => Err(TransportError::new(
+            TransportErrorKind::Unreachable,
+            format!("failed to authenticate at {endpoint}: {}", said(&e)),
+        )),
+        Ok(Ok(result)) if !result.success() => Err(TransportError::new(
+            TransportErrorKind::AuthRefused,
+            format!("{endpoint} refused the key {}", target.identity.display()),
+        )),
+        Ok(Ok(_)) => Ok(()),
+    }
+}
+
+/// Opens a session channel and requests the `sftp` subsystem within the
+/// target's timeout.
+async fn open_sftp_channel(
+    ssh: &client::Handle<HostKeyCheck>,
+    target: &SshTarget,
+    endpoint: &str,
+) -> Result<russh::Channel<client::Msg>, TransportError> {
+    let opening = async {
+        let channel = ssh.channel_open_session().await?;
+        channel.request_subsystem(true, "sftp").await?;
+        Ok::<_, russh::Error>(channel)
+    };
+    match tokio::time::timeout(target.timeout, opening).await {
+        Ok(Ok(channel)) => Ok(channel),
+        Ok(Err(e)) => Err(TransportError::new(
+            TransportErrorKind::Unreachable,
+            format!("failed to open SFTP at {endpoint}: {}", said(&e)),
+        )),
+        Err(_) => Err(TransportError::new(
+            TransportErrorKind::Unreachable,
+            format!(
+                "SFTP at {endpoint} did not start within {}s",
+                target.timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+/// Runs the SFTP handshake on `channel` within the target's timeout, then
+/// lets each request take up to the run's deadline.
+async fn start_sftp(
+    channel: russh::Channel<client::Msg>,
+    target: &SshTarget,
+    endpoint: &str,
+    progress: &Progress,
+) -> Result<RawSftpSession, TransportError> {
+    let stream = Arrivals {
+        inner: channel.into_stream(),
+        progress: progress.clone(),
+    };
+    let sftp = RawSftpSession::new(stream);
+    sftp.set_timeout(target.timeout.as_secs().max(1));
+    sftp.init().await.map_err(|e| {
+        TransportError::new(
+            TransportErrorKind::Unreachable,
+            format!("SFTP handshake with {endpoint} failed: {}", said(&e)),
+        )
+    })?;
+    sftp.set_timeout(
+        target
+            .request_limit
+            .as_secs()
+            .max(target.timeout.as_secs())
+            .max(1),
+    );
+    Ok(sftp)
 }
 
 /// The SFTP channel's byte stream, touching the session's clock whenever
