@@ -69,7 +69,7 @@ pub fn check_ini(path: &Path) -> Result<(), AnchorError> {
 /// Checks everything else the INI names; creates the state folder, private,
 /// when it is missing.
 pub fn check(config: &Config) -> Result<(), AnchorError> {
-    check_locations(&config.sync.local, &config.sync.state)?;
+    check_locations(&config.sync.local, config.sync.state.path())?;
     let trusted = |key, path: &Path| {
         ownership::check_path(path).map_err(|source| AnchorError::NotAdminOnly { key, source })
     };
@@ -88,7 +88,7 @@ pub fn check(config: &Config) -> Result<(), AnchorError> {
             }
         }
     }
-    prepare_state(&config.sync.state)
+    prepare_state(config.sync.state.path())
 }
 
 /// At installation (`schedule install`, which the MSI runs as SYSTEM): creates
@@ -97,11 +97,11 @@ pub fn check(config: &Config) -> Result<(), AnchorError> {
 /// DACL, and refuses one another account owns: whoever created it first would
 /// own the tree for ever. Returns a line per folder for the installer's log.
 pub fn prepare_folders(config: &Config) -> Result<Vec<String>, AnchorError> {
-    check_locations(&config.sync.local, &config.sync.state)?;
+    check_locations(&config.sync.local, config.sync.state.path())?;
     let mut lines = Vec::new();
     for (key, path, store) in [
-        ("sync.state", &config.sync.state, false),
-        ("sync.local", &config.sync.local, true),
+        ("sync.state", config.sync.state.path(), false),
+        ("sync.local", config.sync.local.as_path(), true),
     ] {
         if std::fs::symlink_metadata(path).is_err() {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -312,7 +312,7 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
 
         assert_eq!(prepare_folders(&config).unwrap().len(), 2);
-        assert_eq!(mode(&config.sync.state), 0o700);
+        assert_eq!(mode(config.sync.state.path()), 0o700);
         assert_eq!(mode(&config.sync.local), 0o755);
         // A root-owned folder open to others is taken over.
         let open = std::fs::Permissions::from_mode(0o777);

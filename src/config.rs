@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::manifest::path::RelPath;
 use crate::platform;
+use crate::store::state_dir::StateDir;
 
 /// One `key = value` line of the INI file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,8 +143,8 @@ pub struct SyncConfig {
     pub exclude: Vec<String>,
     /// `wpkg_log`.
     pub wpkg_log: PathBuf,
-    /// `state`: state file, lock, local log.
-    pub state: PathBuf,
+    /// `state`: state file, lock, local log, caches.
+    pub state: StateDir,
     /// `stale_days`.
     pub stale_days: u32,
 }
@@ -510,7 +511,7 @@ impl Reader<'_> {
             packages: packages?,
             exclude: exclude?,
             wpkg_log: wpkg_log?,
-            state: state?,
+            state: StateDir::new(state?),
             stale_days: stale_days?,
         })
     }

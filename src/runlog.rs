@@ -12,15 +12,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Name of the log file in the `state` folder.
-pub const LOG_FILE: &str = "wpkgsync.log";
+use crate::store::state_dir::{StateDir, StateFile};
+
 /// Size past which the log moves to `wpkgsync.log.1`.
 pub const MAX_LOG_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The log of this run; before the INI is read there is none.
 #[derive(Debug, Default)]
 pub struct RunLog {
-    path: Option<PathBuf>,
+    /// The log and where it moves when it is full.
+    files: Option<(PathBuf, PathBuf)>,
     max: u64,
 }
 
@@ -32,23 +33,23 @@ impl RunLog {
     /// Opens the log in `state_dir`, creating the folder. A log that cannot be
     /// opened must not stop the run, so failure leaves the log closed, with a
     /// warning on stderr.
-    pub fn open(state_dir: &Path) -> RunLog {
+    pub fn open(state_dir: &StateDir) -> RunLog {
         RunLog::open_with_limit(state_dir, MAX_LOG_BYTES)
     }
 
     /// [`RunLog::open`] with another size limit (tests).
-    fn open_with_limit(state_dir: &Path, max: u64) -> RunLog {
-        let path = state_dir.join(LOG_FILE);
-        let opened = std::fs::create_dir_all(state_dir).and_then(|()| open_append(&path));
+    fn open_with_limit(state_dir: &StateDir, max: u64) -> RunLog {
+        let path = state_dir.file(StateFile::Log);
+        let opened = std::fs::create_dir_all(state_dir.path()).and_then(|()| open_append(&path));
         match opened {
             Ok(_) => RunLog {
-                path: Some(path),
+                files: Some((path, state_dir.file(StateFile::OlderLog))),
                 max,
             },
             Err(e) => {
                 eprintln!(
                     "warning: failed to open the log in {}: {e}",
-                    state_dir.display()
+                    state_dir.path().display()
                 );
                 RunLog::default()
             }
@@ -58,7 +59,9 @@ impl RunLog {
     /// Appends one timestamped line; control characters in `text` (which
     /// may quote a server) are escaped, so it stays one line.
     pub fn line(&mut self, text: &str) {
-        let Some(path) = &self.path else { return };
+        let Some((path, older)) = &self.files else {
+            return;
+        };
         let now = humantime::format_rfc3339_seconds(SystemTime::now());
         let text = crate::text::escape_controls(text);
         let line = format!("{now} [{}] {text}\n", std::process::id());
@@ -68,11 +71,9 @@ impl RunLog {
         let size = file.metadata().map_or(0, |m| m.len());
         if size > 0 && size + line.len() as u64 > self.max {
             drop(file);
-            let mut older = path.as_os_str().to_owned();
-            older.push(".1");
             // Another process holding the file (Windows) may refuse the
             // rename; the line then goes to the current file, as before.
-            let _ = std::fs::rename(path, PathBuf::from(older));
+            let _ = std::fs::rename(path, older);
             let Ok(reopened) = open_append(path) else {
                 return;
             };
@@ -85,20 +86,23 @@ impl RunLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::state_dir::{StateDir, StateFile};
 
     #[test]
     fn the_log_moves_to_dot_1_before_it_passes_its_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = RunLog::open_with_limit(dir.path(), 10_000);
+        let mut log = RunLog::open_with_limit(&StateDir::new(dir.path()), 10_000);
         for n in 0..2_000 {
             log.line(&format!("line {n}"));
         }
-        let current = std::fs::metadata(dir.path().join(LOG_FILE)).unwrap().len();
+        let current = std::fs::metadata(dir.path().join(StateFile::Log.name()))
+            .unwrap()
+            .len();
         let older = std::fs::metadata(dir.path().join("wpkgsync.log.1"))
             .unwrap()
             .len();
         assert!(current <= 10_000 && older <= 10_000, "{current} {older}");
-        let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(StateFile::Log.name())).unwrap();
         assert!(text.trim_end().ends_with("line 1999"), "{text}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
@@ -106,10 +110,10 @@ mod tests {
     #[test]
     fn a_line_stays_one_line_whatever_it_quotes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = RunLog::open(dir.path());
+        let mut log = RunLog::open(&StateDir::new(dir.path()));
         log.line("failed: server said: no\nexit 0\r\u{1b}]0;owned\u{7}");
         log.line("second");
-        let text = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(StateFile::Log.name())).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text:?}");
         assert!(

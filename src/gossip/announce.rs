@@ -9,20 +9,25 @@ use std::path::Path;
 
 use crate::config::GossipConfig;
 use crate::manifest::format::META_DIR;
+use crate::store::state_dir::StateDir;
 
 use super::pulse::SignedRecord;
 use super::send;
 
 /// Pulses the record the sync kept in `state_dir` (version `version`) to the
 /// peers; `None` when no peers are configured.
-pub async fn after_sync(gossip: &GossipConfig, state_dir: &Path, version: u64) -> Option<String> {
+pub async fn after_sync(
+    gossip: &GossipConfig,
+    state_dir: &StateDir,
+    version: u64,
+) -> Option<String> {
     if gossip.peers.is_empty() {
         return None;
     }
     let Some(record) = SignedRecord::kept(state_dir) else {
         return Some(format!(
             "pulse not sent: no timestamp record kept in {}",
-            state_dir.display()
+            state_dir.path().display()
         ));
     };
     Some(format!(

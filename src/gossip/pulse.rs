@@ -14,12 +14,10 @@ use crate::manifest::format::{SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX, TIMESTAMP_F
 use crate::manifest::verify::{
     Accepted, ManifestError, PinnedKey, VerifiedTimestamp, verify_timestamp,
 };
-use crate::store::{StoreError, write_atomically};
+use crate::store::StoreError;
+use crate::store::state_dir::{StateDir, StateFile};
 
 use super::datagram::{Datagram, EncodeError, MAX_DATAGRAM, Message};
-
-/// The timestamp record kept in the state folder, beside the cached manifest.
-const KEPT_RECORD: &str = TIMESTAMP_FILE;
 
 /// A timestamp record and its detached signature; not yet verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,25 +29,37 @@ pub struct SignedRecord {
 }
 
 impl SignedRecord {
-    /// Reads `timestamp.json` and its signature from `dir` (a repository's
-    /// `.wpkgsync` folder, or a state folder), bounded by the size of a datagram.
-    pub fn read(dir: &Path) -> std::io::Result<SignedRecord> {
-        let record = read_limited(&dir.join(TIMESTAMP_FILE), MAX_DATAGRAM as u64)?;
-        let signature = read_limited(&dir.join(signature_name()), SIGNATURE_MAX_BYTES)?;
-        Ok(SignedRecord { record, signature })
+    /// Reads `timestamp.json` and its signature from a repository's
+    /// `.wpkgsync` folder, bounded by the size of a datagram.
+    pub fn read(meta_dir: &Path) -> std::io::Result<SignedRecord> {
+        SignedRecord::read_files(
+            &meta_dir.join(TIMESTAMP_FILE),
+            &meta_dir.join(signature_name()),
+        )
+    }
+
+    fn read_files(record: &Path, signature: &Path) -> std::io::Result<SignedRecord> {
+        Ok(SignedRecord {
+            record: read_limited(record, MAX_DATAGRAM as u64)?,
+            signature: read_limited(signature, SIGNATURE_MAX_BYTES)?,
+        })
     }
 
     /// The record a sync verified, kept in `state_dir`, if any.
-    pub fn kept(state_dir: &Path) -> Option<SignedRecord> {
-        SignedRecord::read(state_dir).ok()
+    pub fn kept(state_dir: &StateDir) -> Option<SignedRecord> {
+        SignedRecord::read_files(
+            &state_dir.file(StateFile::Timestamp),
+            &state_dir.file(StateFile::TimestampSignature),
+        )
+        .ok()
     }
 
     /// Keeps a record a sync just verified in `state_dir`; signature first, so
     /// the record never sits beside another record's signature after a crash
     /// for longer than the next run.
-    pub fn keep(&self, state_dir: &Path) -> Result<(), StoreError> {
-        write_atomically(state_dir, &signature_name(), &self.signature)?;
-        write_atomically(state_dir, KEPT_RECORD, &self.record)
+    pub fn keep(&self, state_dir: &StateDir) -> Result<(), StoreError> {
+        state_dir.write(StateFile::TimestampSignature, &self.signature)?;
+        state_dir.write(StateFile::Timestamp, &self.record)
     }
 
     /// Checks the signature with the pinned key, then rollback against
@@ -197,11 +207,11 @@ pub(crate) mod tests {
     #[test]
     fn kept_records_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(SignedRecord::kept(dir.path()), None);
+        assert_eq!(SignedRecord::kept(&StateDir::new(dir.path())), None);
         let signed = signed(3, NEVER);
-        signed.keep(dir.path()).unwrap();
-        assert_eq!(SignedRecord::kept(dir.path()), Some(signed));
+        signed.keep(&StateDir::new(dir.path())).unwrap();
+        assert_eq!(SignedRecord::kept(&StateDir::new(dir.path())), Some(signed));
         std::fs::write(dir.path().join(TIMESTAMP_FILE), vec![b' '; 2000]).unwrap();
-        assert_eq!(SignedRecord::kept(dir.path()), None);
+        assert_eq!(SignedRecord::kept(&StateDir::new(dir.path())), None);
     }
 }

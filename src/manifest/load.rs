@@ -3,8 +3,6 @@
 //! key; the manifest comes from the state folder's cache when the verified
 //! timestamp names exactly those bytes.
 
-use std::path::Path;
-
 use super::format::{
     MANIFEST_FILE, MANIFEST_MAX_BYTES, META_DIR, SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX,
     TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES,
@@ -16,6 +14,7 @@ use crate::clock::now_unix;
 use crate::error::Error;
 use crate::gossip::pulse::SignedRecord;
 use crate::store::manifest_cache;
+use crate::store::state_dir::StateDir;
 use crate::transport::{Source, TransportError, TransportErrorKind};
 
 /// Reads and verifies the timestamp, then the manifest it names. With `keep`
@@ -25,7 +24,7 @@ pub(crate) async fn load<S: Source>(
     source: &S,
     key: &PinnedKey,
     accepted: Option<Accepted>,
-    state_dir: &Path,
+    state_dir: &StateDir,
     keep: bool,
 ) -> Result<VerifiedManifest, Error> {
     let record = read_record(source, TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES).await?;

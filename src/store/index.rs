@@ -6,14 +6,11 @@
 //! else, even with the same size and mtime, has another identity.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, write_atomically};
-
-/// Name of the index file in the `state` folder.
-pub const INDEX_FILE: &str = "store-index.json";
+use super::StoreError;
+use super::state_dir::{StateDir, StateFile};
 
 /// One verified file of the store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,28 +76,32 @@ pub struct StoreIndex {
 impl StoreIndex {
     /// Reads the index; a missing or damaged one is empty (it only saves
     /// downloads, and every file is verified again anyway).
-    pub fn load(dir: &Path) -> StoreIndex {
-        std::fs::read(dir.join(INDEX_FILE))
+    pub fn load(dir: &StateDir) -> StoreIndex {
+        std::fs::read(dir.file(StateFile::StoreIndex))
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default()
     }
 
     /// Writes the index through a temporary file and a rename.
-    pub fn save(&self, dir: &Path) -> Result<(), StoreError> {
+    pub fn save(&self, dir: &StateDir) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(self).unwrap_or_default();
-        write_atomically(dir, INDEX_FILE, &bytes)
+        dir.write(StateFile::StoreIndex, &bytes)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::state_dir::{StateDir, StateFile};
 
     #[test]
     fn index_round_trips_and_damage_reads_as_empty() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(StoreIndex::load(dir.path()), StoreIndex::default());
+        assert_eq!(
+            StoreIndex::load(&StateDir::new(dir.path())),
+            StoreIndex::default()
+        );
         let mut index = StoreIndex::default();
         index.files.insert(
             "a/b.msi".into(),
@@ -111,9 +112,12 @@ mod tests {
                 id: Some(FileId { ino: 7, changed: 8 }),
             },
         );
-        index.save(dir.path()).unwrap();
-        assert_eq!(StoreIndex::load(dir.path()), index);
-        std::fs::write(dir.path().join(INDEX_FILE), b"{").unwrap();
-        assert_eq!(StoreIndex::load(dir.path()), StoreIndex::default());
+        index.save(&StateDir::new(dir.path())).unwrap();
+        assert_eq!(StoreIndex::load(&StateDir::new(dir.path())), index);
+        std::fs::write(dir.path().join(StateFile::StoreIndex.name()), b"{").unwrap();
+        assert_eq!(
+            StoreIndex::load(&StateDir::new(dir.path())),
+            StoreIndex::default()
+        );
     }
 }

@@ -3,12 +3,10 @@
 //! process ends, however it ends, so a killed run never blocks the next.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::StoreError;
-
-/// Name of the lock file in the `state` folder.
-pub const LOCK_FILE: &str = "wpkgsync.lock";
+use super::state_dir::{StateDir, StateFile};
 
 /// The held lock; dropping it (or the process ending) releases it.
 #[derive(Debug)]
@@ -29,9 +27,9 @@ pub enum LockError {
 
 impl RunLock {
     /// Takes the lock in `dir` without waiting.
-    pub fn acquire(dir: &Path) -> Result<RunLock, LockError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create", dir, e))?;
-        let path = dir.join(LOCK_FILE);
+    pub fn acquire(dir: &StateDir) -> Result<RunLock, LockError> {
+        std::fs::create_dir_all(dir.path()).map_err(|e| StoreError::io("create", dir.path(), e))?;
+        let path = dir.file(StateFile::Lock);
         let mut options = OpenOptions::new();
         options.create(true).truncate(false).write(true);
         // Readable by no one else: a user able to open it could hold a
@@ -52,16 +50,17 @@ impl RunLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::state_dir::StateDir;
 
     #[test]
     fn a_second_holder_is_refused_until_the_first_lets_go() {
         let dir = tempfile::tempdir().unwrap();
-        let first = RunLock::acquire(dir.path()).unwrap();
+        let first = RunLock::acquire(&StateDir::new(dir.path())).unwrap();
         assert!(matches!(
-            RunLock::acquire(dir.path()),
+            RunLock::acquire(&StateDir::new(dir.path())),
             Err(LockError::Busy(_))
         ));
         drop(first);
-        assert!(RunLock::acquire(dir.path()).is_ok());
+        assert!(RunLock::acquire(&StateDir::new(dir.path())).is_ok());
     }
 }

@@ -9,6 +9,7 @@ pub mod lock;
 pub mod manifest_cache;
 pub mod ownership;
 pub mod state;
+pub mod state_dir;
 pub mod walk;
 
 pub use atomic::write_atomically;

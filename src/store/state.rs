@@ -2,15 +2,11 @@
 //! sha256 (for the rollback and replay checks) and the last run's result,
 //! written atomically so a crash leaves the old one.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, write_atomically};
+use super::StoreError;
+use super::state_dir::{StateDir, StateFile};
 use crate::manifest::verify::Accepted;
-
-/// Name of the state file in the `state` folder.
-pub const STATE_FILE: &str = "state.json";
 
 /// What a run remembers for the next one.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,8 +36,8 @@ impl State {
     /// Reads the state from `dir`; none yet is the default state. A damaged
     /// file is an error rather than a silent reset, since resetting would lift
     /// the rollback protection.
-    pub fn load(dir: &Path) -> Result<State, StoreError> {
-        let path = dir.join(STATE_FILE);
+    pub fn load(dir: &StateDir) -> Result<State, StoreError> {
+        let path = dir.file(StateFile::State);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 StoreError::io(
@@ -56,10 +52,10 @@ impl State {
     }
 
     /// Writes the state to `dir` through a temporary file and a rename.
-    pub fn save(&self, dir: &Path) -> Result<(), StoreError> {
+    pub fn save(&self, dir: &StateDir) -> Result<(), StoreError> {
         let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
         bytes.push(b'\n');
-        write_atomically(dir, STATE_FILE, &bytes)
+        dir.write(StateFile::State, &bytes)
     }
 
     /// Records a finished run.
@@ -134,18 +130,22 @@ mod sha256_hex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::state_dir::{StateDir, StateFile};
 
     #[test]
     fn state_round_trips_and_missing_is_default() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(State::load(dir.path()).unwrap(), State::default());
+        assert_eq!(
+            State::load(&StateDir::new(dir.path())).unwrap(),
+            State::default()
+        );
         let mut state = State::default();
         state.accept(5, [5; 32]);
         state.accept(3, [3; 32]);
         state.record_run(1000, 206);
         state.record_run(2000, 0);
-        state.save(dir.path()).unwrap();
-        let loaded = State::load(dir.path()).unwrap();
+        state.save(&StateDir::new(dir.path())).unwrap();
+        let loaded = State::load(&StateDir::new(dir.path())).unwrap();
         assert_eq!(loaded.accepted_version, Some(5));
         assert_eq!(loaded.accepted_manifest_sha256, Some([5; 32]));
         assert_eq!(loaded.last_success, Some(2000));
@@ -166,8 +166,8 @@ mod tests {
             (Some(6), Some([3; 32]))
         );
         let dir = tempfile::tempdir().unwrap();
-        state.save(dir.path()).unwrap();
-        let text = std::fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
+        state.save(&StateDir::new(dir.path())).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(StateFile::State.name())).unwrap();
         assert!(text.contains(&"03".repeat(32)), "{text}");
     }
 
@@ -177,11 +177,11 @@ mod tests {
         // next accepted run records it.
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
-            dir.path().join(STATE_FILE),
+            dir.path().join(StateFile::State.name()),
             br#"{"accepted_version": 7, "last_success": 1, "last_run": 1, "last_exit": 0}"#,
         )
         .unwrap();
-        let mut state = State::load(dir.path()).unwrap();
+        let mut state = State::load(&StateDir::new(dir.path())).unwrap();
         assert_eq!(state.accepted_version, Some(7));
         assert_eq!(state.accepted_manifest_sha256, None);
         state.accept(7, [9; 32]);
@@ -193,8 +193,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for bad in ["\"abc\"", &format!("\"{}\"", "AB".repeat(32)), "5"] {
             let text = format!(r#"{{"accepted_version": 7, "accepted_manifest_sha256": {bad}}}"#);
-            std::fs::write(dir.path().join(STATE_FILE), text).unwrap();
-            let err = State::load(dir.path()).unwrap_err().to_string();
+            std::fs::write(dir.path().join(StateFile::State.name()), text).unwrap();
+            let err = State::load(&StateDir::new(dir.path()))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("state.json"), "{bad}: {err}");
         }
     }
@@ -211,8 +213,10 @@ mod tests {
     #[test]
     fn a_damaged_state_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(STATE_FILE), b"{not json").unwrap();
-        let err = State::load(dir.path()).unwrap_err().to_string();
+        std::fs::write(dir.path().join(StateFile::State.name()), b"{not json").unwrap();
+        let err = State::load(&StateDir::new(dir.path()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("state.json"), "{err}");
     }
 }

@@ -4,7 +4,6 @@
 //! printed with what each download would cost.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::time::Duration;
 
 use super::apply::{self, Applied, KnownContent};
@@ -20,6 +19,7 @@ use crate::runlog::RunLog;
 use crate::store::acl::Repaired;
 use crate::store::dir::StoreDir;
 use crate::store::index::{FileId, IndexEntry, StoreIndex};
+use crate::store::state_dir::StateDir;
 use crate::transport::{Source, Throttled};
 
 /// The store as this run found it: the open root (none in a dry run before
@@ -47,7 +47,7 @@ pub(crate) fn survey<'a>(
     store: Option<&'a StoreDir>,
     suspect: &Repaired,
     manifest: &VerifiedManifest,
-    state_dir: &Path,
+    state_dir: &StateDir,
     log: &mut RunLog,
 ) -> Result<Surveyed<'a>, Error> {
     let index = StoreIndex::load(state_dir);
@@ -104,7 +104,7 @@ impl Surveyed<'_> {
         scope: &Scope,
         display: Display,
         timeout: Duration,
-        state_dir: &Path,
+        state_dir: &StateDir,
         log: &mut RunLog,
     ) -> Result<Mirrored, Error> {
         let plan = plan(manifest, scope, &self.inventory, Some(&self.index));

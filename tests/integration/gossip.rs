@@ -17,6 +17,7 @@ use wpkgsync::exit::Code;
 use wpkgsync::gossip::datagram::{Datagram, MAX_DATAGRAM, Message};
 use wpkgsync::gossip::pulse::SignedRecord;
 use wpkgsync::store::state::State;
+use wpkgsync::store::state_dir::StateDir;
 
 use crate::support::TestEnv;
 use crate::support::env::Ini;
@@ -77,7 +78,7 @@ fn published(env: &TestEnv) -> SignedRecord {
 }
 
 fn accepted(env: &TestEnv) -> Option<u64> {
-    State::load(&env.state())
+    State::load(&StateDir::new(env.state()))
         .ok()
         .and_then(|s| s.accepted_version)
 }
