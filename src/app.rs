@@ -5,15 +5,15 @@
 //! which problem the run's exit code and one line stand for.
 //!
 //! Returns an [`Outcome`] or an [`Error`] and never exits; `main` turns either
-//! into the one line and the exit code.
+//! into the one line and the exit code. The other commands are dispatched by
+//! `commands.rs`.
 
 use std::path::Path;
 use std::time::Instant;
 
-use crate::anchors;
-use crate::cli::{Cli, Command, ScheduleAction, SyncArgs};
+use crate::cli::SyncArgs;
 use crate::clock::now_unix;
-use crate::config::{Config, GossipConfig};
+use crate::config::Config;
 use crate::display::Display;
 use crate::error::Error;
 use crate::exit::{Code, Outcome};
@@ -21,13 +21,10 @@ use crate::gossip;
 use crate::manifest;
 use crate::manifest::verify::PinnedKey;
 use crate::platform;
-use crate::publish;
 use crate::report::{self, Figures};
 use crate::runlog::RunLog;
-use crate::schedule;
 use crate::select;
 use crate::startup;
-use crate::status;
 use crate::store::acl;
 use crate::store::dir::StoreDir;
 use crate::store::lock::RunLock;
@@ -36,99 +33,8 @@ use crate::sync;
 use crate::sync::scope::Scope;
 use crate::transport::{self, Connection, Throttled};
 
-/// Runs what the command line asks for. `log` is opened once the INI names
-/// the state folder, so `main` can record the final line there too.
-pub async fn run(cli: Cli, log: &mut RunLog) -> Result<Outcome, Error> {
-    match cli.command {
-        Some(Command::Keygen { out, force }) => {
-            let paths = publish::keygen(&out, force)?;
-            println!("wrote {}", paths.private.display());
-            println!("wrote {}", paths.public.display());
-            Ok(Outcome::success())
-        }
-        Some(Command::Publish {
-            repo,
-            key,
-            expires_days,
-            announce,
-            config,
-        }) => {
-            // Read before publishing, so a wrong INI leaves the repository alone.
-            let gossip = if announce {
-                let ini = config.unwrap_or_else(platform::default_ini_path);
-                Some(GossipConfig::load(&ini)?)
-            } else {
-                None
-            };
-            let summary = publish::publish(&repo, &key, expires_days)?;
-            for warning in &summary.warnings {
-                eprintln!("warning: {warning}");
-            }
-            println!(
-                "published version {} of {}: {} files, {} bytes ({} hashed, {} from cache)",
-                summary.version,
-                repo.display(),
-                summary.files,
-                summary.bytes,
-                summary.hashed,
-                summary.reused
-            );
-            if let Some(gossip) = gossip {
-                let line = gossip::announce::published(&gossip, &repo, summary.version).await;
-                println!("{line}");
-            }
-            Ok(Outcome::success())
-        }
-        Some(Command::Listen { config, bind }) => {
-            let ini = config.unwrap_or_else(platform::default_ini_path);
-            gossip::listen::listen(ini, bind, log).await
-        }
-        Some(Command::Status { config, json }) => status::report(config, json),
-        Some(Command::Schedule {
-            action,
-            config,
-            unit_dir,
-        }) => {
-            let ini = config.unwrap_or_else(platform::default_ini_path);
-            let job = schedule::Job::current(&ini)?;
-            let done = match action {
-                ScheduleAction::Show => {
-                    print!("{}", schedule::show(&job));
-                    return Ok(Outcome::success());
-                }
-                ScheduleAction::Install => {
-                    prepare_folders(&ini)?;
-                    schedule::install(&job, unit_dir.as_deref())?
-                }
-                ScheduleAction::Remove => schedule::remove(unit_dir.as_deref())?,
-            };
-            println!("{done}");
-            Ok(Outcome::success())
-        }
-        None => sync(cli.sync, log).await,
-    }
-}
-
-/// Makes the store and state folders of the INI the administrators' before
-/// the first run, as the MSI's `schedule install` does; an INI that cannot
-/// be read or trusted yet leaves that to the first sync, which checks again.
-fn prepare_folders(ini: &Path) -> Result<(), Error> {
-    let loaded = anchors::check_ini(ini)
-        .map_err(Error::from)
-        .and_then(|()| Ok(Config::load(ini)?));
-    match loaded {
-        Ok((config, _)) => {
-            for line in anchors::prepare_folders(&config)? {
-                println!("{line}");
-            }
-        }
-        Err(e) => println!("folders not prepared: {}", e.line()),
-    }
-    Ok(())
-}
-
 /// The client sync: everything after the INI is read is recorded in the state.
-async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
+pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
     let ini = args
         .config
         .clone()
@@ -151,20 +57,7 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
             return Err(e);
         }
     };
-    // Before the sync, so nothing anyone else could write is taken as
-    // unchanged, used as a basis or copied from.
-    let mut acl_problem = None;
-    let mut suspect = acl::Repaired::default();
-    if let Some(store) = store.as_ref().filter(|_| !args.dry_run) {
-        match acl::repair(store) {
-            Ok(repaired) => suspect = repaired,
-            Err(e) => {
-                log.line(&format!("{e}: every file is hashed again before it counts"));
-                acl_problem = Some(e.to_string());
-                suspect.everything = true;
-            }
-        }
-    }
+    let (suspect, mut acl_problem) = repair_before_sync(store.as_ref(), args.dry_run, log);
     let started = Instant::now();
     let mut figures = Figures::default();
     let run = Run {
@@ -177,7 +70,7 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
     // downloads it leaves are resumed by the next run.
     let deadline = config.sync.deadline;
     let syncing = run.connect_and_mirror(&mut state, &mut figures, log);
-    let (mut result, connection) = match tokio::time::timeout(deadline, syncing).await {
+    let (result, connection) = match tokio::time::timeout(deadline, syncing).await {
         Ok(done) => done,
         Err(_) => (Err(Error::Deadline(deadline)), None),
     };
@@ -185,10 +78,6 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
         Ok(outcome) => outcome.code,
         Err(e) => e.exit_code(),
     };
-    // The server went away (lost, silent, or the run out of time): an upload
-    // would only wait for it again, twice.
-    let session_dead = matches!(sync_code, Code::Unreachable | Code::Timeout)
-        && (connection.is_some() || matches!(result, Err(Error::Deadline(_))));
     // After every run that may have written to the store, failed ones too.
     if !args.dry_run
         && let Some(store) = &store
@@ -197,46 +86,30 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
         acl_problem.get_or_insert(e.to_string());
     }
     let acl_code = acl_problem.as_ref().map(|_| Code::AclRepair);
-    // After every run that reached the server, failed ones too.
-    let mut report_problem = None;
-    if !args.dry_run && !config.server.reports.is_empty() && session_dead {
+    // The server went away (lost, silent, or the run out of time): an upload
+    // would only wait for it again, twice.
+    let session_dead = matches!(sync_code, Code::Unreachable | Code::Timeout)
+        && (connection.is_some() || matches!(result, Err(Error::Deadline(_))));
+    let report_problem = if args.dry_run || config.server.reports.is_empty() {
+        None
+    } else if session_dead {
         log.line(&format!(
             "report upload skipped: the session with the server ended (exit {})",
             sync_code.number()
         ));
-    } else if !args.dry_run
-        && !config.server.reports.is_empty()
-        && let Some(connection) = &connection
-    {
-        match report::upload(connection, &config, sync_code, acl_code, &figures, started).await {
-            Ok(true) => log.line("uploaded the WPKG log and the run line"),
-            Ok(false) => log.line(&format!(
-                "uploaded the run line; no WPKG log at {}",
-                config.sync.wpkg_log.display()
-            )),
-            Err(e) => report_problem = Some(e.to_string()),
-        }
-    }
+        None
+    } else if let Some(connection) = &connection {
+        let uploaded = report::upload(connection, &config, sync_code, acl_code, &figures, started);
+        upload_problem(uploaded.await, &config, log)
+    } else {
+        None
+    };
     let code = Code::precedence(
         sync_code,
         report_problem.as_ref().map(|_| Code::ReportUpload),
         acl_code,
     );
-    // After a successful sync, the problem the exit code stands for (the
-    // report's before the repair's) is the run's one line; any other goes to
-    // the log.
-    let mut problems = [report_problem, acl_problem].into_iter().flatten();
-    if code != sync_code
-        && let Some(first) = problems.next()
-    {
-        result = Ok(Outcome {
-            code,
-            problem: Some(first),
-        });
-    }
-    for other in problems {
-        log.line(&other);
-    }
+    let result = settle(result, code, sync_code, [report_problem, acl_problem], log);
     if !args.dry_run {
         state.record_run(now_unix(), code.number());
         state.save(&config.sync.state)?;
@@ -250,6 +123,73 @@ async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
         {
             log.line(&line);
         }
+    }
+    result
+}
+
+/// The repair before the sync, so nothing anyone else could write is taken
+/// as unchanged, used as a basis or copied from. Returns what it had to fix
+/// (everything, when it failed) and its problem for the exit code.
+fn repair_before_sync(
+    store: Option<&StoreDir>,
+    dry_run: bool,
+    log: &mut RunLog,
+) -> (acl::Repaired, Option<String>) {
+    let Some(store) = store.filter(|_| !dry_run) else {
+        return (acl::Repaired::default(), None);
+    };
+    match acl::repair(store) {
+        Ok(repaired) => (repaired, None),
+        Err(e) => {
+            log.line(&format!("{e}: every file is hashed again before it counts"));
+            let everything = acl::Repaired {
+                everything: true,
+                ..acl::Repaired::default()
+            };
+            (everything, Some(e.to_string()))
+        }
+    }
+}
+
+/// Logs how the report upload went; returns its problem, if any.
+fn upload_problem(
+    uploaded: Result<bool, report::ReportError>,
+    config: &Config,
+    log: &mut RunLog,
+) -> Option<String> {
+    match uploaded {
+        Ok(true) => log.line("uploaded the WPKG log and the run line"),
+        Ok(false) => log.line(&format!(
+            "uploaded the run line; no WPKG log at {}",
+            config.sync.wpkg_log.display()
+        )),
+        Err(e) => return Some(e.to_string()),
+    }
+    None
+}
+
+/// After a successful sync, the problem the exit code `code` stands for (the
+/// report's before the repair's) is the run's one line; any other goes to
+/// the log.
+fn settle(
+    result: Result<Outcome, Error>,
+    code: Code,
+    sync_code: Code,
+    problems: [Option<String>; 2],
+    log: &mut RunLog,
+) -> Result<Outcome, Error> {
+    let mut problems = problems.into_iter().flatten();
+    let mut result = result;
+    if code != sync_code
+        && let Some(first) = problems.next()
+    {
+        result = Ok(Outcome {
+            code,
+            problem: Some(first),
+        });
+    }
+    for other in problems {
+        log.line(&other);
     }
     result
 }

@@ -1,9 +1,10 @@
 //! wpkgsync: mirrors a signed WPKG repository from an SSH server into a local store.
 
 pub mod anchors;
-pub mod app;
+mod app;
 pub mod cli;
 mod clock;
+pub mod commands;
 pub mod config;
 pub mod delta;
 pub mod display;

@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use wpkgsync::app;
 use wpkgsync::cli::{self, Parsed};
+use wpkgsync::commands;
 use wpkgsync::exit::Code;
 use wpkgsync::runlog::RunLog;
 
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let mut log = RunLog::default();
     let (code, problem) = match tokio::runtime::Runtime::new() {
         Ok(runtime) => {
-            let ran = runtime.block_on(app::run(cli, &mut log));
+            let ran = runtime.block_on(commands::run(cli, &mut log));
             // A file operation the watchdog gave up on (a hung share) may
             // still sit on a blocking thread: do not wait for it.
             runtime.shutdown_timeout(std::time::Duration::from_millis(500));
