@@ -11,7 +11,7 @@ use std::io::BufReader;
 use std::path::Path;
 
 use super::error::PublishError;
-use super::repo::Staged;
+use super::staged::Staged;
 use crate::delta::signature;
 use crate::manifest::format::{META_DIR, SIGNATURE_SUFFIX};
 

@@ -9,6 +9,7 @@ mod block_signatures;
 mod error;
 mod keygen;
 mod repo;
+mod staged;
 
 #[cfg(unix)]
 #[path = "unix.rs"]

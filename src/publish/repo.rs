@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, Metadata};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use super::block_signatures;
 use super::error::PublishError;
 use super::imp;
+use super::staged::Staged;
 use crate::delta;
 use crate::manifest::format::{
     FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX,
@@ -718,49 +719,6 @@ fn drop_case_collisions(candidates: Vec<Candidate>, warnings: &mut Vec<String>) 
 /// The folders above a path: `a`, `a/b` for `a/b/c`.
 fn folder_keys(key: &str) -> impl Iterator<Item = &str> {
     key.match_indices('/').map(|(at, _)| &key[..at])
-}
-
-/// A record written and flushed under a temporary name in its final folder,
-/// waiting to be renamed into place; removed if dropped before that.
-pub(super) struct Staged {
-    /// The temporary file, deleted on drop unless persisted.
-    file: tempfile::NamedTempFile,
-    /// The record's final path.
-    target: PathBuf,
-}
-
-impl Staged {
-    /// Writes `bytes` to a world-readable temporary file beside `dir/name`.
-    pub(super) fn new(dir: &Path, name: &str, bytes: &[u8]) -> Result<Staged, PublishError> {
-        let target = dir.join(name);
-        let write_error = |source| PublishError::Write {
-            path: target.clone(),
-            source,
-        };
-        let mut file = tempfile::Builder::new()
-            .prefix(&format!(".{name}.tmp-{}-", std::process::id()))
-            .tempfile_in(dir)
-            .map_err(write_error)?;
-        imp::share_file(file.as_file()).map_err(|source| PublishError::Permissions {
-            path: target.clone(),
-            source,
-        })?;
-        file.write_all(bytes).map_err(write_error)?;
-        file.as_file().sync_all().map_err(write_error)?;
-        Ok(Staged { file, target })
-    }
-
-    /// Renames the file into place, replacing the previous one atomically.
-    pub(super) fn persist(self) -> Result<(), PublishError> {
-        let target = self.target;
-        self.file
-            .persist(&target)
-            .map_err(|err| PublishError::Rename {
-                path: target.clone(),
-                source: err.error,
-            })?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
