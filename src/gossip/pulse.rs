@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use crate::manifest::format::{SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX, TIMESTAMP_FILE};
+use crate::manifest::format::{SIGNATURE_MAX_BYTES, TIMESTAMP_FILE, signature_of};
 use crate::manifest::verify::{
     Accepted, ManifestError, PinnedKey, VerifiedTimestamp, verify_timestamp,
 };
@@ -35,7 +35,7 @@ impl SignedRecord {
     /// `.wpkgsync` folder, or a state folder), bounded by the size of a datagram.
     pub fn read(dir: &Path) -> std::io::Result<SignedRecord> {
         let record = read_limited(&dir.join(TIMESTAMP_FILE), MAX_DATAGRAM as u64)?;
-        let signature = read_limited(&dir.join(signature_name()), SIGNATURE_MAX_BYTES)?;
+        let signature = read_limited(&dir.join(signature_of(TIMESTAMP_FILE)), SIGNATURE_MAX_BYTES)?;
         Ok(SignedRecord { record, signature })
     }
 
@@ -48,7 +48,7 @@ impl SignedRecord {
     /// the record never sits beside another record's signature after a crash
     /// for longer than the next run.
     pub fn keep(&self, state_dir: &Path) -> Result<(), StoreError> {
-        write_atomically(state_dir, &signature_name(), &self.signature)?;
+        write_atomically(state_dir, &signature_of(TIMESTAMP_FILE), &self.signature)?;
         write_atomically(state_dir, KEPT_RECORD, &self.record)
     }
 
@@ -78,10 +78,6 @@ impl SignedRecord {
             Message::Have { .. } => None,
         }
     }
-}
-
-fn signature_name() -> String {
-    format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}")
 }
 
 /// Reads a file, refusing one larger than `limit` bytes.

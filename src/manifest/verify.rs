@@ -15,11 +15,13 @@ use rsa::signature::Verifier;
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
 
-use super::format::{FORMAT, MIN_KEY_BITS, Manifest, Timestamp};
+use super::format::{FORMAT, META_DIR, MIN_KEY_BITS, Manifest, SIGS_DIR, Timestamp};
 use super::path::{PathError, RelPath, check_case_duplicates};
 
-/// Block signatures live here and nowhere else.
-const SIGNATURES_PREFIX: &str = ".wpkgsync/sigs/";
+/// Block signatures live under this prefix and nowhere else.
+fn signatures_prefix() -> String {
+    format!("{META_DIR}/{SIGS_DIR}/")
+}
 
 /// The publisher's public key, pinned on the client.
 #[derive(Clone, Debug)]
@@ -389,10 +391,11 @@ pub fn verify_manifest(
         let block_signature = match entry.block_signature {
             Some(text) => {
                 let path = RelPath::new(&text)?;
-                if !path.as_str().starts_with(SIGNATURES_PREFIX) {
+                let prefix = signatures_prefix();
+                if !path.as_str().starts_with(&prefix) {
                     return Err(ManifestError::Malformed {
                         name: name.into(),
-                        why: format!("block signature {text:?} is outside {SIGNATURES_PREFIX}"),
+                        why: format!("block signature {text:?} is outside {prefix}"),
                     });
                 }
                 Some(path)

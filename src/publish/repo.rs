@@ -24,8 +24,8 @@ use super::imp;
 use super::staged::Staged;
 use crate::delta;
 use crate::manifest::format::{
-    FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX,
-    TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES, Timestamp,
+    FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, SIGNATURE_MAX_BYTES, TIMESTAMP_FILE,
+    TIMESTAMP_MAX_BYTES, Timestamp, signature_of,
 };
 use crate::manifest::path::RelPath;
 use crate::manifest::sign::SigningKey;
@@ -204,16 +204,8 @@ pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSumm
     // because every step is chained to the signed timestamp.
     let staged = [
         Staged::new(&meta_dir, MANIFEST_FILE, &manifest_bytes)?,
-        Staged::new(
-            &meta_dir,
-            &format!("{MANIFEST_FILE}{SIGNATURE_SUFFIX}"),
-            &manifest_sig,
-        )?,
-        Staged::new(
-            &meta_dir,
-            &format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}"),
-            &timestamp_sig,
-        )?,
+        Staged::new(&meta_dir, &signature_of(MANIFEST_FILE), &manifest_sig)?,
+        Staged::new(&meta_dir, &signature_of(TIMESTAMP_FILE), &timestamp_sig)?,
         Staged::new(&meta_dir, TIMESTAMP_FILE, &timestamp_bytes)?,
     ];
     for file in staged {
@@ -305,7 +297,7 @@ fn next_version(meta_dir: &Path, previous: Option<u64>, now: u64) -> Result<u64,
 /// with another key is refused.
 fn previous_version(meta_dir: &Path, signer: &SigningKey) -> Result<Option<u64>, PublishError> {
     let record_path = meta_dir.join(TIMESTAMP_FILE);
-    let signature_path = meta_dir.join(format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}"));
+    let signature_path = meta_dir.join(signature_of(TIMESTAMP_FILE));
     let refused = |path: &Path, why: String| PublishError::PreviousRecord {
         path: path.to_path_buf(),
         why,
@@ -315,10 +307,7 @@ fn previous_version(meta_dir: &Path, signer: &SigningKey) -> Result<Option<u64>,
     let (record, signature) = match (record, signature) {
         (Some(record), Some(signature)) => (record, signature),
         (None, None) => {
-            let manifests = [
-                MANIFEST_FILE.to_string(),
-                format!("{MANIFEST_FILE}{SIGNATURE_SUFFIX}"),
-            ];
+            let manifests = [MANIFEST_FILE.to_string(), signature_of(MANIFEST_FILE)];
             return match manifests
                 .iter()
                 .find(|name| meta_dir.join(name).symlink_metadata().is_ok())
@@ -635,7 +624,10 @@ impl<'a> Walk<'a> {
             return Ok(());
         }
         if target.starts_with(&self.meta_dir) {
-            self.skip(path.as_str(), "symbolic link points into .wpkgsync");
+            self.skip(
+                path.as_str(),
+                &format!("symbolic link points into {META_DIR}"),
+            );
             return Ok(());
         }
         let meta = fs::metadata(&target).map_err(|source| PublishError::Metadata {
@@ -784,11 +776,7 @@ mod tests {
             let signer = SigningKey::from_pkcs8_pem(&test_key_pair().private_pem).expect("key");
             let signature = signer.sign(&bytes).expect("sign");
             fs::write(meta_dir.join(TIMESTAMP_FILE), bytes).expect("write");
-            fs::write(
-                meta_dir.join(format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}")),
-                signature,
-            )
-            .expect("write");
+            fs::write(meta_dir.join(signature_of(TIMESTAMP_FILE)), signature).expect("write");
         }
 
         fn paths(&self) -> Vec<String> {
@@ -869,7 +857,7 @@ mod tests {
         for name in [TIMESTAMP_FILE, MANIFEST_FILE] {
             let bytes = fx.meta(name);
             assert!(bytes.ends_with(b"}\n"), "{name} ends with a newline");
-            let raw = fx.meta(&format!("{name}{SIGNATURE_SUFFIX}"));
+            let raw = fx.meta(&signature_of(name));
             let signature = Signature::try_from(raw.as_slice()).expect("signature");
             verifier.verify(&bytes, &signature).expect(name);
         }
@@ -959,10 +947,7 @@ mod tests {
             err.to_string().contains("timestamp.json is missing"),
             "{err}"
         );
-        let signature = fx
-            .repo
-            .join(META_DIR)
-            .join(format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}"));
+        let signature = fx.repo.join(META_DIR).join(signature_of(TIMESTAMP_FILE));
         fs::remove_file(&signature).expect("remove");
         let err = publish(&fx.repo, &fx.key, 1).expect_err("missing beside");
         assert!(
@@ -971,10 +956,7 @@ mod tests {
         );
 
         // Removing every record starts again from the clock.
-        for name in [
-            MANIFEST_FILE.to_string(),
-            format!("{MANIFEST_FILE}{SIGNATURE_SUFFIX}"),
-        ] {
+        for name in [MANIFEST_FILE.to_string(), signature_of(MANIFEST_FILE)] {
             fs::remove_file(fx.repo.join(META_DIR).join(name)).expect("remove");
         }
         assert!(fx.publish(1).version >= edited.published);
