@@ -10,6 +10,7 @@ mod error;
 mod keygen;
 mod repo;
 mod staged;
+mod walk;
 
 #[cfg(unix)]
 #[path = "unix.rs"]

@@ -8,10 +8,10 @@
 //! re-reading unchanged files; clients never read it and the manifest never lists
 //! it. Block signatures for deltas are left to the `delta` side.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, File, Metadata};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File};
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rsa::pkcs8::der::zeroize::Zeroizing;
@@ -22,12 +22,12 @@ use super::block_signatures;
 use super::error::PublishError;
 use super::imp;
 use super::staged::Staged;
+use super::walk::{self, Candidate};
 use crate::delta;
 use crate::manifest::format::{
     FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, SIGNATURE_MAX_BYTES, TIMESTAMP_FILE,
     TIMESTAMP_MAX_BYTES, Timestamp, signature_of,
 };
-use crate::manifest::path::RelPath;
 use crate::manifest::sign::SigningKey;
 use crate::manifest::verify::{ManifestError, PinnedKey, verify_published_version};
 
@@ -89,16 +89,6 @@ struct CachedHash {
     sha256: String,
 }
 
-/// A file the walk found and the path rules accepted.
-struct Candidate {
-    /// Its manifest path.
-    path: RelPath,
-    /// Where to read it: the file itself, or a link's canonical target.
-    source: PathBuf,
-    /// Metadata of `source`.
-    meta: Metadata,
-}
-
 /// Publishes the tree at `repo`, signing with the PKCS#8 PEM private key at
 /// `key`; the records expire `expires_days` days from now (0: at once).
 pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSummary, PublishError> {
@@ -121,8 +111,7 @@ pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSumm
     let version = next_version(&meta_dir, previous_version(&meta_dir, &signer)?, now)?;
     let mut warnings = Vec::new();
 
-    let candidates = Walk::new(&root, &mut warnings).run()?;
-    let candidates = drop_case_collisions(candidates, &mut warnings);
+    let candidates = walk::candidates(&root, &mut warnings)?;
 
     fs::create_dir_all(&meta_dir).map_err(|source| PublishError::CreateDir {
         path: meta_dir.clone(),
@@ -493,226 +482,6 @@ fn hash_file(path: &Path) -> io::Result<(String, u64)> {
     Ok((hex::encode(hasher.finalize()), size))
 }
 
-/// The walk over the repository: collects candidates and warnings.
-struct Walk<'a> {
-    /// Canonical repository root.
-    root: &'a Path,
-    /// Canonical `.wpkgsync` folder, which links must not reach either.
-    meta_dir: PathBuf,
-    /// Files accepted so far, in walk order.
-    found: Vec<Candidate>,
-    /// Where skipped paths are reported.
-    warnings: &'a mut Vec<String>,
-}
-
-impl<'a> Walk<'a> {
-    /// A walk of `root`, which must be canonical.
-    fn new(root: &'a Path, warnings: &'a mut Vec<String>) -> Walk<'a> {
-        Walk {
-            root,
-            meta_dir: root.join(META_DIR),
-            found: Vec::new(),
-            warnings,
-        }
-    }
-
-    /// Walks the whole tree and returns the candidates sorted by path.
-    fn run(mut self) -> Result<Vec<Candidate>, PublishError> {
-        let mut ancestors = vec![self.root.to_path_buf()];
-        self.walk_dir(self.root, None, &mut ancestors)?;
-        let mut found = self.found;
-        found.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(found)
-    }
-
-    /// Walks one folder. `dir` is canonical; `prefix` is its manifest path
-    /// (none for the root); `ancestors` are the canonical folders above and
-    /// including it, so a link back to one of them is not walked in a loop.
-    fn walk_dir(
-        &mut self,
-        dir: &Path,
-        prefix: Option<&str>,
-        ancestors: &mut Vec<PathBuf>,
-    ) -> Result<(), PublishError> {
-        let list_error = |source| PublishError::List {
-            path: dir.to_path_buf(),
-            source,
-        };
-        for entry in fs::read_dir(dir).map_err(list_error)? {
-            let entry = entry.map_err(list_error)?;
-            let name = entry.file_name();
-            if prefix.is_none() && name == META_DIR {
-                continue;
-            }
-            let full = entry.path();
-            let Some(name) = name.to_str() else {
-                self.skip(&full.display().to_string(), "name is not valid UTF-8");
-                continue;
-            };
-            let text = match prefix {
-                Some(prefix) => format!("{prefix}/{name}"),
-                None => name.to_owned(),
-            };
-            // Checked for folders too, so a bad folder name costs one warning
-            // rather than one per file below it.
-            let path = match RelPath::new(&text) {
-                Ok(path) => path,
-                Err(err) => {
-                    self.skip(&text, &err.to_string());
-                    continue;
-                }
-            };
-            let file_type = entry.file_type().map_err(|source| PublishError::Metadata {
-                path: full.clone(),
-                source,
-            })?;
-            if file_type.is_symlink() {
-                self.follow_link(&full, path, ancestors)?;
-            } else if file_type.is_dir() {
-                // A real folder in a canonical folder has a canonical path.
-                self.descend(full, path, ancestors)?;
-            } else if file_type.is_file() {
-                let meta = entry.metadata().map_err(|source| PublishError::Metadata {
-                    path: full.clone(),
-                    source,
-                })?;
-                self.found.push(Candidate {
-                    path,
-                    source: full,
-                    meta,
-                });
-            } else {
-                let reason = format!("not a regular file ({})", imp::special_kind(&file_type));
-                self.skip(&text, &reason);
-            }
-        }
-        Ok(())
-    }
-
-    /// Walks the canonical folder `dir` under the manifest path `path`.
-    fn descend(
-        &mut self,
-        dir: PathBuf,
-        path: RelPath,
-        ancestors: &mut Vec<PathBuf>,
-    ) -> Result<(), PublishError> {
-        ancestors.push(dir.clone());
-        let result = self.walk_dir(&dir, Some(path.as_str()), ancestors);
-        ancestors.pop();
-        result
-    }
-
-    /// Follows a link whose target stays inside the repository; skips others.
-    fn follow_link(
-        &mut self,
-        link: &Path,
-        path: RelPath,
-        ancestors: &mut Vec<PathBuf>,
-    ) -> Result<(), PublishError> {
-        let target = match fs::canonicalize(link) {
-            Ok(target) => target,
-            Err(err) => {
-                self.skip(
-                    path.as_str(),
-                    &format!("symbolic link does not resolve ({err})"),
-                );
-                return Ok(());
-            }
-        };
-        if !target.starts_with(self.root) {
-            self.skip(path.as_str(), "symbolic link leaves the repository");
-            return Ok(());
-        }
-        if target.starts_with(&self.meta_dir) {
-            self.skip(
-                path.as_str(),
-                &format!("symbolic link points into {META_DIR}"),
-            );
-            return Ok(());
-        }
-        let meta = fs::metadata(&target).map_err(|source| PublishError::Metadata {
-            path: target.clone(),
-            source,
-        })?;
-        if meta.is_dir() {
-            if ancestors.contains(&target) {
-                self.skip(
-                    path.as_str(),
-                    "symbolic link loops back to a folder above it",
-                );
-                return Ok(());
-            }
-            self.descend(target, path, ancestors)
-        } else if meta.is_file() {
-            self.found.push(Candidate {
-                path,
-                source: target,
-                meta,
-            });
-            Ok(())
-        } else {
-            let reason = format!(
-                "symbolic link to a {}",
-                imp::special_kind(&meta.file_type())
-            );
-            self.skip(path.as_str(), &reason);
-            Ok(())
-        }
-    }
-
-    /// Records a skipped path and why.
-    fn skip(&mut self, path: &str, reason: &str) {
-        self.warnings.push(format!("skipped {path}: {reason}"));
-    }
-}
-
-/// Drops paths that would be one file on Windows: a path equal to an earlier one
-/// apart from letter case, and a file whose name is also a folder's (`a` beside
-/// `A/b`). The later path in byte order is the one skipped.
-fn drop_case_collisions(candidates: Vec<Candidate>, warnings: &mut Vec<String>) -> Vec<Candidate> {
-    let mut files: HashMap<String, String> = HashMap::new();
-    let mut folders: HashMap<String, String> = HashMap::new();
-    let mut kept = Vec::with_capacity(candidates.len());
-    for candidate in candidates {
-        let path = candidate.path.to_string();
-        let key = candidate.path.fold_key();
-        let clash = files
-            .get(&key)
-            .map(|first| format!("same path as {first} apart from letter case"))
-            .or_else(|| {
-                folders.get(&key).map(|first| {
-                    format!("a folder of {first} has this name apart from letter case")
-                })
-            })
-            .or_else(|| {
-                folder_keys(&key).find_map(|folder| {
-                    files.get(folder).map(|first| {
-                        format!(
-                            "file {first} has the name of one of its folders apart from letter case"
-                        )
-                    })
-                })
-            });
-        if let Some(reason) = clash {
-            warnings.push(format!("skipped {path}: {reason}"));
-            continue;
-        }
-        for folder in folder_keys(&key) {
-            folders
-                .entry(folder.to_owned())
-                .or_insert_with(|| path.clone());
-        }
-        files.insert(key, path);
-        kept.push(candidate);
-    }
-    kept
-}
-
-/// The folders above a path: `a`, `a/b` for `a/b/c`.
-fn folder_keys(key: &str) -> impl Iterator<Item = &str> {
-    key.match_indices('/').map(|(at, _)| &key[..at])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,6 +490,7 @@ mod tests {
     use rsa::pkcs1v15::{Signature, VerifyingKey};
     use rsa::pkcs8::DecodePublicKey;
     use rsa::signature::Verifier;
+    use std::path::PathBuf;
     use std::time::Duration;
 
     /// A repository and, outside it, the shared test key.
