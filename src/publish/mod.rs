@@ -12,6 +12,7 @@ mod hash_cache;
 mod keygen;
 mod repo;
 mod staged;
+mod version;
 mod walk;
 
 #[cfg(unix)]

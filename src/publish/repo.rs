@@ -10,8 +10,7 @@
 //! timestamp, and the order in which they replace the previous ones.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use rsa::pkcs8::der::zeroize::Zeroizing;
@@ -24,14 +23,13 @@ use super::error::PublishError;
 use super::hash_cache::{CACHE_FILE, CachedHash, HashCache, hash_candidate, read_cache, reusable};
 use super::imp;
 use super::staged::Staged;
+use super::version;
 use super::walk::{self, Candidate};
 use crate::delta;
 use crate::manifest::format::{
-    FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, SIGNATURE_MAX_BYTES, TIMESTAMP_FILE,
-    TIMESTAMP_MAX_BYTES, Timestamp, signature_of,
+    FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, TIMESTAMP_FILE, Timestamp, signature_of,
 };
 use crate::manifest::sign::SigningKey;
-use crate::manifest::verify::{ManifestError, PinnedKey, verify_published_version};
 
 /// Seconds in the days of `expires_days`.
 const SECONDS_PER_DAY: u64 = 86_400;
@@ -64,7 +62,7 @@ pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSumm
     // Versions only go up, from a version the key vouched for: checked before
     // anything is written, so a refusal leaves the repository as it was.
     let now = unix_now()?;
-    let version = next_version(&meta_dir, previous_version(&meta_dir, &signer)?, now)?;
+    let version = version::next_version(&meta_dir, &signer, now)?;
     let mut warnings = Vec::new();
 
     let candidates = walk::candidates(&root, &mut warnings)?;
@@ -322,91 +320,6 @@ fn to_json<T: Serialize>(value: &T, path: &Path) -> Result<Vec<u8>, PublishError
     Ok(bytes)
 }
 
-/// The next version: above the previous record's and, normally, the current
-/// Unix time, so versions also go up across a lost `.wpkgsync` folder. Refused
-/// when the previous version is the last one: a repeated version would let a
-/// server serve either manifest under it.
-fn next_version(meta_dir: &Path, previous: Option<u64>, now: u64) -> Result<u64, PublishError> {
-    match previous {
-        None => Ok(now),
-        Some(version) => version
-            .checked_add(1)
-            .map(|next| next.max(now))
-            .ok_or_else(|| PublishError::VersionExhausted {
-                path: meta_dir.join(TIMESTAMP_FILE),
-                version,
-            }),
-    }
-}
-
-/// The version of the previous timestamp record, checked with the public half
-/// of the signing key: anyone who can write the repository can edit the
-/// unsigned bytes, and a version moved to the end of the range could never go
-/// up again. `None` for a repository never published (none of the four records
-/// is there); a record that is missing beside the others, damaged, or signed
-/// with another key is refused.
-fn previous_version(meta_dir: &Path, signer: &SigningKey) -> Result<Option<u64>, PublishError> {
-    let record_path = meta_dir.join(TIMESTAMP_FILE);
-    let signature_path = meta_dir.join(signature_of(TIMESTAMP_FILE));
-    let refused = |path: &Path, why: String| PublishError::PreviousRecord {
-        path: path.to_path_buf(),
-        why,
-    };
-    let record = read_record(&record_path, TIMESTAMP_MAX_BYTES)?;
-    let signature = read_record(&signature_path, SIGNATURE_MAX_BYTES)?;
-    let (record, signature) = match (record, signature) {
-        (Some(record), Some(signature)) => (record, signature),
-        (None, None) => {
-            let manifests = [MANIFEST_FILE.to_string(), signature_of(MANIFEST_FILE)];
-            return match manifests
-                .iter()
-                .find(|name| meta_dir.join(name).symlink_metadata().is_ok())
-            {
-                None => Ok(None),
-                Some(name) => Err(refused(&record_path, format!("is missing beside {name}"))),
-            };
-        }
-        (None, Some(_)) => return Err(refused(&record_path, "is missing".into())),
-        (Some(_), None) => return Err(refused(&signature_path, "is missing".into())),
-    };
-    let key = PinnedKey::from_public(signer.public_key())
-        .map_err(|why| refused(&record_path, format!("cannot be checked: {why}")))?;
-    match verify_published_version(&key, &record, &signature) {
-        Ok(version) => Ok(Some(version)),
-        Err(ManifestError::BadSignature { .. }) => Err(refused(
-            &record_path,
-            "does not verify with the signing key (edited without it, or signed with another key)"
-                .into(),
-        )),
-        Err(err) => Err(refused(&record_path, err.to_string())),
-    }
-}
-
-/// Reads a record of the previous publish, at most `limit` bytes; `None` when
-/// it is not there.
-fn read_record(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, PublishError> {
-    let read_error = |source| PublishError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(read_error(err)),
-    };
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > limit {
-        return Err(PublishError::PreviousRecord {
-            path: path.to_path_buf(),
-            why: format!("is larger than {limit} bytes"),
-        });
-    }
-    Ok(Some(bytes))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +330,7 @@ mod tests {
     use rsa::pkcs8::DecodePublicKey;
     use rsa::signature::Verifier;
     use std::collections::BTreeMap;
+    use std::fs::File;
     use std::time::{Duration, SystemTime};
 
     /// A repository and, outside it, the shared test key.
@@ -874,6 +788,7 @@ mod tests {
     mod unix {
         use super::*;
         use std::ffi::CString;
+        use std::io;
         use std::os::unix::ffi::OsStrExt;
         use std::os::unix::fs::{PermissionsExt, symlink};
 
