@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use crate::manifest::format::{SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX, TIMESTAMP_FILE};
+use crate::manifest::format::{SIGNATURE_MAX_BYTES, TIMESTAMP_FILE, signature_of};
 use crate::manifest::verify::{
     Accepted, ManifestError, PinnedKey, VerifiedTimestamp, verify_timestamp,
 };
@@ -34,7 +34,7 @@ impl SignedRecord {
     pub fn read(meta_dir: &Path) -> std::io::Result<SignedRecord> {
         SignedRecord::read_files(
             &meta_dir.join(TIMESTAMP_FILE),
-            &meta_dir.join(signature_name()),
+            &meta_dir.join(signature_of(TIMESTAMP_FILE)),
         )
     }
 
@@ -88,10 +88,6 @@ impl SignedRecord {
             Message::Have { .. } => None,
         }
     }
-}
-
-fn signature_name() -> String {
-    format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}")
 }
 
 /// Reads a file, refusing one larger than `limit` bytes.

@@ -14,6 +14,8 @@ pub const META_DIR: &str = ".wpkgsync";
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The timestamp record's name inside [`META_DIR`].
 pub const TIMESTAMP_FILE: &str = "timestamp.json";
+/// Folder of the block signatures inside [`META_DIR`].
+pub const SIGS_DIR: &str = "sigs";
 /// Prefix of the temporary files a sync writes beside their targets. A manifest
 /// path with a component that starts with it (in any letter case) is refused,
 /// so a published file can never be taken for, or overwrite, a download in
@@ -26,6 +28,13 @@ pub const SIGNATURE_SUFFIX: &str = ".sig";
 pub const MIN_KEY_BITS: usize = 3072;
 /// The only record format this build reads and writes.
 pub const FORMAT: u32 = 1;
+
+/// Name of the detached signature of `record`: `manifest.json` is signed in
+/// `manifest.json.sig`, and the block signature of a content in
+/// `<sha256>.sig`.
+pub fn signature_of(record: &str) -> String {
+    format!("{record}{SIGNATURE_SUFFIX}")
+}
 
 /// Upper bound on the timestamp record read from a server (it is a few hundred bytes).
 pub const TIMESTAMP_MAX_BYTES: u64 = 64 * 1024;

@@ -4,8 +4,8 @@
 //! timestamp names exactly those bytes.
 
 use super::format::{
-    MANIFEST_FILE, MANIFEST_MAX_BYTES, META_DIR, SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX,
-    TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES,
+    MANIFEST_FILE, MANIFEST_MAX_BYTES, META_DIR, SIGNATURE_MAX_BYTES, TIMESTAMP_FILE,
+    TIMESTAMP_MAX_BYTES, signature_of,
 };
 use super::verify::{
     Accepted, ManifestError, PinnedKey, VerifiedManifest, verify_manifest, verify_timestamp,
@@ -28,8 +28,7 @@ pub(crate) async fn load<S: Source>(
     keep: bool,
 ) -> Result<VerifiedManifest, Error> {
     let record = read_record(source, TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES).await?;
-    let signature =
-        read_record(source, &signature_name(TIMESTAMP_FILE), SIGNATURE_MAX_BYTES).await?;
+    let signature = read_record(source, &signature_of(TIMESTAMP_FILE), SIGNATURE_MAX_BYTES).await?;
     let timestamp = verify_timestamp(key, &record, &signature, accepted, now_unix())?;
     if keep {
         // The pulse after the run and a listener's answers carry it as published.
@@ -43,17 +42,12 @@ pub(crate) async fn load<S: Source>(
     }
     let limit = timestamp.manifest_size().min(MANIFEST_MAX_BYTES);
     let manifest = read_record(source, MANIFEST_FILE, limit).await?;
-    let signature =
-        read_record(source, &signature_name(MANIFEST_FILE), SIGNATURE_MAX_BYTES).await?;
+    let signature = read_record(source, &signature_of(MANIFEST_FILE), SIGNATURE_MAX_BYTES).await?;
     let verified = verify_manifest(key, &timestamp, &manifest, &signature)?;
     if keep {
         manifest_cache::save(state_dir, &manifest, &signature)?;
     }
     Ok(verified)
-}
-
-fn signature_name(record: &str) -> String {
-    format!("{record}{SIGNATURE_SUFFIX}")
 }
 
 /// Reads one record of `.wpkgsync/`; a missing or oversized one is a manifest

@@ -15,11 +15,15 @@ use rsa::signature::Verifier;
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
 
-use super::format::{FORMAT, MIN_KEY_BITS, Manifest, Timestamp};
+use super::format::{
+    FORMAT, MANIFEST_FILE, META_DIR, MIN_KEY_BITS, Manifest, SIGS_DIR, TIMESTAMP_FILE, Timestamp,
+};
 use super::path::{PathError, RelPath, check_case_duplicates};
 
-/// Block signatures live here and nowhere else.
-const SIGNATURES_PREFIX: &str = ".wpkgsync/sigs/";
+/// Block signatures live under this prefix and nowhere else.
+fn signatures_prefix() -> String {
+    format!("{META_DIR}/{SIGS_DIR}/")
+}
 
 /// The publisher's public key, pinned on the client.
 #[derive(Clone, Debug)]
@@ -66,7 +70,7 @@ pub enum ManifestError {
         name: String,
     },
     /// The manifest's bytes are not the ones the timestamp names.
-    #[error("manifest.json does not match the sha256 and size in timestamp.json")]
+    #[error("{MANIFEST_FILE} does not match the sha256 and size in {TIMESTAMP_FILE}")]
     ManifestMismatch,
     /// The record is signed but not what this client understands.
     #[error("{name} is malformed: {why}")]
@@ -77,7 +81,7 @@ pub enum ManifestError {
         why: String,
     },
     /// A signed manifest names a path that could leave the store.
-    #[error("manifest.json names a refused path: {0}")]
+    #[error("{MANIFEST_FILE} names a refused path: {0}")]
     HostilePath(#[from] PathError),
     /// Rollback: version must not go down.
     #[error("manifest version {offered} is older than the last accepted version {accepted}")]
@@ -97,7 +101,7 @@ pub enum ManifestError {
         version: u64,
     },
     /// Freeze: an expired record means the publisher stopped vouching for it.
-    #[error("timestamp.json version {version} expired at unix time {expires}")]
+    #[error("{TIMESTAMP_FILE} version {version} expired at unix time {expires}")]
     Expired {
         /// Version on the server.
         version: u64,
@@ -337,7 +341,7 @@ fn signed_timestamp(
     bytes: &[u8],
     signature: &[u8],
 ) -> Result<(Timestamp, [u8; 32]), ManifestError> {
-    let name = "timestamp.json";
+    let name = TIMESTAMP_FILE;
     if !key.verifies(bytes, signature) {
         return Err(ManifestError::BadSignature { name: name.into() });
     }
@@ -359,7 +363,7 @@ pub fn verify_manifest(
     bytes: &[u8],
     signature: &[u8],
 ) -> Result<VerifiedManifest, ManifestError> {
-    let name = "manifest.json";
+    let name = MANIFEST_FILE;
     // The timestamp names these exact bytes.
     let digest: [u8; 32] = Sha256::digest(bytes).into();
     if bytes.len() as u64 != timestamp.record.manifest_size || digest != timestamp.manifest_sha256 {
@@ -375,7 +379,7 @@ pub fn verify_manifest(
         return Err(ManifestError::Malformed {
             name: name.into(),
             why: format!(
-                "version {} differs from timestamp.json version {}",
+                "version {} differs from {TIMESTAMP_FILE} version {}",
                 record.version, timestamp.record.version
             ),
         });
@@ -389,10 +393,11 @@ pub fn verify_manifest(
         let block_signature = match entry.block_signature {
             Some(text) => {
                 let path = RelPath::new(&text)?;
-                if !path.as_str().starts_with(SIGNATURES_PREFIX) {
+                let prefix = signatures_prefix();
+                if !path.as_str().starts_with(&prefix) {
                     return Err(ManifestError::Malformed {
                         name: name.into(),
-                        why: format!("block signature {text:?} is outside {SIGNATURES_PREFIX}"),
+                        why: format!("block signature {text:?} is outside {prefix}"),
                     });
                 }
                 Some(path)
@@ -433,7 +438,7 @@ fn check_file_folder_conflicts(files: &[VerifiedFile]) -> Result<(), ManifestErr
         .find(|(_, path)| folders.contains(path.as_str()))
     {
         Some((file, _)) => Err(ManifestError::Malformed {
-            name: "manifest.json".into(),
+            name: MANIFEST_FILE.into(),
             why: format!("{:?} is both a file and a folder", file.path.as_str()),
         }),
         None => Ok(()),

@@ -11,14 +11,9 @@ use std::io::BufReader;
 use std::path::Path;
 
 use super::error::PublishError;
-use super::repo::Staged;
+use super::staged::Staged;
 use crate::delta::signature;
-use crate::manifest::format::{META_DIR, SIGNATURE_SUFFIX};
-
-/// Folder of the block signatures inside `.wpkgsync/`.
-pub const SIGS_DIR: &str = "sigs";
-/// Suffix of a block signature file.
-const BLOCK_SUFFIX: &str = SIGNATURE_SUFFIX;
+use crate::manifest::format::{META_DIR, SIGNATURE_SUFFIX, SIGS_DIR, signature_of};
 
 /// Makes sure the signature of content `sha256` (read from `source`, `size`
 /// bytes) exists, and returns its path relative to the repository.
@@ -29,8 +24,8 @@ pub fn ensure(
     sha256: &str,
 ) -> Result<String, PublishError> {
     let dir = meta_dir.join(SIGS_DIR);
-    let name = format!("{sha256}{BLOCK_SUFFIX}");
-    let relative = format!("{META_DIR}/{SIGS_DIR}/{name}");
+    let name = signature_of(sha256);
+    let relative = relative_path(&name);
     let target = dir.join(&name);
     // Computed once per content: a signature of the right length is reused.
     if fs::metadata(&target).is_ok_and(|m| m.len() == signature::signature_len(size)) {
@@ -63,8 +58,8 @@ pub fn prune(meta_dir: &Path, referenced: &HashSet<String>, warnings: &mut Vec<S
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let relative = format!("{META_DIR}/{SIGS_DIR}/{name}");
-        if name.ends_with(BLOCK_SUFFIX)
+        let relative = relative_path(&name);
+        if name.ends_with(SIGNATURE_SUFFIX)
             && !referenced.contains(&relative)
             && let Err(e) = fs::remove_file(entry.path())
         {
@@ -74,4 +69,10 @@ pub fn prune(meta_dir: &Path, referenced: &HashSet<String>, warnings: &mut Vec<S
             ));
         }
     }
+}
+
+/// The repository-relative path of the signature file `name`, as the manifest
+/// names it.
+fn relative_path(name: &str) -> String {
+    format!("{META_DIR}/{SIGS_DIR}/{name}")
 }

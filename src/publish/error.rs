@@ -4,6 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::manifest::format::{MANIFEST_FILE, META_DIR, SIGNATURE_SUFFIX, TIMESTAMP_FILE};
 use crate::manifest::sign::SignError;
 
 /// Why `keygen` or `publish` stopped.
@@ -135,7 +136,7 @@ pub enum PublishError {
     /// damaged, or not signed with this key: there is no version a client would
     /// trust to go up from.
     #[error(
-        "refusing to publish: previous record {path} {why}; restore the .wpkgsync records from a backup, or remove timestamp.json, manifest.json and their .sig files to publish anew"
+        "refusing to publish: previous record {path} {why}; restore the {META_DIR} records from a backup, or remove {TIMESTAMP_FILE}, {MANIFEST_FILE} and their {SIGNATURE_SUFFIX} files to publish anew"
     )]
     PreviousRecord {
         /// The record at fault.

@@ -6,9 +6,14 @@
 //! records and file identities differ per OS and live in the `imp` twin modules.
 
 mod block_signatures;
+mod clock;
 mod error;
+mod hash_cache;
 mod keygen;
 mod repo;
+mod staged;
+mod version;
+mod walk;
 
 #[cfg(unix)]
 #[path = "unix.rs"]

@@ -1,46 +1,38 @@
 //! `publish`: walks the WPKG tree, hashes every file and writes the signed
 //! `manifest.json` and `timestamp.json` (with their `.sig`) into `.wpkgsync/`.
 //!
-//! Files the client would refuse (path rules of `manifest::path`), links that
-//! leave the repository and special files are skipped with a warning rather than
-//! failing the whole publish; the warnings go back in [`PublishSummary`] for the
-//! caller to print. A publisher-only hash cache, `.wpkgsync/cache.json`, spares
-//! re-reading unchanged files; clients never read it and the manifest never lists
-//! it. Block signatures for deltas are left to the `delta` side.
+//! Files the client would refuse are skipped with a warning by the walk
+//! (`walk.rs`) rather than failing the whole publish; the warnings go back in
+//! [`PublishSummary`] for the caller to print. The publisher-only hash cache
+//! (`hash_cache.rs`) spares re-reading unchanged files, and large contents get
+//! their block signature from `block_signatures.rs`. This file keeps the order
+//! of a publish and the signed records: the previous version, the manifest and
+//! timestamp, and the order in which they replace the previous ones.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, File, Metadata};
-use std::io::{self, Read, Write};
+use std::collections::HashSet;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rsa::pkcs8::der::zeroize::Zeroizing;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::block_signatures;
+use super::clock::unix_now;
 use super::error::PublishError;
+use super::hash_cache::{CACHE_FILE, CachedHash, HashCache, hash_candidate, read_cache, reusable};
 use super::imp;
+use super::staged::Staged;
+use super::version;
+use super::walk::{self, Candidate};
 use crate::delta;
 use crate::manifest::format::{
-    FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, SIGNATURE_MAX_BYTES, SIGNATURE_SUFFIX,
-    TIMESTAMP_FILE, TIMESTAMP_MAX_BYTES, Timestamp,
+    FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, TIMESTAMP_FILE, Timestamp, signature_of,
 };
-use crate::manifest::path::RelPath;
 use crate::manifest::sign::SigningKey;
-use crate::manifest::verify::{ManifestError, PinnedKey, verify_published_version};
 
-/// The hash cache's name inside [`META_DIR`].
-const CACHE_FILE: &str = "cache.json";
-/// The only hash cache format this build reads and writes.
-const CACHE_FORMAT: u32 = 1;
 /// Seconds in the days of `expires_days`.
 const SECONDS_PER_DAY: u64 = 86_400;
-/// A cached hash is reused only for a file whose mtime was at least this much
-/// older than the moment it was hashed. A write in the same clock tick as the
-/// hashing (FAT stores mtimes in 2-second steps) would leave size and mtime
-/// unchanged and a wrong hash trusted forever; such a file is read again instead.
-const SETTLED_SECONDS: i64 = 2;
 
 /// What one publish did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,48 +51,53 @@ pub struct PublishSummary {
     pub warnings: Vec<String>,
 }
 
-/// `.wpkgsync/cache.json`: the hash of every file the last publish listed.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HashCache {
-    /// [`CACHE_FORMAT`].
-    format: u32,
-    /// Manifest path to what was known about the file when it was hashed.
-    files: BTreeMap<String, CachedHash>,
-}
-
-/// One file's hash and the metadata that must still match for it to be reused.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CachedHash {
-    /// Size in bytes.
-    size: u64,
-    /// Modification time, Unix seconds.
-    mtime: i64,
-    /// Nanoseconds part of the modification time.
-    mtime_nanos: u32,
-    /// Device and inode where the OS offers them cheaply.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    identity: Option<String>,
-    /// Unix seconds just before the file was read.
-    hashed_at: i64,
-    /// Lowercase hex sha256 of the content.
-    sha256: String,
-}
-
-/// A file the walk found and the path rules accepted.
-struct Candidate {
-    /// Its manifest path.
-    path: RelPath,
-    /// Where to read it: the file itself, or a link's canonical target.
-    source: PathBuf,
-    /// Metadata of `source`.
-    meta: Metadata,
-}
-
 /// Publishes the tree at `repo`, signing with the PKCS#8 PEM private key at
 /// `key`; the records expire `expires_days` days from now (0: at once).
 pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSummary, PublishError> {
+    let root = canonical_folder(repo)?;
+    // Loaded before the walk, so a bad key fails at once rather than after
+    // hashing the whole tree.
+    let signer = load_key(key, &root)?;
+    let meta_dir = root.join(META_DIR);
+    // Versions only go up, from a version the key vouched for: checked before
+    // anything is written, so a refusal leaves the repository as it was.
+    let now = unix_now()?;
+    let version = version::next_version(&meta_dir, &signer, now)?;
+    let mut warnings = Vec::new();
+
+    let candidates = walk::candidates(&root, &mut warnings)?;
+    create_meta_dir(&meta_dir)?;
+    let listing = list_files(&meta_dir, candidates, &mut warnings)?;
+    // Written before the signed records, so the hashing work survives a failure
+    // further on.
+    write_cache(&meta_dir, &listing.cache)?;
+
+    let files = listing.entries.len();
+    let records = Records::sign(
+        &signer,
+        &meta_dir,
+        version,
+        now,
+        expires_days,
+        listing.entries,
+    )?;
+    records.write(&meta_dir)?;
+    // Only now, with the new records in place, may signatures that no longer
+    // serve any listed content go.
+    block_signatures::prune(&meta_dir, &listing.referenced, &mut warnings);
+
+    Ok(PublishSummary {
+        version,
+        files,
+        bytes: listing.bytes,
+        hashed: listing.hashed,
+        reused: listing.reused,
+        warnings,
+    })
+}
+
+/// The canonical path of the repository, which must be a folder.
+fn canonical_folder(repo: &Path) -> Result<PathBuf, PublishError> {
     let root = fs::canonicalize(repo).map_err(|source| PublishError::List {
         path: repo.to_path_buf(),
         source,
@@ -110,130 +107,174 @@ pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSumm
             path: repo.to_path_buf(),
         });
     }
-    // Loaded before the walk, so a bad key fails at once rather than after
-    // hashing the whole tree.
-    let signer = load_key(key, &root)?;
-    let meta_dir = root.join(META_DIR);
-    // Versions only go up, from a version the key vouched for: checked before
-    // anything is written, so a refusal leaves the repository as it was.
-    let now = unix_now()?;
-    let version = next_version(&meta_dir, previous_version(&meta_dir, &signer)?, now)?;
-    let mut warnings = Vec::new();
+    Ok(root)
+}
 
-    let candidates = Walk::new(&root, &mut warnings).run()?;
-    let candidates = drop_case_collisions(candidates, &mut warnings);
-
-    fs::create_dir_all(&meta_dir).map_err(|source| PublishError::CreateDir {
-        path: meta_dir.clone(),
+/// Creates `.wpkgsync/` if needed and makes it readable by the account that
+/// serves it.
+fn create_meta_dir(meta_dir: &Path) -> Result<(), PublishError> {
+    fs::create_dir_all(meta_dir).map_err(|source| PublishError::CreateDir {
+        path: meta_dir.to_path_buf(),
         source,
     })?;
-    imp::share_dir(&meta_dir).map_err(|source| PublishError::Permissions {
-        path: meta_dir.clone(),
+    imp::share_dir(meta_dir).map_err(|source| PublishError::Permissions {
+        path: meta_dir.to_path_buf(),
         source,
-    })?;
+    })
+}
 
-    let previous = read_cache(&meta_dir, &mut warnings);
-    let mut cache = HashCache {
-        format: CACHE_FORMAT,
-        files: BTreeMap::new(),
+/// The files of the new manifest, and what it took to list them.
+struct Listing {
+    /// One entry per candidate, in candidate order (sorted by path).
+    entries: Vec<FileEntry>,
+    /// The hash cache for the next publish: exactly the files listed.
+    cache: HashCache,
+    /// Block signatures the entries name, repository-relative.
+    referenced: HashSet<String>,
+    /// Files read and hashed.
+    hashed: usize,
+    /// Files whose hash came from the previous cache.
+    reused: usize,
+    /// Total size of the listed files.
+    bytes: u64,
+}
+
+/// Hashes every candidate, reusing the previous cache where it still holds,
+/// and makes sure each large content has its block signature.
+fn list_files(
+    meta_dir: &Path,
+    candidates: Vec<Candidate>,
+    warnings: &mut Vec<String>,
+) -> Result<Listing, PublishError> {
+    let previous = read_cache(meta_dir, warnings);
+    let mut listing = Listing {
+        entries: Vec::with_capacity(candidates.len()),
+        cache: HashCache::new(),
+        referenced: HashSet::new(),
+        hashed: 0,
+        reused: 0,
+        bytes: 0,
     };
-    let mut entries = Vec::with_capacity(candidates.len());
-    let (mut hashed, mut reused, mut bytes) = (0, 0, 0u64);
-    let mut referenced = HashSet::new();
     for candidate in candidates {
         let hash = match reusable(&previous, &candidate)? {
             Some(hash) => {
-                reused += 1;
+                listing.reused += 1;
                 hash
             }
             None => {
-                hashed += 1;
-                hash_candidate(&candidate, &mut warnings)?
+                listing.hashed += 1;
+                hash_candidate(&candidate, warnings)?
             }
         };
-        bytes += hash.size;
-        let block_signature = if hash.size >= delta::signature::THRESHOLD {
-            let signature =
-                block_signatures::ensure(&meta_dir, &candidate.source, hash.size, &hash.sha256)?;
-            referenced.insert(signature.clone());
-            Some(signature)
-        } else {
-            None
-        };
-        entries.push(FileEntry {
+        listing.bytes += hash.size;
+        let block_signature = block_signature(meta_dir, &candidate, &hash)?;
+        if let Some(signature) = &block_signature {
+            listing.referenced.insert(signature.clone());
+        }
+        listing.entries.push(FileEntry {
             path: candidate.path.to_string(),
             size: hash.size,
             mtime: hash.mtime,
             sha256: hash.sha256.clone(),
             block_signature,
         });
-        cache.files.insert(candidate.path.to_string(), hash);
+        listing.cache.insert(candidate.path.to_string(), hash);
     }
-    // Written before the signed records, so the hashing work survives a failure
-    // further on.
-    let cache_bytes = to_json(&cache, &meta_dir.join(CACHE_FILE))?;
-    Staged::new(&meta_dir, CACHE_FILE, &cache_bytes)?.persist()?;
+    Ok(listing)
+}
 
-    let files = entries.len();
-    let manifest = Manifest {
-        format: FORMAT,
-        version,
-        files: entries,
-    };
-    let manifest_bytes = to_json(&manifest, &meta_dir.join(MANIFEST_FILE))?;
-    let timestamp = Timestamp {
-        format: FORMAT,
-        version,
-        manifest_sha256: hex::encode(Sha256::digest(&manifest_bytes)),
-        manifest_size: manifest_bytes.len() as u64,
-        published: now,
-        expires: now.saturating_add(expires_days.saturating_mul(SECONDS_PER_DAY)),
-    };
-    let timestamp_bytes = to_json(&timestamp, &meta_dir.join(TIMESTAMP_FILE))?;
-    let manifest_sig = sign(&signer, &meta_dir, MANIFEST_FILE, &manifest_bytes)?;
-    let timestamp_sig = sign(&signer, &meta_dir, TIMESTAMP_FILE, &timestamp_bytes)?;
-
-    // Everything is staged (written and flushed under temporary names) before the
-    // first rename, so the renames follow each other closely. Clients read the
-    // timestamp first, then the manifest it names by sha256, then the manifest's
-    // signature; so the timestamp goes last. In the short window between renames
-    // a client may see a new manifest under an old timestamp, or a new signature
-    // beside an old record: the hash or the signature then fails to match, the
-    // client stops with 204 and retries on its next run. It never accepts a mix,
-    // because every step is chained to the signed timestamp.
-    let staged = [
-        Staged::new(&meta_dir, MANIFEST_FILE, &manifest_bytes)?,
-        Staged::new(
-            &meta_dir,
-            &format!("{MANIFEST_FILE}{SIGNATURE_SUFFIX}"),
-            &manifest_sig,
-        )?,
-        Staged::new(
-            &meta_dir,
-            &format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}"),
-            &timestamp_sig,
-        )?,
-        Staged::new(&meta_dir, TIMESTAMP_FILE, &timestamp_bytes)?,
-    ];
-    for file in staged {
-        file.persist()?;
+/// The block signature of a content large enough for deltas to pay, written
+/// if it is not there yet; `None` for smaller files.
+fn block_signature(
+    meta_dir: &Path,
+    candidate: &Candidate,
+    hash: &CachedHash,
+) -> Result<Option<String>, PublishError> {
+    if hash.size < delta::signature::THRESHOLD {
+        return Ok(None);
     }
-    imp::sync_dir(&meta_dir).map_err(|source| PublishError::Write {
-        path: meta_dir.clone(),
-        source,
-    })?;
-    // Only now, with the new records in place, may signatures that no longer
-    // serve any listed content go.
-    block_signatures::prune(&meta_dir, &referenced, &mut warnings);
+    block_signatures::ensure(meta_dir, &candidate.source, hash.size, &hash.sha256).map(Some)
+}
 
-    Ok(PublishSummary {
-        version,
-        files,
-        bytes,
-        hashed,
-        reused,
-        warnings,
-    })
+/// Replaces the hash cache with the one of this publish.
+fn write_cache(meta_dir: &Path, cache: &HashCache) -> Result<(), PublishError> {
+    let bytes = to_json(cache, &meta_dir.join(CACHE_FILE))?;
+    Staged::new(meta_dir, CACHE_FILE, &bytes)?.persist()
+}
+
+/// The two signed records of one publish and their signatures, encoded but not
+/// yet written.
+struct Records {
+    /// `manifest.json`.
+    manifest: Vec<u8>,
+    /// `manifest.json.sig`.
+    manifest_sig: Vec<u8>,
+    /// `timestamp.json`.
+    timestamp: Vec<u8>,
+    /// `timestamp.json.sig`.
+    timestamp_sig: Vec<u8>,
+}
+
+impl Records {
+    /// Encodes the manifest of `entries` and the timestamp naming it, published
+    /// `now` and expiring `expires_days` days later, and signs both.
+    fn sign(
+        signer: &SigningKey,
+        meta_dir: &Path,
+        version: u64,
+        now: u64,
+        expires_days: u64,
+        entries: Vec<FileEntry>,
+    ) -> Result<Records, PublishError> {
+        let manifest = Manifest {
+            format: FORMAT,
+            version,
+            files: entries,
+        };
+        let manifest_bytes = to_json(&manifest, &meta_dir.join(MANIFEST_FILE))?;
+        let timestamp = Timestamp {
+            format: FORMAT,
+            version,
+            manifest_sha256: hex::encode(Sha256::digest(&manifest_bytes)),
+            manifest_size: manifest_bytes.len() as u64,
+            published: now,
+            expires: now.saturating_add(expires_days.saturating_mul(SECONDS_PER_DAY)),
+        };
+        let timestamp_bytes = to_json(&timestamp, &meta_dir.join(TIMESTAMP_FILE))?;
+        let manifest_sig = sign(signer, meta_dir, MANIFEST_FILE, &manifest_bytes)?;
+        let timestamp_sig = sign(signer, meta_dir, TIMESTAMP_FILE, &timestamp_bytes)?;
+        Ok(Records {
+            manifest: manifest_bytes,
+            manifest_sig,
+            timestamp: timestamp_bytes,
+            timestamp_sig,
+        })
+    }
+
+    /// Puts the records in place, in the order that keeps clients safe.
+    fn write(&self, meta_dir: &Path) -> Result<(), PublishError> {
+        // Everything is staged (written and flushed under temporary names) before the
+        // first rename, so the renames follow each other closely. Clients read the
+        // timestamp first, then the manifest it names by sha256, then the manifest's
+        // signature; so the timestamp goes last. In the short window between renames
+        // a client may see a new manifest under an old timestamp, or a new signature
+        // beside an old record: the hash or the signature then fails to match, the
+        // client stops with 204 and retries on its next run. It never accepts a mix,
+        // because every step is chained to the signed timestamp.
+        let staged = [
+            Staged::new(meta_dir, MANIFEST_FILE, &self.manifest)?,
+            Staged::new(meta_dir, &signature_of(MANIFEST_FILE), &self.manifest_sig)?,
+            Staged::new(meta_dir, &signature_of(TIMESTAMP_FILE), &self.timestamp_sig)?,
+            Staged::new(meta_dir, TIMESTAMP_FILE, &self.timestamp)?,
+        ];
+        for file in staged {
+            file.persist()?;
+        }
+        imp::sync_dir(meta_dir).map_err(|source| PublishError::Write {
+            path: meta_dir.to_path_buf(),
+            source,
+        })
+    }
 }
 
 /// Reads the private key, refusing one that clients could download.
@@ -279,499 +320,18 @@ fn to_json<T: Serialize>(value: &T, path: &Path) -> Result<Vec<u8>, PublishError
     Ok(bytes)
 }
 
-/// The next version: above the previous record's and, normally, the current
-/// Unix time, so versions also go up across a lost `.wpkgsync` folder. Refused
-/// when the previous version is the last one: a repeated version would let a
-/// server serve either manifest under it.
-fn next_version(meta_dir: &Path, previous: Option<u64>, now: u64) -> Result<u64, PublishError> {
-    match previous {
-        None => Ok(now),
-        Some(version) => version
-            .checked_add(1)
-            .map(|next| next.max(now))
-            .ok_or_else(|| PublishError::VersionExhausted {
-                path: meta_dir.join(TIMESTAMP_FILE),
-                version,
-            }),
-    }
-}
-
-/// The version of the previous timestamp record, checked with the public half
-/// of the signing key: anyone who can write the repository can edit the
-/// unsigned bytes, and a version moved to the end of the range could never go
-/// up again. `None` for a repository never published (none of the four records
-/// is there); a record that is missing beside the others, damaged, or signed
-/// with another key is refused.
-fn previous_version(meta_dir: &Path, signer: &SigningKey) -> Result<Option<u64>, PublishError> {
-    let record_path = meta_dir.join(TIMESTAMP_FILE);
-    let signature_path = meta_dir.join(format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}"));
-    let refused = |path: &Path, why: String| PublishError::PreviousRecord {
-        path: path.to_path_buf(),
-        why,
-    };
-    let record = read_record(&record_path, TIMESTAMP_MAX_BYTES)?;
-    let signature = read_record(&signature_path, SIGNATURE_MAX_BYTES)?;
-    let (record, signature) = match (record, signature) {
-        (Some(record), Some(signature)) => (record, signature),
-        (None, None) => {
-            let manifests = [
-                MANIFEST_FILE.to_string(),
-                format!("{MANIFEST_FILE}{SIGNATURE_SUFFIX}"),
-            ];
-            return match manifests
-                .iter()
-                .find(|name| meta_dir.join(name).symlink_metadata().is_ok())
-            {
-                None => Ok(None),
-                Some(name) => Err(refused(&record_path, format!("is missing beside {name}"))),
-            };
-        }
-        (None, Some(_)) => return Err(refused(&record_path, "is missing".into())),
-        (Some(_), None) => return Err(refused(&signature_path, "is missing".into())),
-    };
-    let key = PinnedKey::from_public(signer.public_key())
-        .map_err(|why| refused(&record_path, format!("cannot be checked: {why}")))?;
-    match verify_published_version(&key, &record, &signature) {
-        Ok(version) => Ok(Some(version)),
-        Err(ManifestError::BadSignature { .. }) => Err(refused(
-            &record_path,
-            "does not verify with the signing key (edited without it, or signed with another key)"
-                .into(),
-        )),
-        Err(err) => Err(refused(&record_path, err.to_string())),
-    }
-}
-
-/// Reads a record of the previous publish, at most `limit` bytes; `None` when
-/// it is not there.
-fn read_record(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, PublishError> {
-    let read_error = |source| PublishError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(read_error(err)),
-    };
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > limit {
-        return Err(PublishError::PreviousRecord {
-            path: path.to_path_buf(),
-            why: format!("is larger than {limit} bytes"),
-        });
-    }
-    Ok(Some(bytes))
-}
-
-/// The current time in Unix seconds.
-fn unix_now() -> Result<u64, PublishError> {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .map_err(|_| PublishError::Clock)
-}
-
-/// A time as Unix seconds (rounded down, also before 1970) and nanoseconds.
-fn unix_time(time: SystemTime) -> (i64, u32) {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => (
-            i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
-            after.subsec_nanos(),
-        ),
-        Err(before) => {
-            let before = before.duration();
-            let secs = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
-            match before.subsec_nanos() {
-                0 => (-secs, 0),
-                nanos => (-secs - 1, 1_000_000_000 - nanos),
-            }
-        }
-    }
-}
-
-/// Reads the previous hash cache; a missing one is empty, a broken one is
-/// ignored with a warning (it only saves time).
-fn read_cache(meta_dir: &Path, warnings: &mut Vec<String>) -> HashCache {
-    let path = meta_dir.join(CACHE_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return HashCache::default(),
-        Err(err) => {
-            warnings.push(format!("ignored hash cache {}: {err}", path.display()));
-            return HashCache::default();
-        }
-    };
-    match serde_json::from_slice::<HashCache>(&bytes) {
-        Ok(cache) if cache.format == CACHE_FORMAT => cache,
-        Ok(cache) => {
-            warnings.push(format!(
-                "ignored hash cache {} of format {}",
-                path.display(),
-                cache.format
-            ));
-            HashCache::default()
-        }
-        Err(err) => {
-            warnings.push(format!("ignored hash cache {}: {err}", path.display()));
-            HashCache::default()
-        }
-    }
-}
-
-/// The cached hash of `candidate`, if its size, mtime and identity still match
-/// and it had settled when it was hashed.
-fn reusable(cache: &HashCache, candidate: &Candidate) -> Result<Option<CachedHash>, PublishError> {
-    let Some(cached) = cache.files.get(candidate.path.as_str()) else {
-        return Ok(None);
-    };
-    let (mtime, mtime_nanos) = modified(candidate)?;
-    let matches = cached.size == candidate.meta.len()
-        && cached.mtime == mtime
-        && cached.mtime_nanos == mtime_nanos
-        && cached.identity == imp::file_identity(&candidate.meta)
-        && cached.hashed_at.saturating_sub(mtime) >= SETTLED_SECONDS
-        && is_sha256_hex(&cached.sha256);
-    Ok(matches.then(|| cached.clone()))
-}
-
-/// The candidate's mtime as Unix seconds and nanoseconds.
-fn modified(candidate: &Candidate) -> Result<(i64, u32), PublishError> {
-    let time = candidate
-        .meta
-        .modified()
-        .map_err(|source| PublishError::Metadata {
-            path: candidate.source.clone(),
-            source,
-        })?;
-    Ok(unix_time(time))
-}
-
-/// A cache can be edited by hand; a malformed hash must not reach the manifest.
-fn is_sha256_hex(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// Reads and hashes one file.
-fn hash_candidate(
-    candidate: &Candidate,
-    warnings: &mut Vec<String>,
-) -> Result<CachedHash, PublishError> {
-    let (mtime, mtime_nanos) = modified(candidate)?;
-    let hashed_at = i64::try_from(unix_now()?).unwrap_or(i64::MAX);
-    let (sha256, size) = hash_file(&candidate.source).map_err(|source| PublishError::Read {
-        path: candidate.source.clone(),
-        source,
-    })?;
-    if size != candidate.meta.len() {
-        // The manifest gets what was hashed, which is consistent; the mtime is
-        // the older one, so the next publish reads the file again.
-        warnings.push(format!(
-            "{} changed while it was read; publish again once it is complete",
-            candidate.path
-        ));
-    }
-    Ok(CachedHash {
-        size,
-        mtime,
-        mtime_nanos,
-        identity: imp::file_identity(&candidate.meta),
-        hashed_at,
-        sha256,
-    })
-}
-
-/// Lowercase hex sha256 and length of a file's content.
-fn hash_file(path: &Path) -> io::Result<(String, u64)> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        hasher.update(&buffer[..n]);
-        size += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), size))
-}
-
-/// The walk over the repository: collects candidates and warnings.
-struct Walk<'a> {
-    /// Canonical repository root.
-    root: &'a Path,
-    /// Canonical `.wpkgsync` folder, which links must not reach either.
-    meta_dir: PathBuf,
-    /// Files accepted so far, in walk order.
-    found: Vec<Candidate>,
-    /// Where skipped paths are reported.
-    warnings: &'a mut Vec<String>,
-}
-
-impl<'a> Walk<'a> {
-    /// A walk of `root`, which must be canonical.
-    fn new(root: &'a Path, warnings: &'a mut Vec<String>) -> Walk<'a> {
-        Walk {
-            root,
-            meta_dir: root.join(META_DIR),
-            found: Vec::new(),
-            warnings,
-        }
-    }
-
-    /// Walks the whole tree and returns the candidates sorted by path.
-    fn run(mut self) -> Result<Vec<Candidate>, PublishError> {
-        let mut ancestors = vec![self.root.to_path_buf()];
-        self.walk_dir(self.root, None, &mut ancestors)?;
-        let mut found = self.found;
-        found.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(found)
-    }
-
-    /// Walks one folder. `dir` is canonical; `prefix` is its manifest path
-    /// (none for the root); `ancestors` are the canonical folders above and
-    /// including it, so a link back to one of them is not walked in a loop.
-    fn walk_dir(
-        &mut self,
-        dir: &Path,
-        prefix: Option<&str>,
-        ancestors: &mut Vec<PathBuf>,
-    ) -> Result<(), PublishError> {
-        let list_error = |source| PublishError::List {
-            path: dir.to_path_buf(),
-            source,
-        };
-        for entry in fs::read_dir(dir).map_err(list_error)? {
-            let entry = entry.map_err(list_error)?;
-            let name = entry.file_name();
-            if prefix.is_none() && name == META_DIR {
-                continue;
-            }
-            let full = entry.path();
-            let Some(name) = name.to_str() else {
-                self.skip(&full.display().to_string(), "name is not valid UTF-8");
-                continue;
-            };
-            let text = match prefix {
-                Some(prefix) => format!("{prefix}/{name}"),
-                None => name.to_owned(),
-            };
-            // Checked for folders too, so a bad folder name costs one warning
-            // rather than one per file below it.
-            let path = match RelPath::new(&text) {
-                Ok(path) => path,
-                Err(err) => {
-                    self.skip(&text, &err.to_string());
-                    continue;
-                }
-            };
-            let file_type = entry.file_type().map_err(|source| PublishError::Metadata {
-                path: full.clone(),
-                source,
-            })?;
-            if file_type.is_symlink() {
-                self.follow_link(&full, path, ancestors)?;
-            } else if file_type.is_dir() {
-                // A real folder in a canonical folder has a canonical path.
-                self.descend(full, path, ancestors)?;
-            } else if file_type.is_file() {
-                let meta = entry.metadata().map_err(|source| PublishError::Metadata {
-                    path: full.clone(),
-                    source,
-                })?;
-                self.found.push(Candidate {
-                    path,
-                    source: full,
-                    meta,
-                });
-            } else {
-                let reason = format!("not a regular file ({})", imp::special_kind(&file_type));
-                self.skip(&text, &reason);
-            }
-        }
-        Ok(())
-    }
-
-    /// Walks the canonical folder `dir` under the manifest path `path`.
-    fn descend(
-        &mut self,
-        dir: PathBuf,
-        path: RelPath,
-        ancestors: &mut Vec<PathBuf>,
-    ) -> Result<(), PublishError> {
-        ancestors.push(dir.clone());
-        let result = self.walk_dir(&dir, Some(path.as_str()), ancestors);
-        ancestors.pop();
-        result
-    }
-
-    /// Follows a link whose target stays inside the repository; skips others.
-    fn follow_link(
-        &mut self,
-        link: &Path,
-        path: RelPath,
-        ancestors: &mut Vec<PathBuf>,
-    ) -> Result<(), PublishError> {
-        let target = match fs::canonicalize(link) {
-            Ok(target) => target,
-            Err(err) => {
-                self.skip(
-                    path.as_str(),
-                    &format!("symbolic link does not resolve ({err})"),
-                );
-                return Ok(());
-            }
-        };
-        if !target.starts_with(self.root) {
-            self.skip(path.as_str(), "symbolic link leaves the repository");
-            return Ok(());
-        }
-        if target.starts_with(&self.meta_dir) {
-            self.skip(path.as_str(), "symbolic link points into .wpkgsync");
-            return Ok(());
-        }
-        let meta = fs::metadata(&target).map_err(|source| PublishError::Metadata {
-            path: target.clone(),
-            source,
-        })?;
-        if meta.is_dir() {
-            if ancestors.contains(&target) {
-                self.skip(
-                    path.as_str(),
-                    "symbolic link loops back to a folder above it",
-                );
-                return Ok(());
-            }
-            self.descend(target, path, ancestors)
-        } else if meta.is_file() {
-            self.found.push(Candidate {
-                path,
-                source: target,
-                meta,
-            });
-            Ok(())
-        } else {
-            let reason = format!(
-                "symbolic link to a {}",
-                imp::special_kind(&meta.file_type())
-            );
-            self.skip(path.as_str(), &reason);
-            Ok(())
-        }
-    }
-
-    /// Records a skipped path and why.
-    fn skip(&mut self, path: &str, reason: &str) {
-        self.warnings.push(format!("skipped {path}: {reason}"));
-    }
-}
-
-/// Drops paths that would be one file on Windows: a path equal to an earlier one
-/// apart from letter case, and a file whose name is also a folder's (`a` beside
-/// `A/b`). The later path in byte order is the one skipped.
-fn drop_case_collisions(candidates: Vec<Candidate>, warnings: &mut Vec<String>) -> Vec<Candidate> {
-    let mut files: HashMap<String, String> = HashMap::new();
-    let mut folders: HashMap<String, String> = HashMap::new();
-    let mut kept = Vec::with_capacity(candidates.len());
-    for candidate in candidates {
-        let path = candidate.path.to_string();
-        let key = candidate.path.fold_key();
-        let clash = files
-            .get(&key)
-            .map(|first| format!("same path as {first} apart from letter case"))
-            .or_else(|| {
-                folders.get(&key).map(|first| {
-                    format!("a folder of {first} has this name apart from letter case")
-                })
-            })
-            .or_else(|| {
-                folder_keys(&key).find_map(|folder| {
-                    files.get(folder).map(|first| {
-                        format!(
-                            "file {first} has the name of one of its folders apart from letter case"
-                        )
-                    })
-                })
-            });
-        if let Some(reason) = clash {
-            warnings.push(format!("skipped {path}: {reason}"));
-            continue;
-        }
-        for folder in folder_keys(&key) {
-            folders
-                .entry(folder.to_owned())
-                .or_insert_with(|| path.clone());
-        }
-        files.insert(key, path);
-        kept.push(candidate);
-    }
-    kept
-}
-
-/// The folders above a path: `a`, `a/b` for `a/b/c`.
-fn folder_keys(key: &str) -> impl Iterator<Item = &str> {
-    key.match_indices('/').map(|(at, _)| &key[..at])
-}
-
-/// A record written and flushed under a temporary name in its final folder,
-/// waiting to be renamed into place; removed if dropped before that.
-pub(super) struct Staged {
-    /// The temporary file, deleted on drop unless persisted.
-    file: tempfile::NamedTempFile,
-    /// The record's final path.
-    target: PathBuf,
-}
-
-impl Staged {
-    /// Writes `bytes` to a world-readable temporary file beside `dir/name`.
-    pub(super) fn new(dir: &Path, name: &str, bytes: &[u8]) -> Result<Staged, PublishError> {
-        let target = dir.join(name);
-        let write_error = |source| PublishError::Write {
-            path: target.clone(),
-            source,
-        };
-        let mut file = tempfile::Builder::new()
-            .prefix(&format!(".{name}.tmp-{}-", std::process::id()))
-            .tempfile_in(dir)
-            .map_err(write_error)?;
-        imp::share_file(file.as_file()).map_err(|source| PublishError::Permissions {
-            path: target.clone(),
-            source,
-        })?;
-        file.write_all(bytes).map_err(write_error)?;
-        file.as_file().sync_all().map_err(write_error)?;
-        Ok(Staged { file, target })
-    }
-
-    /// Renames the file into place, replacing the previous one atomically.
-    pub(super) fn persist(self) -> Result<(), PublishError> {
-        let target = self.target;
-        self.file
-            .persist(&target)
-            .map_err(|err| PublishError::Rename {
-                path: target.clone(),
-                source: err.error,
-            })?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::manifest::sign::test_key_pair;
+    use crate::publish::clock::unix_time;
     use rsa::RsaPublicKey;
     use rsa::pkcs1v15::{Signature, VerifyingKey};
     use rsa::pkcs8::DecodePublicKey;
     use rsa::signature::Verifier;
-    use std::time::Duration;
+    use std::collections::BTreeMap;
+    use std::fs::File;
+    use std::time::{Duration, SystemTime};
 
     /// A repository and, outside it, the shared test key.
     struct Fixture {
@@ -826,11 +386,7 @@ mod tests {
             let signer = SigningKey::from_pkcs8_pem(&test_key_pair().private_pem).expect("key");
             let signature = signer.sign(&bytes).expect("sign");
             fs::write(meta_dir.join(TIMESTAMP_FILE), bytes).expect("write");
-            fs::write(
-                meta_dir.join(format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}")),
-                signature,
-            )
-            .expect("write");
+            fs::write(meta_dir.join(signature_of(TIMESTAMP_FILE)), signature).expect("write");
         }
 
         fn paths(&self) -> Vec<String> {
@@ -911,7 +467,7 @@ mod tests {
         for name in [TIMESTAMP_FILE, MANIFEST_FILE] {
             let bytes = fx.meta(name);
             assert!(bytes.ends_with(b"}\n"), "{name} ends with a newline");
-            let raw = fx.meta(&format!("{name}{SIGNATURE_SUFFIX}"));
+            let raw = fx.meta(&signature_of(name));
             let signature = Signature::try_from(raw.as_slice()).expect("signature");
             verifier.verify(&bytes, &signature).expect(name);
         }
@@ -1001,10 +557,7 @@ mod tests {
             err.to_string().contains("timestamp.json is missing"),
             "{err}"
         );
-        let signature = fx
-            .repo
-            .join(META_DIR)
-            .join(format!("{TIMESTAMP_FILE}{SIGNATURE_SUFFIX}"));
+        let signature = fx.repo.join(META_DIR).join(signature_of(TIMESTAMP_FILE));
         fs::remove_file(&signature).expect("remove");
         let err = publish(&fx.repo, &fx.key, 1).expect_err("missing beside");
         assert!(
@@ -1013,10 +566,7 @@ mod tests {
         );
 
         // Removing every record starts again from the clock.
-        for name in [
-            MANIFEST_FILE.to_string(),
-            format!("{MANIFEST_FILE}{SIGNATURE_SUFFIX}"),
-        ] {
+        for name in [MANIFEST_FILE.to_string(), signature_of(MANIFEST_FILE)] {
             fs::remove_file(fx.repo.join(META_DIR).join(name)).expect("remove");
         }
         assert!(fx.publish(1).version >= edited.published);
@@ -1234,17 +784,11 @@ mod tests {
         assert!(matches!(err, PublishError::NotAFolder { .. }), "{err:?}");
     }
 
-    #[test]
-    fn unix_time_rounds_down_before_1970() {
-        let before = UNIX_EPOCH - Duration::from_millis(1500);
-        assert_eq!(unix_time(before), (-2, 500_000_000));
-        assert_eq!(unix_time(UNIX_EPOCH + Duration::new(5, 7)), (5, 7));
-    }
-
     #[cfg(unix)]
     mod unix {
         use super::*;
         use std::ffi::CString;
+        use std::io;
         use std::os::unix::ffi::OsStrExt;
         use std::os::unix::fs::{PermissionsExt, symlink};
 

@@ -76,11 +76,11 @@ impl StateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::format::{MANIFEST_FILE, SIGNATURE_SUFFIX, TIMESTAMP_FILE};
+    use crate::manifest::format::{MANIFEST_FILE, TIMESTAMP_FILE, signature_of};
 
     #[test]
     fn kept_records_have_their_names_on_the_server() {
-        let signature = |record: &str| format!("{record}{SIGNATURE_SUFFIX}");
+        let signature = signature_of;
         assert_eq!(StateFile::Manifest.name(), MANIFEST_FILE);
         assert_eq!(StateFile::Timestamp.name(), TIMESTAMP_FILE);
         assert_eq!(
