@@ -11,10 +11,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::clock::{unix_now, unix_time};
 use super::error::PublishError;
 use super::imp;
 use super::walk::Candidate;
+use crate::clock::{checked_now_unix, unix_time};
 
 /// The hash cache's name inside [`META_DIR`](crate::manifest::format::META_DIR).
 pub(super) const CACHE_FILE: &str = "cache.json";
@@ -141,7 +141,8 @@ pub(super) fn hash_candidate(
     warnings: &mut Vec<String>,
 ) -> Result<CachedHash, PublishError> {
     let (mtime, mtime_nanos) = modified(candidate)?;
-    let hashed_at = i64::try_from(unix_now()?).unwrap_or(i64::MAX);
+    let hashed_at =
+        i64::try_from(checked_now_unix().ok_or(PublishError::Clock)?).unwrap_or(i64::MAX);
     let (sha256, size) = hash_file(&candidate.source).map_err(|source| PublishError::Read {
         path: candidate.source.clone(),
         source,

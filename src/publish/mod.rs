@@ -6,7 +6,6 @@
 //! records and file identities differ per OS and live in the `imp` twin modules.
 
 mod block_signatures;
-mod clock;
 mod error;
 mod hash_cache;
 mod keygen;

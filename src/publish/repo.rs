@@ -18,13 +18,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::block_signatures;
-use super::clock::unix_now;
 use super::error::PublishError;
 use super::hash_cache::{CACHE_FILE, CachedHash, HashCache, hash_candidate, read_cache, reusable};
 use super::imp;
 use super::staged::Staged;
 use super::version;
 use super::walk::{self, Candidate};
+use crate::clock::checked_now_unix;
 use crate::delta;
 use crate::manifest::format::{
     FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, TIMESTAMP_FILE, Timestamp, signature_of,
@@ -61,7 +61,7 @@ pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSumm
     let meta_dir = root.join(META_DIR);
     // Versions only go up, from a version the key vouched for: checked before
     // anything is written, so a refusal leaves the repository as it was.
-    let now = unix_now()?;
+    let now = checked_now_unix().ok_or(PublishError::Clock)?;
     let version = version::next_version(&meta_dir, &signer, now)?;
     let mut warnings = Vec::new();
 
@@ -323,8 +323,8 @@ fn to_json<T: Serialize>(value: &T, path: &Path) -> Result<Vec<u8>, PublishError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::unix_time;
     use crate::manifest::sign::test_key_pair;
-    use crate::publish::clock::unix_time;
     use rsa::RsaPublicKey;
     use rsa::pkcs1v15::{Signature, VerifyingKey};
     use rsa::pkcs8::DecodePublicKey;
