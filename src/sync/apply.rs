@@ -98,7 +98,7 @@ impl KnownContent {
     /// had to fix.
     pub fn new(index: &StoreIndex, inventory: &Inventory, plan: &Plan<'_>) -> KnownContent {
         let replaced: std::collections::HashSet<&str> =
-            plan.fetch.iter().map(|f| f.path.as_str()).collect();
+            plan.fetch.iter().map(|f| f.path().as_str()).collect();
         let mut known = HashMap::new();
         for (path, entry) in &index.files {
             let Some(local) = inventory.entries.get(path) else {
@@ -141,13 +141,13 @@ pub async fn apply<S: Source>(
         match result {
             Ok(bytes) => {
                 applied.fetched += 1;
-                applied.placed.insert(file.path.to_string());
+                applied.placed.insert(file.path().to_string());
                 applied.bytes += bytes;
-                events.file_done(file.path.as_str());
+                events.file_done(file.path().as_str());
             }
             Err(FileError::Failed(why)) => {
-                events.file_failed(file.path.as_str(), &why);
-                applied.failures.push((file.path.to_string(), why));
+                events.file_failed(file.path().as_str(), &why);
+                applied.failures.push((file.path().to_string(), why));
             }
             Err(FileError::Fatal(e)) => return Err(e),
         }
@@ -222,7 +222,7 @@ impl Bases {
         let Some(store) = store else {
             return Bases { files: Vec::new() };
         };
-        let target = file.path.as_str();
+        let target = file.path().as_str();
         let old = (!inventory.suspect.contains(target)).then_some(target);
         let mut files = Vec::new();
         for rel in old.into_iter().chain(inventory.temp_of(target)) {
@@ -255,7 +255,7 @@ impl Bases {
 
 /// Removes the partial download a finished file no longer needs.
 fn remove_partial(store: &StoreDir, inventory: &Inventory, file: &VerifiedFile) {
-    if let Some(partial) = inventory.temp_of(file.path.as_str()) {
+    if let Some(partial) = inventory.temp_of(file.path().as_str()) {
         let _ = store.remove(partial);
     }
 }
@@ -269,8 +269,8 @@ async fn fetch<S: Source>(
     known: &KnownContent,
     events: &dyn Events,
 ) -> Result<u64, FileError> {
-    events.file_started(file.path.as_str(), file.size);
-    let target = file.path.as_str();
+    events.file_started(file.path().as_str(), file.size());
+    let target = file.path().as_str();
     if let Some((parent, _)) = target.rsplit_once('/') {
         store
             .create_dir_all(parent)
@@ -278,7 +278,7 @@ async fn fetch<S: Source>(
     }
 
     // The same content elsewhere in the store: a local copy, no download.
-    if let Some(local) = known.0.get(&file.sha256) {
+    if let Some(local) = known.0.get(file.sha256()) {
         let temp = TempFile::create(store, target)?;
         if copy_local(store, local, file, temp, events).await.is_ok() {
             return Ok(0);
@@ -287,7 +287,7 @@ async fn fetch<S: Source>(
 
     let bases = Bases::gather(Some(store), inventory, file);
     let mut fetched = 0;
-    if let Some(signature_path) = &file.block_signature
+    if let Some(signature_path) = &file.block_signature()
         && !bases.files.is_empty()
     {
         let temp = TempFile::create(store, target)?;
@@ -330,7 +330,7 @@ async fn copy_local(
     events: &dyn Events,
 ) -> Result<(), FileError> {
     let copied = (|| -> std::io::Result<[u8; 32]> {
-        let mut input = store.open_regular(local)?.take(file.size);
+        let mut input = store.open_regular(local)?.take(file.size());
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
@@ -345,12 +345,12 @@ async fn copy_local(
         Ok(hasher.finalize().into())
     })();
     match copied {
-        Ok(digest) if digest == file.sha256 => place(store, file, temp).await,
+        Ok(digest) if digest == *file.sha256() => place(store, file, temp).await,
         _ => {
             temp.discard(store);
             Err(FileError::Failed(format!(
                 "local copy of {} differs",
-                file.path
+                file.path()
             )))
         }
     }
@@ -368,16 +368,16 @@ async fn delta_pieces<S: Source>(
     signature_path: &str,
     bases: &Bases,
 ) -> Result<(Vec<Piece>, u64), (u64, FileError)> {
-    let limit = signature::signature_len(file.size);
+    let limit = signature::signature_len(file.size());
     let bytes = source
         .read_limited(signature_path, limit)
         .await
         .map_err(|e| (0, e.into()))?;
     let signature_bytes = bytes.len() as u64;
     let failed = |why: String| (signature_bytes, FileError::Failed(why));
-    let signature =
-        signature::parse(bytes, file.size).map_err(|e| failed(format!("{signature_path}: {e}")))?;
-    let mut map = BlockMap::new(file.size, signature::block_size_for(file.size));
+    let signature = signature::parse(bytes, file.size())
+        .map_err(|e| failed(format!("{signature_path}: {e}")))?;
+    let mut map = BlockMap::new(file.size(), signature::block_size_for(file.size()));
     for (index, (path, basis, len)) in bases.files.iter().enumerate() {
         basis
             .lock()
@@ -426,7 +426,7 @@ async fn assemble<S: Source>(
     temp: TempFile,
     events: &dyn Events,
 ) -> Result<TempFile, FileError> {
-    let remote = match source.open(file.path.as_str()).await {
+    let remote = match source.open(file.path().as_str()).await {
         Ok(remote) => remote,
         Err(e) => {
             temp.discard(store);
@@ -447,7 +447,8 @@ async fn assemble<S: Source>(
                     } else {
                         Err(FileError::Failed(format!(
                             "{} is shorter on the source than its manifest size {}",
-                            file.path, file.size
+                            file.path(),
+                            file.size()
                         )))
                     }
                 }
@@ -488,22 +489,22 @@ pub async fn estimate<'p, S: Source>(
 ) -> Result<Vec<(&'p VerifiedFile, Arrival)>, ApplyError> {
     let mut estimates = Vec::with_capacity(plan.fetch.len());
     for file in &plan.fetch {
-        if let Some(local) = known.0.get(&file.sha256) {
+        if let Some(local) = known.0.get(file.sha256()) {
             estimates.push((*file, Arrival::Copy(local.clone())));
             continue;
         }
         let bases = Bases::gather(store, inventory, file);
-        let arrival = match &file.block_signature {
+        let arrival = match &file.block_signature() {
             Some(signature_path) if !bases.files.is_empty() => {
                 match delta_pieces(source, file, signature_path.as_str(), &bases).await {
                     Ok((pieces, signature_bytes)) => {
                         Arrival::Delta(signature_bytes + remote_bytes(&pieces))
                     }
                     Err((_, FileError::Fatal(e))) => return Err(e),
-                    Err((bytes, FileError::Failed(_))) => Arrival::Whole(bytes + file.size),
+                    Err((bytes, FileError::Failed(_))) => Arrival::Whole(bytes + file.size()),
                 }
             }
-            _ => Arrival::Whole(file.size),
+            _ => Arrival::Whole(file.size()),
         };
         estimates.push((*file, arrival));
     }
@@ -520,15 +521,15 @@ async fn download_whole<S: Source>(
     events: &dyn Events,
 ) -> Result<(u64, TempFile), FileError> {
     let request = u64::from(source.request_size());
-    let pieces = (0..file.size.div_ceil(request))
+    let pieces = (0..file.size().div_ceil(request))
         .map(|i| Piece::Remote {
             offset: i * request,
-            len: request.min(file.size - i * request),
+            len: request.min(file.size() - i * request),
         })
         .collect();
     let none = Bases { files: Vec::new() };
     let temp = assemble(source, store, file, pieces, &none, temp, events).await?;
-    Ok((file.size, temp))
+    Ok((file.size(), temp))
 }
 
 /// Writes the chunks in order, hashing them, and checks the result against the
@@ -565,11 +566,14 @@ async fn write_verified(
         Ok(()) => {}
     }
     let digest: [u8; 32] = hasher.finalize().into();
-    if written != file.size || digest != file.sha256 {
+    if written != file.size() || digest != *file.sha256() {
         temp.discard(store);
         return Err((
             written,
-            FileError::Failed(format!("{} does not match its manifest sha256", file.path)),
+            FileError::Failed(format!(
+                "{} does not match its manifest sha256",
+                file.path()
+            )),
         ));
     }
     Ok((written, temp))
@@ -600,8 +604,8 @@ async fn read_exact_at<S: Source>(
 /// it over its target. The flush waits for the disk, so it runs on a blocking
 /// thread (with a handle of its own on the store) while the other downloads go on.
 async fn place(store: &StoreDir, file: &VerifiedFile, temp: TempFile) -> Result<(), FileError> {
-    let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(file.mtime).unwrap_or(0));
-    let target = file.path.to_string();
+    let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(file.mtime()).unwrap_or(0));
+    let target = file.path().to_string();
     let store = match store.try_clone() {
         Ok(store) => store,
         Err(e) => {

@@ -149,12 +149,12 @@ impl Inventory {
         }
         let mut matched = 0;
         for file in manifest.files() {
-            let path = file.path.as_str();
+            let path = file.path().as_str();
             let same_size = matches!(self.entries.get(path).map(|e| &e.kind),
-                Some(LocalKind::File { size, .. }) if *size == file.size);
+                Some(LocalKind::File { size, .. }) if *size == file.size());
             if same_size
                 && (self.suspect.contains(path) || self.unverified.contains(path))
-                && hash(store, path, file.size).is_some_and(|digest| digest == file.sha256)
+                && hash(store, path, file.size()).is_some_and(|digest| digest == *file.sha256())
             {
                 self.suspect.remove(path);
                 self.unverified.remove(path);

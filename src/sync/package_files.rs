@@ -45,20 +45,20 @@ pub async fn read<S: Source>(
     for file in manifest
         .files()
         .iter()
-        .filter(|f| is_package_definition(f.path.as_str()))
+        .filter(|f| is_package_definition(f.path().as_str()))
     {
-        let path = file.path.as_str();
+        let path = file.path().as_str();
         let local = inventory
             .entries
             .get(path)
             .filter(|e| {
-                matches!(e.kind, LocalKind::File { size, mtime, .. } if size == file.size && mtime == file.mtime)
+                matches!(e.kind, LocalKind::File { size, mtime, .. } if size == file.size() && mtime == file.mtime())
             })
-            .and_then(|_| read_local(store?, path, file.size))
+            .and_then(|_| read_local(store?, path, file.size()))
             .filter(|bytes| verified(file, bytes));
         let bytes = match local {
             Some(bytes) => bytes,
-            None => match source.read_limited(file.path.as_str(), file.size).await {
+            None => match source.read_limited(file.path().as_str(), file.size()).await {
                 Ok(bytes) => bytes,
                 Err(e)
                     if matches!(
@@ -69,17 +69,18 @@ pub async fn read<S: Source>(
                     return Err(e);
                 }
                 Err(e) => {
-                    result.unreadable.push(format!("{}: {e}", file.path));
+                    result.unreadable.push(format!("{}: {e}", file.path()));
                     continue;
                 }
             },
         };
         if verified(file, &bytes) {
-            result.files.push((file.path.to_string(), bytes));
+            result.files.push((file.path().to_string(), bytes));
         } else {
-            result
-                .unreadable
-                .push(format!("{}: does not match its manifest sha256", file.path));
+            result.unreadable.push(format!(
+                "{}: does not match its manifest sha256",
+                file.path()
+            ));
         }
     }
     Ok(result)
@@ -99,7 +100,7 @@ fn read_local(store: &StoreDir, path: &str, size: u64) -> Option<Vec<u8>> {
 }
 
 fn verified(file: &VerifiedFile, bytes: &[u8]) -> bool {
-    bytes.len() as u64 == file.size && <[u8; 32]>::from(Sha256::digest(bytes)) == file.sha256
+    bytes.len() as u64 == file.size() && <[u8; 32]>::from(Sha256::digest(bytes)) == *file.sha256()
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub struct Plan<'m> {
 impl Plan<'_> {
     /// Bytes the fetch list adds up to.
     pub fn fetch_bytes(&self) -> u64 {
-        self.fetch.iter().map(|f| f.size).sum()
+        self.fetch.iter().map(|f| f.size()).sum()
     }
 }
 
@@ -46,34 +46,34 @@ pub fn plan<'m>(
     let wanted: HashMap<&str, &VerifiedFile> = manifest
         .files()
         .iter()
-        .filter(|f| scope.judge(f.path.as_str()) == Verdict::Mirrored)
-        .map(|f| (f.path.as_str(), f))
+        .filter(|f| scope.judge(f.path().as_str()) == Verdict::Mirrored)
+        .map(|f| (f.path().as_str(), f))
         .collect();
     let needed_dirs: HashSet<&str> = wanted.keys().flat_map(|p| folders_above(p)).collect();
 
     for file in manifest.files() {
-        let Some(wanted_file) = wanted.get(file.path.as_str()) else {
+        let Some(wanted_file) = wanted.get(file.path().as_str()) else {
             continue;
         };
         // Known to hold other content, or to be another file than the one
         // verified (replaced with the same size and mtime).
         let known_other = |size: u64, mtime: i64, id: FileId| {
             index
-                .and_then(|index| index.files.get(file.path.as_str()))
+                .and_then(|index| index.files.get(file.path().as_str()))
                 .is_some_and(|entry| {
                     entry.size == size
                         && entry.mtime == mtime
-                        && (parse_sha256(&entry.sha256) != Some(file.sha256)
+                        && (parse_sha256(&entry.sha256) != Some(*file.sha256())
                             || entry.id.is_some_and(|known| known != id))
                 })
         };
-        match inventory.entries.get(file.path.as_str()).map(|e| &e.kind) {
+        match inventory.entries.get(file.path().as_str()).map(|e| &e.kind) {
             Some(LocalKind::File { size, mtime, id })
-                if *size == wanted_file.size
-                    && *mtime == wanted_file.mtime
-                    && (inventory.rehashed.contains(file.path.as_str())
+                if *size == wanted_file.size()
+                    && *mtime == wanted_file.mtime()
+                    && (inventory.rehashed.contains(file.path().as_str())
                         || (!known_other(*size, *mtime, *id)
-                            && !inventory.suspect.contains(file.path.as_str()))) =>
+                            && !inventory.suspect.contains(file.path().as_str()))) =>
             {
                 result.unchanged += 1;
             }
@@ -107,7 +107,7 @@ pub fn plan<'m>(
     }
     // NTFS folds letter case, so compare as it would: the fetched files and
     // the folders they need.
-    let fetched: Vec<String> = result.fetch.iter().map(|f| f.path.fold_key()).collect();
+    let fetched: Vec<String> = result.fetch.iter().map(|f| f.path().fold_key()).collect();
     let fetched_files: HashSet<&str> = fetched.iter().map(String::as_str).collect();
     let fetched_dirs: HashSet<&str> = fetched.iter().flat_map(|f| folders_above(f)).collect();
     for path in candidates
@@ -137,16 +137,16 @@ fn folders_above(path: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::path::RelPath;
+    use crate::manifest::format::FileEntry;
     use crate::sync::inventory::LocalEntry;
     use crate::sync::scope::PackageFolders;
 
-    fn file(path: &str, size: u64) -> VerifiedFile {
-        VerifiedFile {
-            path: RelPath::new(path).unwrap(),
+    fn file(path: &str, size: u64) -> FileEntry {
+        FileEntry {
+            path: path.into(),
             size,
             mtime: 100,
-            sha256: [0; 32],
+            sha256: hex::encode([0u8; 32]),
             block_signature: None,
         }
     }
@@ -167,7 +167,7 @@ mod tests {
         inv
     }
 
-    fn manifest(files: Vec<VerifiedFile>) -> VerifiedManifest {
+    fn manifest(files: Vec<FileEntry>) -> VerifiedManifest {
         VerifiedManifest::for_tests(1, files)
     }
 
@@ -181,7 +181,7 @@ mod tests {
         let inv = inventory(&[("a.xml", Some(1)), ("c.txt", Some(4))]);
         let scope = Scope::new(PackageFolders::All, &[]);
         let plan = plan(&m, &scope, &inv, None);
-        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path().as_str()).collect();
         assert_eq!(fetched, ["c.txt", "packages/x/b.msi"]);
         assert_eq!(plan.unchanged, 1);
         assert_eq!(plan.fetch_bytes(), 8);
@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn a_file_changed_without_a_new_size_or_mtime_is_fetched_when_the_index_knows() {
         let mut changed = file("a.msi", 1);
-        changed.sha256 = [1; 32];
+        changed.sha256 = hex::encode([1u8; 32]);
         let m = manifest(vec![changed]);
         let inv = inventory(&[("a.msi", Some(1))]);
         let scope = Scope::new(PackageFolders::All, &[]);
@@ -261,7 +261,7 @@ mod tests {
         let scope = Scope::new(PackageFolders::All, &["client".into()]);
         let plan = plan(&m, &scope, &inv, None);
         assert_eq!(plan.delete, ["client"]);
-        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path().as_str()).collect();
         assert_eq!(fetched, ["config.xml"]);
     }
 
@@ -278,7 +278,7 @@ mod tests {
             ("packages/firefox/setup.exe", Some(1)),
         ]);
         let plan = plan(&m, &Scope::new(PackageFolders::setup(), &[]), &inv, None);
-        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path().as_str()).collect();
         assert_eq!(fetched, ["packages/7zip.xml"]);
         assert_eq!(plan.delete, ["packages/old.xml"]);
     }
@@ -342,7 +342,7 @@ mod tests {
         expected_delete.sort();
         assert_eq!(plan.delete, expected_delete);
         assert_eq!(plan.clear, ["moved", "new"]);
-        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path().as_str()).collect();
         assert_eq!(fetched, ["Moved/x", "new/file.txt", "packages/7zip.xml"]);
         assert_eq!(plan.unchanged, 1);
     }
