@@ -6,6 +6,7 @@
 //! Windows ones on every OS: the repository is published once and mirrored onto
 //! Windows clients, so a name that is harmless on Linux is still refused.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 #[cfg(test)]
@@ -138,6 +139,30 @@ impl RelPath {
 impl fmt::Display for RelPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Maps and sets of paths are looked up by the text of a path; `Eq`, `Ord`
+/// and `Hash` are the string's, as `Borrow` requires.
+impl Borrow<str> for RelPath {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Written as the plain string, so a file that keeps paths reads the same as
+/// one that kept them as text.
+impl serde::Serialize for RelPath {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// Read through [`RelPath::new`]: a path read back passes every rule again.
+impl<'de> serde::Deserialize<'de> for RelPath {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RelPath, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        RelPath::new(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -390,6 +415,27 @@ mod tests {
         let path = RelPath::new("packages/x/y.msi").unwrap();
         assert_eq!(path.under(root), Path::new("/store/packages/x/y.msi"));
         assert_eq!(path.top(), "packages");
+    }
+
+    #[test]
+    fn paths_are_kept_as_plain_strings_and_read_back_through_the_rules() {
+        let typed: std::collections::BTreeMap<RelPath, u8> = [("b/c.msi", 1), ("a.xml", 2)]
+            .into_iter()
+            .map(|(p, n)| (RelPath::new(p).unwrap(), n))
+            .collect();
+        let text: std::collections::BTreeMap<String, u8> =
+            [("b/c.msi".to_owned(), 1), ("a.xml".to_owned(), 2)].into();
+        let bytes = serde_json::to_vec(&typed).unwrap();
+        assert_eq!(bytes, serde_json::to_vec(&text).unwrap());
+        assert_eq!(
+            serde_json::from_slice::<std::collections::BTreeMap<RelPath, u8>>(&bytes).unwrap(),
+            typed
+        );
+        assert!(
+            serde_json::from_str::<std::collections::BTreeMap<RelPath, u8>>(r#"{"../x":1}"#)
+                .is_err()
+        );
+        assert!(serde_json::from_str::<RelPath>(r#""CON""#).is_err());
     }
 
     proptest::proptest! {

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{StoreError, write_atomically};
+use crate::manifest::path::RelPath;
 
 /// Name of the index file in the `state` folder.
 pub const INDEX_FILE: &str = "store-index.json";
@@ -72,8 +73,9 @@ impl FileId {
 /// The store's verified files by `/`-separated path.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreIndex {
-    /// Entries by path.
-    pub files: BTreeMap<String, IndexEntry>,
+    /// Entries by path: manifest paths, each put in place by this client,
+    /// and read back through the manifest's path rules.
+    pub files: BTreeMap<RelPath, IndexEntry>,
 }
 
 impl StoreIndex {
@@ -103,7 +105,7 @@ mod tests {
         assert_eq!(StoreIndex::load(dir.path()), StoreIndex::default());
         let mut index = StoreIndex::default();
         index.files.insert(
-            "a/b.msi".into(),
+            RelPath::new("a/b.msi").unwrap(),
             IndexEntry {
                 size: 3,
                 mtime: 4,

@@ -26,6 +26,7 @@ use super::plan::Plan;
 use crate::delta::matching::BlockMap;
 use crate::delta::plan::{Piece, plan as plan_pieces, remote_bytes};
 use crate::delta::signature;
+use crate::manifest::path::RelPath;
 use crate::manifest::verify::{VerifiedFile, parse_sha256};
 use crate::store::StoreError;
 use crate::store::dir::StoreDir;
@@ -43,7 +44,7 @@ pub struct Applied {
     /// Files verified and put in place.
     pub fetched: usize,
     /// Their store paths.
-    pub placed: std::collections::HashSet<String>,
+    pub placed: std::collections::HashSet<RelPath>,
     /// Store paths deleted.
     pub deleted: usize,
     /// Bytes read from the source: content ranges and block signatures.
@@ -90,7 +91,7 @@ impl From<StoreError> for FileError {
 
 /// Local files whose content is known: verified by an earlier run and
 /// unchanged since (same size, mtime and identity), by sha256.
-pub struct KnownContent(HashMap<[u8; 32], String>);
+pub struct KnownContent(HashMap<[u8; 32], RelPath>);
 
 impl KnownContent {
     /// Files of `index` that still match it in `inventory`, except those this
@@ -101,14 +102,14 @@ impl KnownContent {
             plan.fetch.iter().map(|f| f.path().as_str()).collect();
         let mut known = HashMap::new();
         for (path, entry) in &index.files {
-            let Some(local) = inventory.entries.get(path) else {
+            let Some(local) = inventory.entries.get(path.as_str()) else {
                 continue;
             };
             let unchanged = matches!(local.kind, LocalKind::File { size, mtime, id }
                 if size == entry.size && mtime == entry.mtime && entry.id.is_none_or(|known| known == id));
             if unchanged
                 && !replaced.contains(path.as_str())
-                && !inventory.suspect.contains(path)
+                && !inventory.suspect.contains(path.as_str())
                 && let Some(sha) = parse_sha256(&entry.sha256)
             {
                 known.entry(sha).or_insert_with(|| path.clone());
@@ -141,7 +142,7 @@ pub async fn apply<S: Source>(
         match result {
             Ok(bytes) => {
                 applied.fetched += 1;
-                applied.placed.insert(file.path().to_string());
+                applied.placed.insert(file.path().clone());
                 applied.bytes += bytes;
                 events.file_done(file.path().as_str());
             }
@@ -324,13 +325,13 @@ async fn fetch<S: Source>(
 /// Copies a local file of the same content into place.
 async fn copy_local(
     store: &StoreDir,
-    local: &str,
+    local: &RelPath,
     file: &VerifiedFile,
     mut temp: TempFile,
     events: &dyn Events,
 ) -> Result<(), FileError> {
     let copied = (|| -> std::io::Result<[u8; 32]> {
-        let mut input = store.open_regular(local)?.take(file.size());
+        let mut input = store.open_regular(local.as_str())?.take(file.size());
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
@@ -471,7 +472,7 @@ async fn assemble<S: Source>(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Arrival {
     /// Copied from the store file of the same content at this path.
-    Copy(String),
+    Copy(RelPath),
     /// Assembled from local blocks plus this many bytes from the source.
     Delta(u64),
     /// Fetched whole.

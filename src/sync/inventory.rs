@@ -7,6 +7,7 @@ use std::time::UNIX_EPOCH;
 
 use cap_fs_ext::DirExt;
 
+use crate::manifest::path::RelPath;
 use crate::manifest::verify::VerifiedManifest;
 use crate::store::acl::Repaired;
 use crate::store::dir::{StoreDir, temp_target};
@@ -60,11 +61,12 @@ pub struct Inventory {
     pub suspect: BTreeSet<String>,
     /// Files of an administrator's that are not the ones verified (a restore,
     /// an edit): hashed again before they count as unchanged, but fine as a
-    /// delta basis, since whatever is built from them is verified.
-    pub unverified: BTreeSet<String>,
+    /// delta basis, since whatever is built from them is verified. Paths of
+    /// the store index, so manifest paths.
+    pub unverified: BTreeSet<RelPath>,
     /// Suspect or unverified files hashed this run and found to hold their
     /// manifest content.
-    pub rehashed: BTreeSet<String>,
+    pub rehashed: BTreeSet<RelPath>,
 }
 
 impl Inventory {
@@ -126,7 +128,7 @@ impl Inventory {
             let Some(known) = entry.id else { continue };
             if let Some(LocalEntry {
                 kind: LocalKind::File { size, mtime, id },
-            }) = self.entries.get(path)
+            }) = self.entries.get(path.as_str())
                 && *size == entry.size
                 && *mtime == entry.mtime
                 && *id != known
@@ -158,7 +160,7 @@ impl Inventory {
             {
                 self.suspect.remove(path);
                 self.unverified.remove(path);
-                self.rehashed.insert(path.to_owned());
+                self.rehashed.insert(file.path().clone());
                 matched += 1;
             }
         }

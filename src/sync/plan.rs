@@ -138,6 +138,7 @@ fn folders_above(path: &str) -> impl Iterator<Item = &str> {
 mod tests {
     use super::*;
     use crate::manifest::format::FileEntry;
+    use crate::manifest::path::RelPath;
     use crate::sync::inventory::LocalEntry;
     use crate::sync::scope::PackageFolders;
 
@@ -197,7 +198,7 @@ mod tests {
         let scope = Scope::new(PackageFolders::All, &[]);
         let mut index = StoreIndex::default();
         index.files.insert(
-            "a.msi".into(),
+            RelPath::new("a.msi").unwrap(),
             crate::store::index::IndexEntry {
                 size: 1,
                 mtime: 100,
@@ -219,7 +220,7 @@ mod tests {
         let mut index = StoreIndex::default();
         let verified = FileId { ino: 1, changed: 2 };
         index.files.insert(
-            "a.msi".into(),
+            RelPath::new("a.msi").unwrap(),
             crate::store::index::IndexEntry {
                 size: 1,
                 mtime: 100,

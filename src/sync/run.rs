@@ -150,7 +150,7 @@ fn index_of(
         .filter(|f| scope.judge(f.path().as_str()) == Verdict::Mirrored)
         .filter(|f| !failed.contains(f.path().as_str()))
         .map(|f| {
-            let fetched = applied.placed.contains(f.path().as_str());
+            let fetched = applied.placed.contains(f.path());
             let id = match inventory.entries.get(f.path().as_str()).map(|e| &e.kind) {
                 Some(LocalKind::File { id, .. }) if !fetched => Some(*id),
                 _ => store
@@ -164,7 +164,7 @@ fn index_of(
                 sha256: hex::encode(f.sha256()),
                 id,
             };
-            (f.path().to_string(), entry)
+            (f.path().clone(), entry)
         })
         .collect();
     StoreIndex { files }
