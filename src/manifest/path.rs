@@ -108,6 +108,14 @@ impl RelPath {
         self.0.split('/')
     }
 
+    /// The folder this path lies in, unless it lies in the root. Every rule
+    /// holds for each component, so it holds for the folder too.
+    pub fn parent(&self) -> Option<RelPath> {
+        self.0
+            .rsplit_once('/')
+            .map(|(folder, _)| RelPath(folder.to_owned()))
+    }
+
     /// The first component: the top-level file or folder this path lives in.
     pub fn top(&self) -> &str {
         self.components().next().unwrap_or_default()

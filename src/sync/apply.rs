@@ -31,6 +31,7 @@ use crate::manifest::verify::{VerifiedFile, parse_sha256};
 use crate::store::StoreError;
 use crate::store::dir::StoreDir;
 use crate::store::index::StoreIndex;
+use crate::store::path::StorePath;
 use crate::transport::{Source, Throttled, TransportError, TransportErrorKind};
 
 /// Read requests kept in flight for one file.
@@ -49,8 +50,9 @@ pub struct Applied {
     pub deleted: usize,
     /// Bytes read from the source: content ranges and block signatures.
     pub bytes: u64,
-    /// Paths that could not be fetched, verified or deleted, with the reason.
-    pub failures: Vec<(String, String)>,
+    /// Paths that could not be fetched, verified or deleted, with the reason:
+    /// manifest paths and whatever else was found in the store.
+    pub failures: Vec<(StorePath, String)>,
 }
 
 /// A failure that ends the run.
@@ -148,7 +150,7 @@ pub async fn apply<S: Source>(
             }
             Err(FileError::Failed(why)) => {
                 events.file_failed(file.path().as_str(), &why);
-                applied.failures.push((file.path().to_string(), why));
+                applied.failures.push((file.path().into(), why));
             }
             Err(FileError::Fatal(e)) => return Err(e),
         }
@@ -158,16 +160,16 @@ pub async fn apply<S: Source>(
     Ok(applied)
 }
 
-fn delete(store: &StoreDir, paths: &[String], applied: &mut Applied, events: &dyn Events) {
+fn delete(store: &StoreDir, paths: &[StorePath], applied: &mut Applied, events: &dyn Events) {
     for path in paths {
         match store.remove(path) {
             Ok(()) => {
                 applied.deleted += 1;
-                events.deleted(path);
+                events.deleted(path.as_str());
             }
             Err(e) => {
                 let why = format!("failed to delete {}: {e}", store.full(path).display());
-                events.file_failed(path, &why);
+                events.file_failed(path.as_str(), &why);
                 applied.failures.push((path.clone(), why));
             }
         }
@@ -190,13 +192,13 @@ pub fn remove_temps(store: &StoreDir, inventory: &Inventory) -> Result<(), Store
 /// result is discarded at once; a download cut short (timeout, lost server)
 /// stays as a basis for the next run.
 struct TempFile {
-    /// Its `/`-separated store path.
-    rel: String,
+    /// Its store path.
+    rel: StorePath,
     out: std::fs::File,
 }
 
 impl TempFile {
-    fn create(store: &StoreDir, target: &str) -> Result<TempFile, StoreError> {
+    fn create(store: &StoreDir, target: &RelPath) -> Result<TempFile, StoreError> {
         let (rel, out) = store.create_temp(target).map_err(|e| {
             StoreError::io("create a temporary file beside", &store.full(target), e)
         })?;
@@ -213,7 +215,7 @@ impl TempFile {
 struct Bases {
     /// Open local files whose blocks may be reused: the old copy, a partial
     /// download; by store path.
-    files: Vec<(String, Mutex<std::fs::File>, u64)>,
+    files: Vec<(StorePath, Mutex<std::fs::File>, u64)>,
 }
 
 impl Bases {
@@ -223,13 +225,13 @@ impl Bases {
         let Some(store) = store else {
             return Bases { files: Vec::new() };
         };
-        let target = file.path().as_str();
-        let old = (!inventory.suspect.contains(target)).then_some(target);
+        let target = file.path();
+        let old = (!inventory.suspect.contains(target.as_str())).then(|| target.into());
         let mut files = Vec::new();
-        for rel in old.into_iter().chain(inventory.temp_of(target)) {
-            if let Ok(opened) = store.open_regular(rel) {
+        for rel in old.into_iter().chain(inventory.temp_of(target).cloned()) {
+            if let Ok(opened) = store.open_regular(&rel) {
                 let len = opened.metadata().map_or(0, |m| m.len());
-                files.push((rel.to_owned(), Mutex::new(opened), len));
+                files.push((rel, Mutex::new(opened), len));
             }
         }
         Bases { files }
@@ -256,7 +258,7 @@ impl Bases {
 
 /// Removes the partial download a finished file no longer needs.
 fn remove_partial(store: &StoreDir, inventory: &Inventory, file: &VerifiedFile) {
-    if let Some(partial) = inventory.temp_of(file.path().as_str()) {
+    if let Some(partial) = inventory.temp_of(file.path()) {
         let _ = store.remove(partial);
     }
 }
@@ -271,11 +273,11 @@ async fn fetch<S: Source>(
     events: &dyn Events,
 ) -> Result<u64, FileError> {
     events.file_started(file.path().as_str(), file.size());
-    let target = file.path().as_str();
-    if let Some((parent, _)) = target.rsplit_once('/') {
+    let target = file.path();
+    if let Some(parent) = target.parent() {
         store
-            .create_dir_all(parent)
-            .map_err(|e| StoreError::io("create folder", &store.full(parent), e))?;
+            .create_dir_all(&parent)
+            .map_err(|e| StoreError::io("create folder", &store.full(&parent), e))?;
     }
 
     // The same content elsewhere in the store: a local copy, no download.
@@ -331,7 +333,7 @@ async fn copy_local(
     events: &dyn Events,
 ) -> Result<(), FileError> {
     let copied = (|| -> std::io::Result<[u8; 32]> {
-        let mut input = store.open_regular(local.as_str())?.take(file.size());
+        let mut input = store.open_regular(local)?.take(file.size());
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
@@ -606,7 +608,7 @@ async fn read_exact_at<S: Source>(
 /// thread (with a handle of its own on the store) while the other downloads go on.
 async fn place(store: &StoreDir, file: &VerifiedFile, temp: TempFile) -> Result<(), FileError> {
     let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(file.mtime()).unwrap_or(0));
-    let target = file.path().to_string();
+    let target = file.path().clone();
     let store = match store.try_clone() {
         Ok(store) => store,
         Err(e) => {
@@ -622,7 +624,7 @@ async fn place(store: &StoreDir, file: &VerifiedFile, temp: TempFile) -> Result<
 fn finish(
     store: &StoreDir,
     temp: TempFile,
-    target: &str,
+    target: &RelPath,
     mtime: std::time::SystemTime,
 ) -> Result<(), FileError> {
     let finished = temp

@@ -10,6 +10,7 @@ use std::io::Read;
 use sha2::{Digest, Sha256};
 
 use super::inventory::{Inventory, LocalKind};
+use crate::manifest::path::RelPath;
 use crate::manifest::verify::{VerifiedFile, VerifiedManifest};
 use crate::store::dir::StoreDir;
 use crate::transport::{Source, TransportError, TransportErrorKind};
@@ -54,7 +55,7 @@ pub async fn read<S: Source>(
             .filter(|e| {
                 matches!(e.kind, LocalKind::File { size, mtime, .. } if size == file.size() && mtime == file.mtime())
             })
-            .and_then(|_| read_local(store?, path, file.size()))
+            .and_then(|_| read_local(store?, file.path(), file.size()))
             .filter(|bytes| verified(file, bytes));
         let bytes = match local {
             Some(bytes) => bytes,
@@ -88,7 +89,7 @@ pub async fn read<S: Source>(
 
 /// The store's copy of `path`, at most `size` bytes, read through the store's
 /// handle.
-fn read_local(store: &StoreDir, path: &str, size: u64) -> Option<Vec<u8>> {
+fn read_local(store: &StoreDir, path: &RelPath, size: u64) -> Option<Vec<u8>> {
     let mut bytes = Vec::new();
     store
         .open_regular(path)

@@ -1,12 +1,13 @@
 //! What to fetch and what to delete: a pure comparison of the verified manifest
 //! with the store's inventory under the run's scope.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::inventory::{Inventory, LocalKind};
 use super::scope::{Scope, Verdict};
 use crate::manifest::verify::{VerifiedFile, VerifiedManifest, parse_sha256};
 use crate::store::index::{FileId, StoreIndex};
+use crate::store::path::StorePath;
 
 /// The work of one run.
 #[derive(Clone, Debug, Default)]
@@ -15,11 +16,12 @@ pub struct Plan<'m> {
     pub fetch: Vec<&'m VerifiedFile>,
     /// Store paths in the way of a download (a folder where a file goes, a file
     /// where a folder goes, another letter case of the same name): removed first.
-    pub clear: Vec<String>,
+    pub clear: Vec<StorePath>,
     /// Store paths to remove after the downloads, outermost only (a folder
     /// takes its contents along). Later, so a moved file can be copied from
-    /// its old place.
-    pub delete: Vec<String>,
+    /// its old place. Whatever the store holds, names the manifest would
+    /// refuse too.
+    pub delete: Vec<StorePath>,
     /// Files in scope already identical by size and modification time.
     pub unchanged: usize,
 }
@@ -85,13 +87,13 @@ pub fn plan<'m>(
     let untouched_dirs: HashSet<&str> = inventory
         .entries
         .keys()
-        .map(String::as_str)
+        .map(StorePath::as_str)
         .filter(|p| scope.judge(p) == Verdict::Untouched)
         .flat_map(folders_above)
         .collect();
-    let mut candidates = BTreeSet::new();
+    let mut candidates = BTreeMap::new();
     for (path, entry) in &inventory.entries {
-        if scope.judge(path) == Verdict::Untouched {
+        if scope.judge(path.as_str()) == Verdict::Untouched {
             continue;
         }
         let keep = match entry.kind {
@@ -102,7 +104,7 @@ pub fn plan<'m>(
             LocalKind::Other => false,
         };
         if !keep {
-            candidates.insert(path.as_str());
+            candidates.insert(path.as_str(), path);
         }
     }
     // NTFS folds letter case, so compare as it would: the fetched files and
@@ -110,20 +112,20 @@ pub fn plan<'m>(
     let fetched: Vec<String> = result.fetch.iter().map(|f| f.path().fold_key()).collect();
     let fetched_files: HashSet<&str> = fetched.iter().map(String::as_str).collect();
     let fetched_dirs: HashSet<&str> = fetched.iter().flat_map(|f| folders_above(f)).collect();
-    for path in candidates
+    for (text, path) in candidates
         .iter()
-        .filter(|path| !folders_above(path).any(|dir| candidates.contains(dir)))
+        .filter(|(text, _)| !folders_above(text).any(|dir| candidates.contains_key(dir)))
     {
-        let folded = path.to_lowercase();
+        let folded = text.to_lowercase();
         // The same name, a folder a fetched file needs, or a file where a
         // fetched file's folder goes.
         let in_the_way = fetched_files.contains(folded.as_str())
             || fetched_dirs.contains(folded.as_str())
             || folders_above(&folded).any(|dir| fetched_files.contains(dir));
         if in_the_way {
-            result.clear.push((*path).to_owned());
+            result.clear.push((*path).clone());
         } else {
-            result.delete.push((*path).to_owned());
+            result.delete.push((*path).clone());
         }
     }
     result
@@ -152,6 +154,11 @@ mod tests {
         }
     }
 
+    /// A store path as the walk would find it.
+    fn store_path(path: &str) -> StorePath {
+        StorePath::from(&RelPath::new(path).unwrap())
+    }
+
     fn inventory(entries: &[(&str, Option<u64>)]) -> Inventory {
         let mut inv = Inventory::default();
         for (path, size) in entries {
@@ -163,7 +170,7 @@ mod tests {
                 },
                 None => LocalKind::Dir,
             };
-            inv.entries.insert((*path).into(), LocalEntry { kind });
+            inv.entries.insert(store_path(path), LocalEntry { kind });
         }
         inv
     }
@@ -235,7 +242,7 @@ mod tests {
         assert_eq!(plan(&m, &scope, &inv, Some(&index)).fetch.len(), 1);
         // A file the repair fixed is never unchanged by its metadata alone.
         index.files.get_mut("a.msi").unwrap().id = Some(verified);
-        inv.suspect.insert("a.msi".into());
+        inv.suspect.insert(store_path("a.msi"));
         assert_eq!(plan(&m, &scope, &inv, Some(&index)).fetch.len(), 1);
     }
 
@@ -253,6 +260,26 @@ mod tests {
         ]);
         let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv, None);
         assert_eq!(plan.delete, ["empty", "gone", "keep/old.txt"]);
+    }
+
+    #[test]
+    fn local_names_the_manifest_would_refuse_are_deleted_all_the_same() {
+        let m = manifest(vec![file("keep.txt", 1)]);
+        let mut inv = inventory(&[("keep.txt", Some(1))]);
+        let dir = StorePath::child(None, "CON").unwrap();
+        for (path, kind) in [
+            (
+                StorePath::child(Some(&dir), "x ").unwrap(),
+                LocalKind::Other,
+            ),
+            (dir, LocalKind::Dir),
+            (StorePath::child(None, "a.").unwrap(), LocalKind::Other),
+        ] {
+            inv.entries.insert(path, LocalEntry { kind });
+        }
+        let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv, None);
+        assert_eq!(plan.delete, ["CON", "a."]);
+        assert_eq!(plan.unchanged, 1);
     }
 
     #[test]

@@ -154,7 +154,7 @@ fn index_of(
             let id = match inventory.entries.get(f.path().as_str()).map(|e| &e.kind) {
                 Some(LocalKind::File { id, .. }) if !fetched => Some(*id),
                 _ => store
-                    .symlink_metadata(f.path().as_str())
+                    .symlink_metadata(f.path())
                     .ok()
                     .map(|m| FileId::of(&m)),
             };
