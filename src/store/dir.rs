@@ -380,4 +380,49 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
         assert!(store.open_regular(&rel("pipe")).is_err());
     }
+
+    #[test]
+    fn store_paths_are_joined_below_the_root() {
+        let (_dir, store) = store();
+        let root = store.path();
+        assert_eq!(
+            store.full(&rel("packages/x/y.msi")),
+            root.join("packages").join("x").join("y.msi")
+        );
+        let dir = StorePath::child(None, "CON").unwrap();
+        let file = StorePath::child(Some(&dir), "a.").unwrap();
+        assert_eq!(store.full(&file), root.join("CON").join("a."));
+    }
+
+    /// Below the root, every component a name: nothing `..`, absolute or a
+    /// prefix, the one join onto the root given a path either type accepts.
+    fn stays_below(store: &StoreDir, joined: &Path) -> bool {
+        joined.strip_prefix(store.path()).is_ok_and(|rest| {
+            rest.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn accepted_paths_never_leave_the_root(
+            text in "[a-zA-Z0-9./\\\\: ]{0,24}",
+            names in proptest::collection::vec("[a-zA-Z0-9./\\\\: ]{0,6}", 1..4),
+        ) {
+            let (_dir, store) = store();
+            if let Ok(path) = RelPath::new(&text) {
+                proptest::prop_assert!(stays_below(&store, &store.full(&path)));
+            }
+            let mut path: Option<StorePath> = None;
+            for name in &names {
+                match StorePath::child(path.as_ref(), name) {
+                    Some(child) => path = Some(child),
+                    None => break,
+                }
+            }
+            if let Some(path) = path {
+                proptest::prop_assert!(stays_below(&store, &store.full(&path)));
+            }
+        }
+    }
 }
