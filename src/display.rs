@@ -93,10 +93,10 @@ impl Events for Display {
 pub(crate) fn print_excluded(manifest: &VerifiedManifest, scope: &Scope) {
     let mut excluded = std::collections::BTreeSet::new();
     for file in manifest.files() {
-        let mut parts = file.path.as_str().splitn(3, '/');
+        let mut parts = file.path().as_str().splitn(3, '/');
         if let (Some(top), Some(folder), Some(_)) = (parts.next(), parts.next(), parts.next())
             && top.eq_ignore_ascii_case("packages")
-            && scope.judge(file.path.as_str()) != Verdict::Mirrored
+            && scope.judge(file.path().as_str()) != Verdict::Mirrored
         {
             excluded.insert(folder);
         }
@@ -124,14 +124,14 @@ pub(crate) fn print_plan(
             Arrival::Copy(from) => format!("copy from {from}"),
             Arrival::Delta(fetched) => {
                 bytes += fetched;
-                format!("delta, {fetched} of {} bytes", file.size)
+                format!("delta, {fetched} of {} bytes", file.size())
             }
             Arrival::Whole(fetched) => {
                 bytes += fetched;
                 format!("whole, {fetched} bytes")
             }
         };
-        println!("fetch  {} ({how})", file.path);
+        println!("fetch  {} ({how})", file.path());
     }
     for path in plan.clear.iter().chain(&plan.delete) {
         println!("delete {path}");

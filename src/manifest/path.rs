@@ -6,10 +6,9 @@
 //! Windows ones on every OS: the repository is published once and mirrored onto
 //! Windows clients, so a name that is harmless on Linux is still refused.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
-#[cfg(test)]
-use std::path::{Path, PathBuf};
 
 use super::format::TEMP_PREFIX;
 
@@ -107,6 +106,14 @@ impl RelPath {
         self.0.split('/')
     }
 
+    /// The folder this path lies in, unless it lies in the root. Every rule
+    /// holds for each component, so it holds for the folder too.
+    pub fn parent(&self) -> Option<RelPath> {
+        self.0
+            .rsplit_once('/')
+            .map(|(folder, _)| RelPath(folder.to_owned()))
+    }
+
     /// The first component: the top-level file or folder this path lives in.
     pub fn top(&self) -> &str {
         self.components().next().unwrap_or_default()
@@ -117,27 +124,35 @@ impl RelPath {
     pub fn fold_key(&self) -> String {
         self.0.to_lowercase()
     }
-
-    /// Joins this path to `root` with the platform separator, and checks again
-    /// that the result is below `root`. The store opens paths through its
-    /// handle (`store::dir`); this join is kept for the property test of the
-    /// rules above.
-    #[cfg(test)]
-    pub fn under(&self, root: &Path) -> PathBuf {
-        let joined = self
-            .components()
-            .fold(root.to_path_buf(), |acc, part| acc.join(part));
-        assert!(
-            joined.starts_with(root),
-            "checked path {self} left the store"
-        );
-        joined
-    }
 }
 
 impl fmt::Display for RelPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Maps and sets of paths are looked up by the text of a path; `Eq`, `Ord`
+/// and `Hash` are the string's, as `Borrow` requires.
+impl Borrow<str> for RelPath {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Written as the plain string, so a file that keeps paths reads the same as
+/// one that kept them as text.
+impl serde::Serialize for RelPath {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// Read through [`RelPath::new`]: a path read back passes every rule again.
+impl<'de> serde::Deserialize<'de> for RelPath {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RelPath, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        RelPath::new(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -385,22 +400,31 @@ mod tests {
     }
 
     #[test]
-    fn joined_paths_stay_under_the_root() {
-        let root = Path::new("/store");
+    fn the_top_is_the_first_component() {
         let path = RelPath::new("packages/x/y.msi").unwrap();
-        assert_eq!(path.under(root), Path::new("/store/packages/x/y.msi"));
         assert_eq!(path.top(), "packages");
+        assert_eq!(path.parent(), Some(RelPath::new("packages/x").unwrap()));
+        assert_eq!(RelPath::new("a.xml").unwrap().parent(), None);
     }
 
-    proptest::proptest! {
-        #[test]
-        fn accepted_paths_never_leave_the_root(text in "[a-zA-Z0-9./\\\\: ]{0,24}") {
-            if let Ok(path) = RelPath::new(&text) {
-                let root = Path::new("/store");
-                let joined = path.under(root);
-                proptest::prop_assert!(joined.starts_with(root));
-                proptest::prop_assert!(joined.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::RootDir)));
-            }
-        }
+    #[test]
+    fn paths_are_kept_as_plain_strings_and_read_back_through_the_rules() {
+        let typed: std::collections::BTreeMap<RelPath, u8> = [("b/c.msi", 1), ("a.xml", 2)]
+            .into_iter()
+            .map(|(p, n)| (RelPath::new(p).unwrap(), n))
+            .collect();
+        let text: std::collections::BTreeMap<String, u8> =
+            [("b/c.msi".to_owned(), 1), ("a.xml".to_owned(), 2)].into();
+        let bytes = serde_json::to_vec(&typed).unwrap();
+        assert_eq!(bytes, serde_json::to_vec(&text).unwrap());
+        assert_eq!(
+            serde_json::from_slice::<std::collections::BTreeMap<RelPath, u8>>(&bytes).unwrap(),
+            typed
+        );
+        assert!(
+            serde_json::from_str::<std::collections::BTreeMap<RelPath, u8>>(r#"{"../x":1}"#)
+                .is_err()
+        );
+        assert!(serde_json::from_str::<RelPath>(r#""CON""#).is_err());
     }
 }

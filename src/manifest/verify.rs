@@ -227,20 +227,43 @@ impl VerifiedTimestamp {
     }
 }
 
-/// One file the publisher vouches for.
+/// One file the publisher vouches for. Only [`verify_manifest`] makes one, so
+/// a file the store receives is always one the signed manifest lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedFile {
+    path: RelPath,
+    size: u64,
+    mtime: i64,
+    sha256: [u8; 32],
+    block_signature: Option<RelPath>,
+}
+
+impl VerifiedFile {
     /// Where it goes in the store.
-    pub path: RelPath,
+    pub fn path(&self) -> &RelPath {
+        &self.path
+    }
+
     /// Its exact size; reading more is refused (endless data).
-    pub size: u64,
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// Modification time to give the local copy, Unix seconds.
-    pub mtime: i64,
+    pub fn mtime(&self) -> i64 {
+        self.mtime
+    }
+
     /// The content's sha256; the only test of a good file.
-    pub sha256: [u8; 32],
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
     /// Where the publisher put this content's block signature, if anywhere.
     /// Unsigned data: it only guides which blocks to reuse.
-    pub block_signature: Option<RelPath>,
+    pub fn block_signature(&self) -> Option<&RelPath> {
+        self.block_signature.as_ref()
+    }
 }
 
 /// The signed list of files, checked against the timestamp and every path rule.
@@ -270,14 +293,37 @@ impl VerifiedManifest {
 
 #[cfg(test)]
 impl VerifiedManifest {
-    /// A manifest for tests of the code that consumes one.
-    pub(crate) fn for_tests(version: u64, mut files: Vec<VerifiedFile>) -> VerifiedManifest {
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        VerifiedManifest {
+    /// A manifest for tests of the code that consumes one: `files` signed
+    /// with the test key and taken through the whole verification, so a test
+    /// gets only what a real run could.
+    pub(crate) fn for_tests(
+        version: u64,
+        files: Vec<super::format::FileEntry>,
+    ) -> VerifiedManifest {
+        use super::sign::{SigningKey, test_key_pair};
+        let pair = test_key_pair();
+        let signer = SigningKey::from_pkcs8_pem(&pair.private_pem).expect("test key");
+        let key = PinnedKey::from_pem(&pair.public_pem).expect("test key");
+        let manifest = serde_json::to_vec(&Manifest {
+            format: FORMAT,
             version,
-            sha256: [0; 32],
             files,
-        }
+        })
+        .expect("manifest");
+        let timestamp = serde_json::to_vec(&Timestamp {
+            format: FORMAT,
+            version,
+            manifest_sha256: hex::encode(Sha256::digest(&manifest)),
+            manifest_size: manifest.len() as u64,
+            published: 0,
+            expires: u64::MAX,
+        })
+        .expect("timestamp");
+        let sign = |bytes: &[u8]| signer.sign(bytes).expect("signature");
+        let timestamp = verify_timestamp(&key, &timestamp, &sign(&timestamp), None, 1)
+            .expect("test timestamp verifies");
+        verify_manifest(&key, &timestamp, &manifest, &sign(&manifest))
+            .expect("test manifest verifies")
     }
 }
 

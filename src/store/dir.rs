@@ -17,6 +17,7 @@ use rand::Rng;
 
 use super::StoreError;
 use super::ownership;
+use super::path::{InStore, StorePath};
 use crate::manifest::format::TEMP_PREFIX;
 
 /// The open store root.
@@ -97,57 +98,60 @@ impl StoreDir {
         &self.dir
     }
 
-    /// Where the `/`-separated `rel` lies, for messages only: every
-    /// operation goes through the handle.
-    pub fn full(&self, rel: &str) -> PathBuf {
+    /// Where `rel` lies, for messages only: every operation goes through the
+    /// handle. The one place a store path is joined onto the root.
+    pub fn full(&self, rel: &impl InStore) -> PathBuf {
         self.path.join(native(rel))
     }
 
     /// Metadata of `rel` itself, a link not followed.
-    pub fn symlink_metadata(&self, rel: &str) -> io::Result<Metadata> {
+    pub fn symlink_metadata(&self, rel: &impl InStore) -> io::Result<Metadata> {
         self.dir.symlink_metadata(native(rel))
     }
 
     /// Creates the folder `rel` and the folders above it.
-    pub fn create_dir_all(&self, rel: &str) -> io::Result<()> {
-        if rel.is_empty() {
-            return Ok(());
-        }
+    pub fn create_dir_all(&self, rel: &impl InStore) -> io::Result<()> {
         self.dir.create_dir_all(native(rel))
+    }
+
+    /// Opens the folder `rel`, or the root when `None`, without following a
+    /// link: the walks of the inventory and the repair list it.
+    pub fn open_folder(&self, rel: Option<&StorePath>) -> io::Result<Dir> {
+        match rel {
+            Some(rel) => self.dir.open_dir_nofollow(native(rel)),
+            None => self.dir.try_clone(),
+        }
     }
 
     /// Opens the regular file `rel` for reading; a link, folder or special
     /// file is refused without being opened as one (a FIFO would block).
-    pub fn open_regular(&self, rel: &str) -> io::Result<File> {
+    pub fn open_regular(&self, rel: &impl InStore) -> io::Result<File> {
         let mut options = OpenOptions::new();
         options.read(true).follow(FollowSymlinks::No);
         #[cfg(unix)]
         cap_std::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
         let file = self.dir.open_with(native(rel), &options)?.into_std();
         if !file.metadata()?.is_file() {
-            return Err(io::Error::other(format!("{rel} is not a regular file")));
+            return Err(io::Error::other(format!(
+                "{} is not a regular file",
+                rel.rel()
+            )));
         }
         Ok(file)
     }
 
-    /// Creates a new temporary file beside `target` (a `/`-separated path),
-    /// exclusively and under an unpredictable name; returns its path and the
-    /// open file.
-    pub fn create_temp(&self, target: &str) -> io::Result<(String, File)> {
-        let (folder, name) = match target.rsplit_once('/') {
-            Some((folder, name)) => (Some(folder), name),
-            None => (None, target),
-        };
+    /// Creates a new temporary file beside `target`, exclusively and under
+    /// an unpredictable name; returns its path and the open file.
+    pub fn create_temp(&self, target: &impl InStore) -> io::Result<(StorePath, File)> {
+        let name = target.rel().rsplit('/').next().unwrap_or_default();
         let mut options = OpenOptions::new();
         options.write(true).read(true).create_new(true);
         #[cfg(unix)]
         cap_std::fs::OpenOptionsExt::mode(&mut options, 0o644);
         loop {
             let temp_name = temp_name(name, rand::thread_rng().r#gen());
-            let rel = match folder {
-                Some(folder) => format!("{folder}/{temp_name}"),
-                None => temp_name,
-            };
+            let rel = StorePath::beside(target, &temp_name)
+                .ok_or_else(|| io::Error::other(format!("{temp_name:?} is not a file name")))?;
             match self.dir.open_with(native(&rel), &options) {
                 Ok(file) => {
                     let file = file.into_std();
@@ -169,7 +173,12 @@ impl StoreDir {
     /// Closes the temporary file `temp`, open as `file`, and renames it over
     /// `target` after checking that the name still leads to that very file.
     /// Closed first: Windows refuses to rename a file open without sharing.
-    pub fn rename_into_place(&self, temp: &str, file: File, target: &str) -> io::Result<()> {
+    pub fn rename_into_place(
+        &self,
+        temp: &StorePath,
+        file: File,
+        target: &impl InStore,
+    ) -> io::Result<()> {
         let written = file.metadata()?;
         drop(file);
         if !same_file(&written, &self.symlink_metadata(temp)?) {
@@ -190,7 +199,7 @@ impl StoreDir {
 
     /// Removes `rel`: a file or link itself, or a folder with everything in
     /// it, never following a link.
-    pub fn remove(&self, rel: &str) -> io::Result<()> {
+    pub fn remove(&self, rel: &impl InStore) -> io::Result<()> {
         let path = native(rel);
         if self.dir.symlink_metadata(&path)?.is_dir() {
             self.dir.remove_dir_all(&path)
@@ -214,9 +223,9 @@ pub fn temp_target(name: &str) -> Option<&str> {
     (digits.bytes().all(|b| b.is_ascii_hexdigit()) && !target.is_empty()).then_some(target)
 }
 
-/// A `/`-separated store path as a relative native path.
-fn native(rel: &str) -> PathBuf {
-    rel.split('/').collect()
+/// A store path as a relative native path.
+fn native(rel: &impl InStore) -> PathBuf {
+    rel.rel().split('/').collect()
 }
 
 #[cfg(unix)]
@@ -271,6 +280,11 @@ fn same_file(written: &std::fs::Metadata, named: &Metadata) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::path::RelPath;
+
+    fn rel(path: &str) -> RelPath {
+        RelPath::new(path).unwrap()
+    }
 
     fn store() -> (tempfile::TempDir, StoreDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -311,13 +325,13 @@ mod tests {
         // rather than being followed.
         #[cfg(unix)]
         {
-            std::os::unix::fs::symlink(&outside, store.full("planted")).unwrap();
+            std::os::unix::fs::symlink(&outside, store.full(&rel("planted"))).unwrap();
             let mut options = OpenOptions::new();
             options.write(true).create_new(true);
             assert!(store.dir.open_with("planted", &options).is_err());
         }
-        let (rel, file) = store.create_temp("config.xml").unwrap();
-        assert!(temp_target(rel.rsplit('/').next().unwrap()).is_some());
+        let (temp, file) = store.create_temp(&rel("config.xml")).unwrap();
+        assert!(temp_target(temp.as_str().rsplit('/').next().unwrap()).is_some());
         drop(file);
         assert_eq!(std::fs::read(&outside).unwrap(), b"precious");
     }
@@ -329,34 +343,86 @@ mod tests {
         let outside = dir.path().join("outside");
         std::fs::create_dir(&outside).unwrap();
         std::fs::write(outside.join("victim"), "precious").unwrap();
-        std::os::unix::fs::symlink(&outside, store.full("packages")).unwrap();
-        assert!(store.remove("packages/victim").is_err());
-        assert!(store.create_temp("packages/victim").is_err());
-        assert!(store.open_regular("packages/victim").is_err());
+        std::os::unix::fs::symlink(&outside, store.full(&rel("packages"))).unwrap();
+        assert!(store.remove(&rel("packages/victim")).is_err());
+        assert!(store.create_temp(&rel("packages/victim")).is_err());
+        assert!(store.open_regular(&rel("packages/victim")).is_err());
         // The link itself goes, its target stays.
-        store.remove("packages").unwrap();
+        store.remove(&rel("packages")).unwrap();
         assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"precious");
     }
 
     #[test]
     fn a_temporary_file_replaced_after_writing_is_not_renamed_into_place() {
         let (_dir, store) = store();
-        let (rel, file) = store.create_temp("a.txt").unwrap();
-        std::fs::remove_file(store.full(&rel)).unwrap();
-        std::fs::write(store.full(&rel), "other bytes").unwrap();
-        let err = store.rename_into_place(&rel, file, "a.txt").unwrap_err();
+        let (temp, file) = store.create_temp(&rel("a.txt")).unwrap();
+        std::fs::remove_file(store.full(&temp)).unwrap();
+        std::fs::write(store.full(&temp), "other bytes").unwrap();
+        let err = store
+            .rename_into_place(&temp, file, &rel("a.txt"))
+            .unwrap_err();
         assert!(err.to_string().contains("replaced"), "{err}");
-        assert!(!store.full("a.txt").exists());
+        assert!(!store.full(&rel("a.txt")).exists());
     }
 
     #[cfg(unix)]
     #[test]
     fn a_fifo_is_refused_rather_than_opened() {
         let (_dir, store) = store();
-        let fifo = std::ffi::CString::new(store.full("pipe").into_os_string().into_encoded_bytes())
-            .unwrap();
+        let fifo = std::ffi::CString::new(
+            store
+                .full(&rel("pipe"))
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
-        assert!(store.open_regular("pipe").is_err());
+        assert!(store.open_regular(&rel("pipe")).is_err());
+    }
+
+    #[test]
+    fn store_paths_are_joined_below_the_root() {
+        let (_dir, store) = store();
+        let root = store.path();
+        assert_eq!(
+            store.full(&rel("packages/x/y.msi")),
+            root.join("packages").join("x").join("y.msi")
+        );
+        let dir = StorePath::child(None, "CON").unwrap();
+        let file = StorePath::child(Some(&dir), "a.").unwrap();
+        assert_eq!(store.full(&file), root.join("CON").join("a."));
+    }
+
+    /// Below the root, every component a name: nothing `..`, absolute or a
+    /// prefix, the one join onto the root given a path either type accepts.
+    fn stays_below(store: &StoreDir, joined: &Path) -> bool {
+        joined.strip_prefix(store.path()).is_ok_and(|rest| {
+            rest.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn accepted_paths_never_leave_the_root(
+            text in "[a-zA-Z0-9./\\\\: ]{0,24}",
+            names in proptest::collection::vec("[a-zA-Z0-9./\\\\: ]{0,6}", 1..4),
+        ) {
+            let (_dir, store) = store();
+            if let Ok(path) = RelPath::new(&text) {
+                proptest::prop_assert!(stays_below(&store, &store.full(&path)));
+            }
+            let mut path: Option<StorePath> = None;
+            for name in &names {
+                match StorePath::child(path.as_ref(), name) {
+                    Some(child) => path = Some(child),
+                    None => break,
+                }
+            }
+            if let Some(path) = path {
+                proptest::prop_assert!(stays_below(&store, &store.full(&path)));
+            }
+        }
     }
 }

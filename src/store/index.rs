@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::state_dir::{StateDir, StateFile};
+use crate::manifest::path::RelPath;
 
 /// One verified file of the store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,8 +70,9 @@ impl FileId {
 /// The store's verified files by `/`-separated path.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreIndex {
-    /// Entries by path.
-    pub files: BTreeMap<String, IndexEntry>,
+    /// Entries by path: manifest paths, each put in place by this client,
+    /// and read back through the manifest's path rules.
+    pub files: BTreeMap<RelPath, IndexEntry>,
 }
 
 impl StoreIndex {
@@ -104,7 +106,7 @@ mod tests {
         );
         let mut index = StoreIndex::default();
         index.files.insert(
-            "a/b.msi".into(),
+            RelPath::new("a/b.msi").unwrap(),
             IndexEntry {
                 size: 3,
                 mtime: 4,

@@ -8,6 +8,7 @@ pub mod index;
 pub mod lock;
 pub mod manifest_cache;
 pub mod ownership;
+pub mod path;
 pub mod state;
 pub mod state_dir;
 pub mod walk;

@@ -26,10 +26,12 @@ use super::plan::Plan;
 use crate::delta::matching::BlockMap;
 use crate::delta::plan::{Piece, plan as plan_pieces, remote_bytes};
 use crate::delta::signature;
+use crate::manifest::path::RelPath;
 use crate::manifest::verify::{VerifiedFile, parse_sha256};
 use crate::store::StoreError;
 use crate::store::dir::StoreDir;
 use crate::store::index::StoreIndex;
+use crate::store::path::StorePath;
 use crate::transport::{Source, Throttled, TransportError, TransportErrorKind};
 
 /// Read requests kept in flight for one file.
@@ -43,13 +45,14 @@ pub struct Applied {
     /// Files verified and put in place.
     pub fetched: usize,
     /// Their store paths.
-    pub placed: std::collections::HashSet<String>,
+    pub placed: std::collections::HashSet<RelPath>,
     /// Store paths deleted.
     pub deleted: usize,
     /// Bytes read from the source: content ranges and block signatures.
     pub bytes: u64,
-    /// Paths that could not be fetched, verified or deleted, with the reason.
-    pub failures: Vec<(String, String)>,
+    /// Paths that could not be fetched, verified or deleted, with the reason:
+    /// manifest paths and whatever else was found in the store.
+    pub failures: Vec<(StorePath, String)>,
 }
 
 /// A failure that ends the run.
@@ -90,7 +93,7 @@ impl From<StoreError> for FileError {
 
 /// Local files whose content is known: verified by an earlier run and
 /// unchanged since (same size, mtime and identity), by sha256.
-pub struct KnownContent(HashMap<[u8; 32], String>);
+pub struct KnownContent(HashMap<[u8; 32], RelPath>);
 
 impl KnownContent {
     /// Files of `index` that still match it in `inventory`, except those this
@@ -98,17 +101,17 @@ impl KnownContent {
     /// had to fix.
     pub fn new(index: &StoreIndex, inventory: &Inventory, plan: &Plan<'_>) -> KnownContent {
         let replaced: std::collections::HashSet<&str> =
-            plan.fetch.iter().map(|f| f.path.as_str()).collect();
+            plan.fetch.iter().map(|f| f.path().as_str()).collect();
         let mut known = HashMap::new();
         for (path, entry) in &index.files {
-            let Some(local) = inventory.entries.get(path) else {
+            let Some(local) = inventory.entries.get(path.as_str()) else {
                 continue;
             };
             let unchanged = matches!(local.kind, LocalKind::File { size, mtime, id }
                 if size == entry.size && mtime == entry.mtime && entry.id.is_none_or(|known| known == id));
             if unchanged
                 && !replaced.contains(path.as_str())
-                && !inventory.suspect.contains(path)
+                && !inventory.suspect.contains(path.as_str())
                 && let Some(sha) = parse_sha256(&entry.sha256)
             {
                 known.entry(sha).or_insert_with(|| path.clone());
@@ -141,13 +144,13 @@ pub async fn apply<S: Source>(
         match result {
             Ok(bytes) => {
                 applied.fetched += 1;
-                applied.placed.insert(file.path.to_string());
+                applied.placed.insert(file.path().clone());
                 applied.bytes += bytes;
-                events.file_done(file.path.as_str());
+                events.file_done(file.path().as_str());
             }
             Err(FileError::Failed(why)) => {
-                events.file_failed(file.path.as_str(), &why);
-                applied.failures.push((file.path.to_string(), why));
+                events.file_failed(file.path().as_str(), &why);
+                applied.failures.push((file.path().into(), why));
             }
             Err(FileError::Fatal(e)) => return Err(e),
         }
@@ -157,16 +160,16 @@ pub async fn apply<S: Source>(
     Ok(applied)
 }
 
-fn delete(store: &StoreDir, paths: &[String], applied: &mut Applied, events: &dyn Events) {
+fn delete(store: &StoreDir, paths: &[StorePath], applied: &mut Applied, events: &dyn Events) {
     for path in paths {
         match store.remove(path) {
             Ok(()) => {
                 applied.deleted += 1;
-                events.deleted(path);
+                events.deleted(path.as_str());
             }
             Err(e) => {
                 let why = format!("failed to delete {}: {e}", store.full(path).display());
-                events.file_failed(path, &why);
+                events.file_failed(path.as_str(), &why);
                 applied.failures.push((path.clone(), why));
             }
         }
@@ -189,13 +192,13 @@ pub fn remove_temps(store: &StoreDir, inventory: &Inventory) -> Result<(), Store
 /// result is discarded at once; a download cut short (timeout, lost server)
 /// stays as a basis for the next run.
 struct TempFile {
-    /// Its `/`-separated store path.
-    rel: String,
+    /// Its store path.
+    rel: StorePath,
     out: std::fs::File,
 }
 
 impl TempFile {
-    fn create(store: &StoreDir, target: &str) -> Result<TempFile, StoreError> {
+    fn create(store: &StoreDir, target: &RelPath) -> Result<TempFile, StoreError> {
         let (rel, out) = store.create_temp(target).map_err(|e| {
             StoreError::io("create a temporary file beside", &store.full(target), e)
         })?;
@@ -212,7 +215,7 @@ impl TempFile {
 struct Bases {
     /// Open local files whose blocks may be reused: the old copy, a partial
     /// download; by store path.
-    files: Vec<(String, Mutex<std::fs::File>, u64)>,
+    files: Vec<(StorePath, Mutex<std::fs::File>, u64)>,
 }
 
 impl Bases {
@@ -222,13 +225,13 @@ impl Bases {
         let Some(store) = store else {
             return Bases { files: Vec::new() };
         };
-        let target = file.path.as_str();
-        let old = (!inventory.suspect.contains(target)).then_some(target);
+        let target = file.path();
+        let old = (!inventory.suspect.contains(target.as_str())).then(|| target.into());
         let mut files = Vec::new();
-        for rel in old.into_iter().chain(inventory.temp_of(target)) {
-            if let Ok(opened) = store.open_regular(rel) {
+        for rel in old.into_iter().chain(inventory.temp_of(target).cloned()) {
+            if let Ok(opened) = store.open_regular(&rel) {
                 let len = opened.metadata().map_or(0, |m| m.len());
-                files.push((rel.to_owned(), Mutex::new(opened), len));
+                files.push((rel, Mutex::new(opened), len));
             }
         }
         Bases { files }
@@ -255,7 +258,7 @@ impl Bases {
 
 /// Removes the partial download a finished file no longer needs.
 fn remove_partial(store: &StoreDir, inventory: &Inventory, file: &VerifiedFile) {
-    if let Some(partial) = inventory.temp_of(file.path.as_str()) {
+    if let Some(partial) = inventory.temp_of(file.path()) {
         let _ = store.remove(partial);
     }
 }
@@ -269,16 +272,16 @@ async fn fetch<S: Source>(
     known: &KnownContent,
     events: &dyn Events,
 ) -> Result<u64, FileError> {
-    events.file_started(file.path.as_str(), file.size);
-    let target = file.path.as_str();
-    if let Some((parent, _)) = target.rsplit_once('/') {
+    events.file_started(file.path().as_str(), file.size());
+    let target = file.path();
+    if let Some(parent) = target.parent() {
         store
-            .create_dir_all(parent)
-            .map_err(|e| StoreError::io("create folder", &store.full(parent), e))?;
+            .create_dir_all(&parent)
+            .map_err(|e| StoreError::io("create folder", &store.full(&parent), e))?;
     }
 
     // The same content elsewhere in the store: a local copy, no download.
-    if let Some(local) = known.0.get(&file.sha256) {
+    if let Some(local) = known.0.get(file.sha256()) {
         let temp = TempFile::create(store, target)?;
         if copy_local(store, local, file, temp, events).await.is_ok() {
             return Ok(0);
@@ -287,7 +290,7 @@ async fn fetch<S: Source>(
 
     let bases = Bases::gather(Some(store), inventory, file);
     let mut fetched = 0;
-    if let Some(signature_path) = &file.block_signature
+    if let Some(signature_path) = &file.block_signature()
         && !bases.files.is_empty()
     {
         let temp = TempFile::create(store, target)?;
@@ -324,13 +327,13 @@ async fn fetch<S: Source>(
 /// Copies a local file of the same content into place.
 async fn copy_local(
     store: &StoreDir,
-    local: &str,
+    local: &RelPath,
     file: &VerifiedFile,
     mut temp: TempFile,
     events: &dyn Events,
 ) -> Result<(), FileError> {
     let copied = (|| -> std::io::Result<[u8; 32]> {
-        let mut input = store.open_regular(local)?.take(file.size);
+        let mut input = store.open_regular(local)?.take(file.size());
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
@@ -345,12 +348,12 @@ async fn copy_local(
         Ok(hasher.finalize().into())
     })();
     match copied {
-        Ok(digest) if digest == file.sha256 => place(store, file, temp).await,
+        Ok(digest) if digest == *file.sha256() => place(store, file, temp).await,
         _ => {
             temp.discard(store);
             Err(FileError::Failed(format!(
                 "local copy of {} differs",
-                file.path
+                file.path()
             )))
         }
     }
@@ -368,16 +371,16 @@ async fn delta_pieces<S: Source>(
     signature_path: &str,
     bases: &Bases,
 ) -> Result<(Vec<Piece>, u64), (u64, FileError)> {
-    let limit = signature::signature_len(file.size);
+    let limit = signature::signature_len(file.size());
     let bytes = source
         .read_limited(signature_path, limit)
         .await
         .map_err(|e| (0, e.into()))?;
     let signature_bytes = bytes.len() as u64;
     let failed = |why: String| (signature_bytes, FileError::Failed(why));
-    let signature =
-        signature::parse(bytes, file.size).map_err(|e| failed(format!("{signature_path}: {e}")))?;
-    let mut map = BlockMap::new(file.size, signature::block_size_for(file.size));
+    let signature = signature::parse(bytes, file.size())
+        .map_err(|e| failed(format!("{signature_path}: {e}")))?;
+    let mut map = BlockMap::new(file.size(), signature::block_size_for(file.size()));
     for (index, (path, basis, len)) in bases.files.iter().enumerate() {
         basis
             .lock()
@@ -426,7 +429,7 @@ async fn assemble<S: Source>(
     temp: TempFile,
     events: &dyn Events,
 ) -> Result<TempFile, FileError> {
-    let remote = match source.open(file.path.as_str()).await {
+    let remote = match source.open(file.path().as_str()).await {
         Ok(remote) => remote,
         Err(e) => {
             temp.discard(store);
@@ -447,7 +450,8 @@ async fn assemble<S: Source>(
                     } else {
                         Err(FileError::Failed(format!(
                             "{} is shorter on the source than its manifest size {}",
-                            file.path, file.size
+                            file.path(),
+                            file.size()
                         )))
                     }
                 }
@@ -470,7 +474,7 @@ async fn assemble<S: Source>(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Arrival {
     /// Copied from the store file of the same content at this path.
-    Copy(String),
+    Copy(RelPath),
     /// Assembled from local blocks plus this many bytes from the source.
     Delta(u64),
     /// Fetched whole.
@@ -488,22 +492,22 @@ pub async fn estimate<'p, S: Source>(
 ) -> Result<Vec<(&'p VerifiedFile, Arrival)>, ApplyError> {
     let mut estimates = Vec::with_capacity(plan.fetch.len());
     for file in &plan.fetch {
-        if let Some(local) = known.0.get(&file.sha256) {
+        if let Some(local) = known.0.get(file.sha256()) {
             estimates.push((*file, Arrival::Copy(local.clone())));
             continue;
         }
         let bases = Bases::gather(store, inventory, file);
-        let arrival = match &file.block_signature {
+        let arrival = match &file.block_signature() {
             Some(signature_path) if !bases.files.is_empty() => {
                 match delta_pieces(source, file, signature_path.as_str(), &bases).await {
                     Ok((pieces, signature_bytes)) => {
                         Arrival::Delta(signature_bytes + remote_bytes(&pieces))
                     }
                     Err((_, FileError::Fatal(e))) => return Err(e),
-                    Err((bytes, FileError::Failed(_))) => Arrival::Whole(bytes + file.size),
+                    Err((bytes, FileError::Failed(_))) => Arrival::Whole(bytes + file.size()),
                 }
             }
-            _ => Arrival::Whole(file.size),
+            _ => Arrival::Whole(file.size()),
         };
         estimates.push((*file, arrival));
     }
@@ -520,15 +524,15 @@ async fn download_whole<S: Source>(
     events: &dyn Events,
 ) -> Result<(u64, TempFile), FileError> {
     let request = u64::from(source.request_size());
-    let pieces = (0..file.size.div_ceil(request))
+    let pieces = (0..file.size().div_ceil(request))
         .map(|i| Piece::Remote {
             offset: i * request,
-            len: request.min(file.size - i * request),
+            len: request.min(file.size() - i * request),
         })
         .collect();
     let none = Bases { files: Vec::new() };
     let temp = assemble(source, store, file, pieces, &none, temp, events).await?;
-    Ok((file.size, temp))
+    Ok((file.size(), temp))
 }
 
 /// Writes the chunks in order, hashing them, and checks the result against the
@@ -565,11 +569,14 @@ async fn write_verified(
         Ok(()) => {}
     }
     let digest: [u8; 32] = hasher.finalize().into();
-    if written != file.size || digest != file.sha256 {
+    if written != file.size() || digest != *file.sha256() {
         temp.discard(store);
         return Err((
             written,
-            FileError::Failed(format!("{} does not match its manifest sha256", file.path)),
+            FileError::Failed(format!(
+                "{} does not match its manifest sha256",
+                file.path()
+            )),
         ));
     }
     Ok((written, temp))
@@ -600,8 +607,8 @@ async fn read_exact_at<S: Source>(
 /// it over its target. The flush waits for the disk, so it runs on a blocking
 /// thread (with a handle of its own on the store) while the other downloads go on.
 async fn place(store: &StoreDir, file: &VerifiedFile, temp: TempFile) -> Result<(), FileError> {
-    let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(file.mtime).unwrap_or(0));
-    let target = file.path.to_string();
+    let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(file.mtime()).unwrap_or(0));
+    let target = file.path().clone();
     let store = match store.try_clone() {
         Ok(store) => store,
         Err(e) => {
@@ -617,7 +624,7 @@ async fn place(store: &StoreDir, file: &VerifiedFile, temp: TempFile) -> Result<
 fn finish(
     store: &StoreDir,
     temp: TempFile,
-    target: &str,
+    target: &RelPath,
     mtime: std::time::SystemTime,
 ) -> Result<(), FileError> {
     let finished = temp

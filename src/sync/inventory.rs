@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::time::UNIX_EPOCH;
 
-use cap_fs_ext::DirExt;
-
+use crate::manifest::path::RelPath;
 use crate::manifest::verify::VerifiedManifest;
 use crate::store::acl::Repaired;
 use crate::store::dir::{StoreDir, temp_target};
 use crate::store::index::{FileId, StoreIndex};
+use crate::store::path::StorePath;
 use crate::store::{StoreError, walk};
 
 /// One thing found in the store.
@@ -41,30 +41,32 @@ pub struct LocalEntry {
 /// A partial download left by an interrupted run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Temp {
-    /// Its `/`-separated path in the store.
-    pub path: String,
+    /// Its path in the store.
+    pub path: StorePath,
     /// The store path of the file it was written for, when its name says.
-    pub target: Option<String>,
+    pub target: Option<StorePath>,
 }
 
-/// The store's contents by `/`-separated relative path.
+/// The store's contents by relative path: whatever the walk found, names
+/// the manifest would refuse too.
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
     /// Every entry but the temporary files.
-    pub entries: BTreeMap<String, LocalEntry>,
+    pub entries: BTreeMap<StorePath, LocalEntry>,
     /// Temporary files left by an interrupted run.
     pub temps: Vec<Temp>,
     /// Files whose content is not to be trusted until it is hashed again:
     /// the repair had to fix them, so someone else could write them. They
     /// are never unchanged by size and mtime, a delta basis or a copy source.
-    pub suspect: BTreeSet<String>,
+    pub suspect: BTreeSet<StorePath>,
     /// Files of an administrator's that are not the ones verified (a restore,
     /// an edit): hashed again before they count as unchanged, but fine as a
-    /// delta basis, since whatever is built from them is verified.
-    pub unverified: BTreeSet<String>,
+    /// delta basis, since whatever is built from them is verified. Paths of
+    /// the store index, so manifest paths.
+    pub unverified: BTreeSet<RelPath>,
     /// Suspect or unverified files hashed this run and found to hold their
     /// manifest content.
-    pub rehashed: BTreeSet<String>,
+    pub rehashed: BTreeSet<RelPath>,
 }
 
 impl Inventory {
@@ -73,7 +75,7 @@ impl Inventory {
     pub fn scan(store: &StoreDir) -> Result<Inventory, StoreError> {
         let mut inventory = Inventory::default();
         let listings = walk::by_levels(
-            vec![String::new()],
+            vec![None],
             |dirs| {
                 list(store, dirs).map(|mut listing| {
                     let next = std::mem::take(&mut listing.dirs);
@@ -99,13 +101,14 @@ impl Inventory {
         let folders: Vec<&str> = repaired
             .paths
             .iter()
-            .map(String::as_str)
+            .map(StorePath::as_str)
             .filter(|p| matches!(self.entries.get(*p).map(|e| &e.kind), Some(LocalKind::Dir)))
             .collect();
         for (path, entry) in &self.entries {
             let below_changed = || {
                 folders.iter().any(|folder| {
-                    path.strip_prefix(folder)
+                    path.as_str()
+                        .strip_prefix(folder)
                         .is_some_and(|rest| rest.starts_with('/'))
                 })
             };
@@ -126,7 +129,7 @@ impl Inventory {
             let Some(known) = entry.id else { continue };
             if let Some(LocalEntry {
                 kind: LocalKind::File { size, mtime, id },
-            }) = self.entries.get(path)
+            }) = self.entries.get(path.as_str())
                 && *size == entry.size
                 && *mtime == entry.mtime
                 && *id != known
@@ -149,16 +152,17 @@ impl Inventory {
         }
         let mut matched = 0;
         for file in manifest.files() {
-            let path = file.path.as_str();
+            let path = file.path().as_str();
             let same_size = matches!(self.entries.get(path).map(|e| &e.kind),
-                Some(LocalKind::File { size, .. }) if *size == file.size);
+                Some(LocalKind::File { size, .. }) if *size == file.size());
             if same_size
                 && (self.suspect.contains(path) || self.unverified.contains(path))
-                && hash(store, path, file.size).is_some_and(|digest| digest == file.sha256)
+                && hash(store, file.path(), file.size())
+                    .is_some_and(|digest| digest == *file.sha256())
             {
                 self.suspect.remove(path);
                 self.unverified.remove(path);
-                self.rehashed.insert(path.to_owned());
+                self.rehashed.insert(file.path().clone());
                 matched += 1;
             }
         }
@@ -169,16 +173,20 @@ impl Inventory {
     }
 
     /// The partial download of `path` an interrupted run left, if any.
-    pub fn temp_of(&self, path: &str) -> Option<&str> {
+    pub fn temp_of(&self, path: &RelPath) -> Option<&StorePath> {
         self.temps
             .iter()
-            .find(|t| t.target.as_deref() == Some(path))
-            .map(|t| t.path.as_str())
+            .find(|t| {
+                t.target
+                    .as_ref()
+                    .is_some_and(|target| target == path.as_str())
+            })
+            .map(|t| &t.path)
     }
 }
 
 /// The sha256 of the first `size` bytes of the store file `path`.
-fn hash(store: &StoreDir, path: &str, size: u64) -> Option<[u8; 32]> {
+fn hash(store: &StoreDir, path: &RelPath, size: u64) -> Option<[u8; 32]> {
     use sha2::Digest;
     let mut file = store.open_regular(path).ok()?.take(size);
     let mut hasher = sha2::Sha256::new();
@@ -189,42 +197,38 @@ fn hash(store: &StoreDir, path: &str, size: u64) -> Option<[u8; 32]> {
 /// What listing some folders found.
 #[derive(Default)]
 struct Listing {
-    entries: Vec<(String, LocalEntry)>,
+    entries: Vec<(StorePath, LocalEntry)>,
     temps: Vec<Temp>,
-    dirs: Vec<String>,
+    dirs: Vec<Option<StorePath>>,
 }
 
-/// Lists the folders `dirs` (`/`-separated, "" for the root), one level deep.
-fn list(store: &StoreDir, dirs: &[String]) -> Result<Listing, StoreError> {
+/// Lists the folders `dirs` (`None` for the root), one level deep.
+fn list(store: &StoreDir, dirs: &[Option<StorePath>]) -> Result<Listing, StoreError> {
     let mut listing = Listing::default();
     for prefix in dirs {
-        let failed = |op, e| StoreError::io(op, &store.full(prefix), e);
-        let dir = if prefix.is_empty() {
-            store.dir().try_clone()
-        } else {
-            store.dir().open_dir_nofollow(prefix)
-        }
-        .map_err(|e| failed("open", e))?;
+        let prefix = prefix.as_ref();
+        let shown = prefix.map_or_else(|| store.path().to_path_buf(), |p| store.full(p));
+        let failed = |op, e| StoreError::io(op, &shown, e);
+        let dir = store.open_folder(prefix).map_err(|e| failed("open", e))?;
         for entry in dir.entries().map_err(|e| failed("list", e))? {
             let entry = entry.map_err(|e| failed("list", e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let rel = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}/{name}")
-            };
+            let rel = StorePath::child(prefix, &name).ok_or_else(|| {
+                failed(
+                    "list",
+                    std::io::Error::other(format!("{name:?} is not a file name")),
+                )
+            })?;
             let meta = dir
                 .symlink_metadata(&name)
                 .map_err(|e| StoreError::io("stat", &store.full(&rel), e))?;
             let kind = if meta.is_dir() {
-                listing.dirs.push(rel.clone());
+                listing.dirs.push(Some(rel.clone()));
                 LocalKind::Dir
             } else if meta.is_file() {
                 if name.starts_with(crate::manifest::format::TEMP_PREFIX) {
-                    let target = temp_target(&name).map(|target| match prefix.is_empty() {
-                        true => target.to_owned(),
-                        false => format!("{prefix}/{target}"),
-                    });
+                    let target =
+                        temp_target(&name).and_then(|target| StorePath::child(prefix, target));
                     listing.temps.push(Temp { path: rel, target });
                     continue;
                 }

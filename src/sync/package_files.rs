@@ -10,6 +10,7 @@ use std::io::Read;
 use sha2::{Digest, Sha256};
 
 use super::inventory::{Inventory, LocalKind};
+use crate::manifest::path::RelPath;
 use crate::manifest::verify::{VerifiedFile, VerifiedManifest};
 use crate::store::dir::StoreDir;
 use crate::transport::{Source, TransportError, TransportErrorKind};
@@ -45,20 +46,20 @@ pub async fn read<S: Source>(
     for file in manifest
         .files()
         .iter()
-        .filter(|f| is_package_definition(f.path.as_str()))
+        .filter(|f| is_package_definition(f.path().as_str()))
     {
-        let path = file.path.as_str();
+        let path = file.path().as_str();
         let local = inventory
             .entries
             .get(path)
             .filter(|e| {
-                matches!(e.kind, LocalKind::File { size, mtime, .. } if size == file.size && mtime == file.mtime)
+                matches!(e.kind, LocalKind::File { size, mtime, .. } if size == file.size() && mtime == file.mtime())
             })
-            .and_then(|_| read_local(store?, path, file.size))
+            .and_then(|_| read_local(store?, file.path(), file.size()))
             .filter(|bytes| verified(file, bytes));
         let bytes = match local {
             Some(bytes) => bytes,
-            None => match source.read_limited(file.path.as_str(), file.size).await {
+            None => match source.read_limited(file.path().as_str(), file.size()).await {
                 Ok(bytes) => bytes,
                 Err(e)
                     if matches!(
@@ -69,17 +70,18 @@ pub async fn read<S: Source>(
                     return Err(e);
                 }
                 Err(e) => {
-                    result.unreadable.push(format!("{}: {e}", file.path));
+                    result.unreadable.push(format!("{}: {e}", file.path()));
                     continue;
                 }
             },
         };
         if verified(file, &bytes) {
-            result.files.push((file.path.to_string(), bytes));
+            result.files.push((file.path().to_string(), bytes));
         } else {
-            result
-                .unreadable
-                .push(format!("{}: does not match its manifest sha256", file.path));
+            result.unreadable.push(format!(
+                "{}: does not match its manifest sha256",
+                file.path()
+            ));
         }
     }
     Ok(result)
@@ -87,7 +89,7 @@ pub async fn read<S: Source>(
 
 /// The store's copy of `path`, at most `size` bytes, read through the store's
 /// handle.
-fn read_local(store: &StoreDir, path: &str, size: u64) -> Option<Vec<u8>> {
+fn read_local(store: &StoreDir, path: &RelPath, size: u64) -> Option<Vec<u8>> {
     let mut bytes = Vec::new();
     store
         .open_regular(path)
@@ -99,7 +101,7 @@ fn read_local(store: &StoreDir, path: &str, size: u64) -> Option<Vec<u8>> {
 }
 
 fn verified(file: &VerifiedFile, bytes: &[u8]) -> bool {
-    bytes.len() as u64 == file.size && <[u8; 32]>::from(Sha256::digest(bytes)) == file.sha256
+    bytes.len() as u64 == file.size() && <[u8; 32]>::from(Sha256::digest(bytes)) == *file.sha256()
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! What to fetch and what to delete: a pure comparison of the verified manifest
 //! with the store's inventory under the run's scope.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::inventory::{Inventory, LocalKind};
 use super::scope::{Scope, Verdict};
 use crate::manifest::verify::{VerifiedFile, VerifiedManifest, parse_sha256};
 use crate::store::index::{FileId, StoreIndex};
+use crate::store::path::StorePath;
 
 /// The work of one run.
 #[derive(Clone, Debug, Default)]
@@ -15,11 +16,12 @@ pub struct Plan<'m> {
     pub fetch: Vec<&'m VerifiedFile>,
     /// Store paths in the way of a download (a folder where a file goes, a file
     /// where a folder goes, another letter case of the same name): removed first.
-    pub clear: Vec<String>,
+    pub clear: Vec<StorePath>,
     /// Store paths to remove after the downloads, outermost only (a folder
     /// takes its contents along). Later, so a moved file can be copied from
-    /// its old place.
-    pub delete: Vec<String>,
+    /// its old place. Whatever the store holds, names the manifest would
+    /// refuse too.
+    pub delete: Vec<StorePath>,
     /// Files in scope already identical by size and modification time.
     pub unchanged: usize,
 }
@@ -27,7 +29,7 @@ pub struct Plan<'m> {
 impl Plan<'_> {
     /// Bytes the fetch list adds up to.
     pub fn fetch_bytes(&self) -> u64 {
-        self.fetch.iter().map(|f| f.size).sum()
+        self.fetch.iter().map(|f| f.size()).sum()
     }
 }
 
@@ -46,34 +48,34 @@ pub fn plan<'m>(
     let wanted: HashMap<&str, &VerifiedFile> = manifest
         .files()
         .iter()
-        .filter(|f| scope.judge(f.path.as_str()) == Verdict::Mirrored)
-        .map(|f| (f.path.as_str(), f))
+        .filter(|f| scope.judge(f.path().as_str()) == Verdict::Mirrored)
+        .map(|f| (f.path().as_str(), f))
         .collect();
     let needed_dirs: HashSet<&str> = wanted.keys().flat_map(|p| folders_above(p)).collect();
 
     for file in manifest.files() {
-        let Some(wanted_file) = wanted.get(file.path.as_str()) else {
+        let Some(wanted_file) = wanted.get(file.path().as_str()) else {
             continue;
         };
         // Known to hold other content, or to be another file than the one
         // verified (replaced with the same size and mtime).
         let known_other = |size: u64, mtime: i64, id: FileId| {
             index
-                .and_then(|index| index.files.get(file.path.as_str()))
+                .and_then(|index| index.files.get(file.path().as_str()))
                 .is_some_and(|entry| {
                     entry.size == size
                         && entry.mtime == mtime
-                        && (parse_sha256(&entry.sha256) != Some(file.sha256)
+                        && (parse_sha256(&entry.sha256) != Some(*file.sha256())
                             || entry.id.is_some_and(|known| known != id))
                 })
         };
-        match inventory.entries.get(file.path.as_str()).map(|e| &e.kind) {
+        match inventory.entries.get(file.path().as_str()).map(|e| &e.kind) {
             Some(LocalKind::File { size, mtime, id })
-                if *size == wanted_file.size
-                    && *mtime == wanted_file.mtime
-                    && (inventory.rehashed.contains(file.path.as_str())
+                if *size == wanted_file.size()
+                    && *mtime == wanted_file.mtime()
+                    && (inventory.rehashed.contains(file.path().as_str())
                         || (!known_other(*size, *mtime, *id)
-                            && !inventory.suspect.contains(file.path.as_str()))) =>
+                            && !inventory.suspect.contains(file.path().as_str()))) =>
             {
                 result.unchanged += 1;
             }
@@ -85,13 +87,13 @@ pub fn plan<'m>(
     let untouched_dirs: HashSet<&str> = inventory
         .entries
         .keys()
-        .map(String::as_str)
+        .map(StorePath::as_str)
         .filter(|p| scope.judge(p) == Verdict::Untouched)
         .flat_map(folders_above)
         .collect();
-    let mut candidates = BTreeSet::new();
+    let mut candidates = BTreeMap::new();
     for (path, entry) in &inventory.entries {
-        if scope.judge(path) == Verdict::Untouched {
+        if scope.judge(path.as_str()) == Verdict::Untouched {
             continue;
         }
         let keep = match entry.kind {
@@ -102,28 +104,28 @@ pub fn plan<'m>(
             LocalKind::Other => false,
         };
         if !keep {
-            candidates.insert(path.as_str());
+            candidates.insert(path.as_str(), path);
         }
     }
     // NTFS folds letter case, so compare as it would: the fetched files and
     // the folders they need.
-    let fetched: Vec<String> = result.fetch.iter().map(|f| f.path.fold_key()).collect();
+    let fetched: Vec<String> = result.fetch.iter().map(|f| f.path().fold_key()).collect();
     let fetched_files: HashSet<&str> = fetched.iter().map(String::as_str).collect();
     let fetched_dirs: HashSet<&str> = fetched.iter().flat_map(|f| folders_above(f)).collect();
-    for path in candidates
+    for (text, path) in candidates
         .iter()
-        .filter(|path| !folders_above(path).any(|dir| candidates.contains(dir)))
+        .filter(|(text, _)| !folders_above(text).any(|dir| candidates.contains_key(dir)))
     {
-        let folded = path.to_lowercase();
+        let folded = text.to_lowercase();
         // The same name, a folder a fetched file needs, or a file where a
         // fetched file's folder goes.
         let in_the_way = fetched_files.contains(folded.as_str())
             || fetched_dirs.contains(folded.as_str())
             || folders_above(&folded).any(|dir| fetched_files.contains(dir));
         if in_the_way {
-            result.clear.push((*path).to_owned());
+            result.clear.push((*path).clone());
         } else {
-            result.delete.push((*path).to_owned());
+            result.delete.push((*path).clone());
         }
     }
     result
@@ -137,18 +139,24 @@ fn folders_above(path: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::format::FileEntry;
     use crate::manifest::path::RelPath;
     use crate::sync::inventory::LocalEntry;
     use crate::sync::scope::PackageFolders;
 
-    fn file(path: &str, size: u64) -> VerifiedFile {
-        VerifiedFile {
-            path: RelPath::new(path).unwrap(),
+    fn file(path: &str, size: u64) -> FileEntry {
+        FileEntry {
+            path: path.into(),
             size,
             mtime: 100,
-            sha256: [0; 32],
+            sha256: hex::encode([0u8; 32]),
             block_signature: None,
         }
+    }
+
+    /// A store path as the walk would find it.
+    fn store_path(path: &str) -> StorePath {
+        StorePath::from(&RelPath::new(path).unwrap())
     }
 
     fn inventory(entries: &[(&str, Option<u64>)]) -> Inventory {
@@ -162,12 +170,12 @@ mod tests {
                 },
                 None => LocalKind::Dir,
             };
-            inv.entries.insert((*path).into(), LocalEntry { kind });
+            inv.entries.insert(store_path(path), LocalEntry { kind });
         }
         inv
     }
 
-    fn manifest(files: Vec<VerifiedFile>) -> VerifiedManifest {
+    fn manifest(files: Vec<FileEntry>) -> VerifiedManifest {
         VerifiedManifest::for_tests(1, files)
     }
 
@@ -181,7 +189,7 @@ mod tests {
         let inv = inventory(&[("a.xml", Some(1)), ("c.txt", Some(4))]);
         let scope = Scope::new(PackageFolders::All, &[]);
         let plan = plan(&m, &scope, &inv, None);
-        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path().as_str()).collect();
         assert_eq!(fetched, ["c.txt", "packages/x/b.msi"]);
         assert_eq!(plan.unchanged, 1);
         assert_eq!(plan.fetch_bytes(), 8);
@@ -191,13 +199,13 @@ mod tests {
     #[test]
     fn a_file_changed_without_a_new_size_or_mtime_is_fetched_when_the_index_knows() {
         let mut changed = file("a.msi", 1);
-        changed.sha256 = [1; 32];
+        changed.sha256 = hex::encode([1u8; 32]);
         let m = manifest(vec![changed]);
         let inv = inventory(&[("a.msi", Some(1))]);
         let scope = Scope::new(PackageFolders::All, &[]);
         let mut index = StoreIndex::default();
         index.files.insert(
-            "a.msi".into(),
+            RelPath::new("a.msi").unwrap(),
             crate::store::index::IndexEntry {
                 size: 1,
                 mtime: 100,
@@ -219,7 +227,7 @@ mod tests {
         let mut index = StoreIndex::default();
         let verified = FileId { ino: 1, changed: 2 };
         index.files.insert(
-            "a.msi".into(),
+            RelPath::new("a.msi").unwrap(),
             crate::store::index::IndexEntry {
                 size: 1,
                 mtime: 100,
@@ -234,7 +242,7 @@ mod tests {
         assert_eq!(plan(&m, &scope, &inv, Some(&index)).fetch.len(), 1);
         // A file the repair fixed is never unchanged by its metadata alone.
         index.files.get_mut("a.msi").unwrap().id = Some(verified);
-        inv.suspect.insert("a.msi".into());
+        inv.suspect.insert(store_path("a.msi"));
         assert_eq!(plan(&m, &scope, &inv, Some(&index)).fetch.len(), 1);
     }
 
@@ -255,13 +263,33 @@ mod tests {
     }
 
     #[test]
+    fn local_names_the_manifest_would_refuse_are_deleted_all_the_same() {
+        let m = manifest(vec![file("keep.txt", 1)]);
+        let mut inv = inventory(&[("keep.txt", Some(1))]);
+        let dir = StorePath::child(None, "CON").unwrap();
+        for (path, kind) in [
+            (
+                StorePath::child(Some(&dir), "x ").unwrap(),
+                LocalKind::Other,
+            ),
+            (dir, LocalKind::Dir),
+            (StorePath::child(None, "a.").unwrap(), LocalKind::Other),
+        ] {
+            inv.entries.insert(path, LocalEntry { kind });
+        }
+        let plan = plan(&m, &Scope::new(PackageFolders::All, &[]), &inv, None);
+        assert_eq!(plan.delete, ["CON", "a."]);
+        assert_eq!(plan.unchanged, 1);
+    }
+
+    #[test]
     fn excluded_paths_are_deleted_even_when_listed() {
         let m = manifest(vec![file("client/x.cmd", 1), file("config.xml", 1)]);
         let inv = inventory(&[("client", None), ("client/x.cmd", Some(1))]);
         let scope = Scope::new(PackageFolders::All, &["client".into()]);
         let plan = plan(&m, &scope, &inv, None);
         assert_eq!(plan.delete, ["client"]);
-        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path().as_str()).collect();
         assert_eq!(fetched, ["config.xml"]);
     }
 
@@ -278,7 +306,7 @@ mod tests {
             ("packages/firefox/setup.exe", Some(1)),
         ]);
         let plan = plan(&m, &Scope::new(PackageFolders::setup(), &[]), &inv, None);
-        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path().as_str()).collect();
         assert_eq!(fetched, ["packages/7zip.xml"]);
         assert_eq!(plan.delete, ["packages/old.xml"]);
     }
@@ -342,7 +370,7 @@ mod tests {
         expected_delete.sort();
         assert_eq!(plan.delete, expected_delete);
         assert_eq!(plan.clear, ["moved", "new"]);
-        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path.as_str()).collect();
+        let fetched: Vec<_> = plan.fetch.iter().map(|f| f.path().as_str()).collect();
         assert_eq!(fetched, ["Moved/x", "new/file.txt", "packages/7zip.xml"]);
         assert_eq!(plan.unchanged, 1);
     }

@@ -147,24 +147,24 @@ fn index_of(
     let files = manifest
         .files()
         .iter()
-        .filter(|f| scope.judge(f.path.as_str()) == Verdict::Mirrored)
-        .filter(|f| !failed.contains(f.path.as_str()))
+        .filter(|f| scope.judge(f.path().as_str()) == Verdict::Mirrored)
+        .filter(|f| !failed.contains(f.path().as_str()))
         .map(|f| {
-            let fetched = applied.placed.contains(f.path.as_str());
-            let id = match inventory.entries.get(f.path.as_str()).map(|e| &e.kind) {
+            let fetched = applied.placed.contains(f.path());
+            let id = match inventory.entries.get(f.path().as_str()).map(|e| &e.kind) {
                 Some(LocalKind::File { id, .. }) if !fetched => Some(*id),
                 _ => store
-                    .symlink_metadata(f.path.as_str())
+                    .symlink_metadata(f.path())
                     .ok()
                     .map(|m| FileId::of(&m)),
             };
             let entry = IndexEntry {
-                size: f.size,
-                mtime: f.mtime,
-                sha256: hex::encode(f.sha256),
+                size: f.size(),
+                mtime: f.mtime(),
+                sha256: hex::encode(f.sha256()),
                 id,
             };
-            (f.path.to_string(), entry)
+            (f.path().clone(), entry)
         })
         .collect();
     StoreIndex { files }

@@ -12,13 +12,15 @@ mod imp;
 
 pub use imp::repair;
 
-/// What a repair changed: `/`-separated store paths whose owner, mode or
+use super::path::StorePath;
+
+/// What a repair changed: store paths whose owner, mode or
 /// DACL was not as it should be, or that it unlinked. Until they are hashed
 /// again, such files are not taken as unchanged.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Repaired {
     /// The paths, sorted.
-    pub paths: Vec<String>,
+    pub paths: Vec<StorePath>,
     /// The repair failed part way: nothing is known of what it did not reach.
     pub everything: bool,
 }

@@ -20,23 +20,24 @@ use cap_std::fs::Dir;
 
 use super::{AclError, Repaired};
 use crate::store::dir::StoreDir;
+use crate::store::path::StorePath;
 use crate::store::walk;
 
 /// Repairs the store and everything in it; returns what it changed.
 pub fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
     let root = store.dir();
-    let fail = |rel: &str, e: std::io::Error| AclError {
-        path: store.full(rel),
+    let fail = |e: std::io::Error| AclError {
+        path: store.path().to_path_buf(),
         why: e.to_string(),
     };
     // The root's owner was checked when it was opened; its mode is ours to set.
-    let meta = root.dir_metadata().map_err(|e| fail("", e))?;
+    let meta = root.dir_metadata().map_err(fail)?;
     let mode = cap_std::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
     if mode & 0o7022 != 0 {
-        fchmod(root.as_raw_fd(), (mode & 0o755) | 0o700).map_err(|e| fail("", e))?;
+        fchmod(root.as_raw_fd(), (mode & 0o755) | 0o700).map_err(fail)?;
     }
     let found = walk::by_levels(
-        vec![String::new()],
+        vec![None],
         |dirs| repair_children(store, dirs),
         || AclError {
             path: store.path().to_path_buf(),
@@ -51,41 +52,36 @@ pub fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
     Ok(repaired)
 }
 
-/// Repairs the entries of the folders `dirs`; returns the paths it changed
-/// and the folders among the entries.
+/// Repairs the entries of the folders `dirs` (`None` for the root); returns
+/// the paths it changed and the folders among the entries.
 fn repair_children(
     store: &StoreDir,
-    dirs: &[String],
-) -> Result<(Vec<String>, Vec<String>), AclError> {
+    dirs: &[Option<StorePath>],
+) -> Result<(Vec<StorePath>, Vec<Option<StorePath>>), AclError> {
     let mut changed = Vec::new();
     let mut subdirs = Vec::new();
     for prefix in dirs {
-        let fail = |rel: &str, e: std::io::Error| AclError {
-            path: store.full(rel),
+        let prefix = prefix.as_ref();
+        let fail = |rel: Option<&StorePath>, e: std::io::Error| AclError {
+            path: rel.map_or_else(|| store.path().to_path_buf(), |rel| store.full(rel)),
             why: e.to_string(),
         };
-        let dir = if prefix.is_empty() {
-            store.dir().try_clone()
-        } else {
-            store.dir().open_dir_nofollow(prefix)
-        }
-        .map_err(|e| fail(prefix, e))?;
+        let dir = store.open_folder(prefix).map_err(|e| fail(prefix, e))?;
         for entry in dir.entries().map_err(|e| fail(prefix, e))? {
             let name = entry.map_err(|e| fail(prefix, e))?.file_name();
             let name = name.to_string_lossy().into_owned();
-            let rel = if prefix.is_empty() {
-                name.clone()
-            } else {
-                format!("{prefix}/{name}")
-            };
-            if repair_entry(&dir, &name).map_err(|e| fail(&rel, e))? {
+            let rel = StorePath::child(prefix, &name).ok_or_else(|| {
+                let why = std::io::Error::other(format!("{name:?} is not a file name"));
+                fail(prefix, why)
+            })?;
+            if repair_entry(&dir, &name).map_err(|e| fail(Some(&rel), e))? {
                 changed.push(rel.clone());
             }
             if dir
                 .symlink_metadata(&name)
                 .is_ok_and(|m| m.is_dir() && !m.file_type().is_symlink())
             {
-                subdirs.push(rel);
+                subdirs.push(Some(rel));
             }
         }
     }

@@ -18,7 +18,7 @@
 
 use std::ffi::c_void;
 use std::os::windows::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
 
 use windows_acl::acl::{ACL as FileAcl, AceType};
@@ -40,6 +40,7 @@ use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken}
 use super::{AclError, Repaired};
 use crate::store::dir::StoreDir;
 use crate::store::ownership;
+use crate::store::path::StorePath;
 
 const ADMINISTRATORS: &str = "S-1-5-32-544";
 const SYSTEM: &str = "S-1-5-18";
@@ -69,10 +70,10 @@ pub fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
     ];
 
     let mut repaired = Repaired::default();
-    let mut pending = vec![(root.to_path_buf(), String::new())];
+    let mut pending: Vec<(PathBuf, Option<StorePath>)> = vec![(root.to_path_buf(), None)];
     while let Some((path, rel)) = pending.pop() {
         let meta = std::fs::symlink_metadata(&path).map_err(|e| fail(&path, e.to_string()))?;
-        let is_root = rel.is_empty();
+        let is_root = rel.is_none();
         if is_reparse_point(&meta) {
             if is_root {
                 return Err(fail(&path, "the store root is a link or junction".into()));
@@ -110,19 +111,19 @@ pub fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
         }
         // What counts for the sync is whether someone else could have
         // written the entry, not that its descriptor was rewritten.
-        if changed && !is_root && writable_by_others {
+        if changed
+            && writable_by_others
+            && let Some(rel) = &rel
+        {
             repaired.paths.push(rel.clone());
         }
         if meta.is_dir() {
             for entry in std::fs::read_dir(&path).map_err(|e| fail(&path, e.to_string()))? {
                 let entry = entry.map_err(|e| fail(&path, e.to_string()))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let child = if is_root {
-                    name
-                } else {
-                    format!("{rel}/{name}")
-                };
-                pending.push((entry.path(), child));
+                let child = StorePath::child(rel.as_ref(), &name)
+                    .ok_or_else(|| fail(&entry.path(), format!("{name:?} is not a file name")))?;
+                pending.push((entry.path(), Some(child)));
             }
         }
     }
