@@ -56,7 +56,7 @@ pub enum AnchorError {
 
 /// Checks the INI file before it is read; a missing one is left to the
 /// loader, which says so with 101.
-pub fn check_ini(path: &Path) -> Result<(), AnchorError> {
+pub(crate) fn check_ini(path: &Path) -> Result<(), AnchorError> {
     if !path.exists() {
         return Ok(());
     }
@@ -68,7 +68,7 @@ pub fn check_ini(path: &Path) -> Result<(), AnchorError> {
 
 /// Checks everything else the INI names; creates the state folder, private,
 /// when it is missing.
-pub fn check(config: &Config) -> Result<(), AnchorError> {
+pub(crate) fn check(config: &Config) -> Result<(), AnchorError> {
     check_locations(&config.sync.local, config.sync.state.path())?;
     let trusted = |key, path: &Path| {
         ownership::check_path(path).map_err(|source| AnchorError::NotAdminOnly { key, source })
@@ -96,7 +96,7 @@ pub fn check(config: &Config) -> Result<(), AnchorError> {
 /// with a protected DACL (0700 and 0755), gives existing ones that owner and
 /// DACL, and refuses one another account owns: whoever created it first would
 /// own the tree for ever. Returns a line per folder for the installer's log.
-pub fn prepare_folders(config: &Config) -> Result<Vec<String>, AnchorError> {
+pub(crate) fn prepare_folders(config: &Config) -> Result<Vec<String>, AnchorError> {
     check_locations(&config.sync.local, config.sync.state.path())?;
     let mut lines = Vec::new();
     for (key, path, store) in [

@@ -15,7 +15,7 @@ use crate::store::state_dir::StateDir;
 
 /// One `key = value` line of the INI file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RawEntry {
+pub(crate) struct RawEntry {
     /// Section name, lowercase.
     pub section: String,
     /// Key name, lowercase.
@@ -28,7 +28,7 @@ pub struct RawEntry {
 
 /// Stage one: the INI file as entries.
 #[derive(Clone, Debug, Default)]
-pub struct RawIni {
+pub(crate) struct RawIni {
     entries: Vec<RawEntry>,
 }
 
@@ -81,7 +81,7 @@ impl Problem {
 
 /// Where the repository comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Remote {
+pub(crate) enum Remote {
     /// An SSH server, reached as `user@host`.
     Ssh {
         /// Account name.
@@ -95,7 +95,7 @@ pub enum Remote {
 
 /// Which package folders are mirrored.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PackageSelection {
+pub(crate) enum PackageSelection {
     /// From the WPKG package XML and log.
     Auto,
     /// Every folder under `packages/`.
@@ -106,11 +106,11 @@ pub enum PackageSelection {
 
 /// A bandwidth cap in KiB/s; `None` means no cap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KibPerSec(pub Option<u32>);
+pub(crate) struct KibPerSec(pub Option<u32>);
 
 /// `[server]`.
 #[derive(Clone, Debug)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     /// `remote`.
     pub remote: Remote,
     /// `port`.
@@ -128,7 +128,7 @@ pub struct ServerConfig {
 
 /// `[sync]`.
 #[derive(Clone, Debug)]
-pub struct SyncConfig {
+pub(crate) struct SyncConfig {
     /// `local`: the store.
     pub local: PathBuf,
     /// `bwlimit`.
@@ -151,7 +151,7 @@ pub struct SyncConfig {
 
 /// `[gossip]`.
 #[derive(Clone, Debug)]
-pub struct GossipConfig {
+pub(crate) struct GossipConfig {
     /// `peers`: host[:port].
     pub peers: Vec<String>,
     /// `port`.
@@ -166,9 +166,7 @@ pub struct GossipConfig {
 
 /// Stage two: the typed settings of a run.
 #[derive(Clone, Debug)]
-pub struct Config {
-    /// The INI file these came from.
-    pub file: PathBuf,
+pub(crate) struct Config {
     /// `[server]`.
     pub server: ServerConfig,
     /// `[sync]`.
@@ -212,7 +210,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
 
 impl RawIni {
     /// Reads and parses the INI file at `path`.
-    pub fn load(path: &Path) -> Result<RawIni, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<RawIni, ConfigError> {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -238,7 +236,7 @@ impl RawIni {
 
     /// Parses INI text: `;` and `#` start comments (also after a value, behind a
     /// space), backslashes are literal (Windows paths), keys are case-insensitive.
-    pub fn parse(text: &str) -> Result<RawIni, String> {
+    pub(crate) fn parse(text: &str) -> Result<RawIni, String> {
         let options = ini::ParseOption {
             enabled_quote: true,
             enabled_escape: false,
@@ -265,7 +263,7 @@ impl RawIni {
     }
 
     /// The last entry for `section.key`, as Windows' own INI reader would take it.
-    pub fn get(&self, section: &str, key: &str) -> Option<&RawEntry> {
+    pub(crate) fn get(&self, section: &str, key: &str) -> Option<&RawEntry> {
         self.entries
             .iter()
             .rev()
@@ -273,7 +271,7 @@ impl RawIni {
     }
 
     /// Entries no known key accounts for, as `file:line: section.key` warnings.
-    pub fn unknown_keys(&self, file: &Path) -> Vec<String> {
+    pub(crate) fn unknown_keys(&self, file: &Path) -> Vec<String> {
         self.entries
             .iter()
             .filter(|e| {
@@ -312,7 +310,10 @@ fn locate(text: &str, section: &str, key: &str) -> Option<usize> {
 
 /// Expands `%NAME%` from `lookup`; `%%` is a literal `%`. `%COMPUTERNAME%` falls
 /// back to the host name where the environment lacks it (Unix).
-pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(crate) fn expand(
+    value: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find('%') {
@@ -338,7 +339,7 @@ pub fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
 }
 
 /// Reads the process environment, case-insensitively as Windows does.
-pub fn environment(name: &str) -> Option<String> {
+pub(crate) fn environment(name: &str) -> Option<String> {
     std::env::var(name).ok().or_else(|| {
         std::env::vars()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -552,7 +553,7 @@ impl Reader<'_> {
 
 impl Config {
     /// Reads `path` through both stages with the process environment.
-    pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
         let raw = RawIni::load(path)?;
         let warnings = raw.unknown_keys(path);
         let config = Config::from_raw(path, &raw, &environment)?;
@@ -560,7 +561,7 @@ impl Config {
     }
 
     /// Stage two: types every value, reporting every problem at once.
-    pub fn from_raw(
+    pub(crate) fn from_raw(
         file: &Path,
         raw: &RawIni,
         lookup: &dyn Fn(&str) -> Option<String>,
@@ -586,7 +587,6 @@ impl Config {
             });
         };
         Ok(Config {
-            file: file.to_owned(),
             server,
             sync,
             publisher_key,
@@ -598,13 +598,13 @@ impl Config {
 impl GossipConfig {
     /// Reads only the `[gossip]` section of `path`, for `publish --announce` on
     /// a server that has no client settings.
-    pub fn load(path: &Path) -> Result<GossipConfig, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<GossipConfig, ConfigError> {
         let raw = RawIni::load(path)?;
         GossipConfig::from_raw(path, &raw, &environment)
     }
 
     /// Stage two for the `[gossip]` section alone.
-    pub fn from_raw(
+    pub(crate) fn from_raw(
         file: &Path,
         raw: &RawIni,
         lookup: &dyn Fn(&str) -> Option<String>,

@@ -14,13 +14,13 @@ use crate::sync::plan::Plan;
 use crate::sync::scope::{Scope, Verdict};
 
 /// A progress bar or nothing.
-pub struct Display {
+pub(crate) struct Display {
     bar: Option<ProgressBar>,
 }
 
 impl Display {
     /// Bars only when stderr is a terminal and `quiet` is off.
-    pub fn choose(quiet: bool) -> Display {
+    pub(crate) fn choose(quiet: bool) -> Display {
         if quiet || !std::io::stderr().is_terminal() {
             return Display { bar: None };
         }
@@ -34,35 +34,35 @@ impl Display {
     }
 
     /// Sets the total to download.
-    pub fn set_total(&self, bytes: u64) {
+    pub(crate) fn set_total(&self, bytes: u64) {
         if let Some(bar) = &self.bar {
             bar.set_length(bytes);
         }
     }
 
     /// Shows the file being fetched.
-    pub fn set_file(&self, path: &str) {
+    pub(crate) fn set_file(&self, path: &str) {
         if let Some(bar) = &self.bar {
             bar.set_message(path.to_owned());
         }
     }
 
     /// Advances by `bytes`.
-    pub fn advance(&self, bytes: u64) {
+    pub(crate) fn advance(&self, bytes: u64) {
         if let Some(bar) = &self.bar {
             bar.inc(bytes);
         }
     }
 
     /// Prints a line above the bar without tearing it.
-    pub fn println(&self, text: &str) {
+    pub(crate) fn println(&self, text: &str) {
         if let Some(bar) = &self.bar {
             bar.println(text);
         }
     }
 
     /// Removes the bar.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -1,26 +1,29 @@
 //! wpkgsync: mirrors a signed WPKG repository from an SSH server into a local store.
+//!
+//! The library exists for the executable, its integration tests and the fuzz
+//! target; only what they use is `pub`.
 
-pub mod anchors;
-mod app;
+pub(crate) mod anchors;
+pub(crate) mod app;
 pub mod cli;
-mod clock;
+pub(crate) mod clock;
 pub mod commands;
-pub mod config;
+pub(crate) mod config;
 pub mod delta;
-pub mod display;
-pub mod error;
+pub(crate) mod display;
+pub(crate) mod error;
 pub mod exit;
 pub mod gossip;
 pub mod manifest;
 pub mod platform;
-pub mod publish;
+pub(crate) mod publish;
 pub mod report;
 pub mod runlog;
-pub mod schedule;
-pub mod select;
-mod startup;
-pub mod status;
+pub(crate) mod schedule;
+pub(crate) mod select;
+pub(crate) mod startup;
+pub(crate) mod status;
 pub mod store;
-pub mod sync;
-pub mod text;
-pub mod transport;
+pub(crate) mod sync;
+pub(crate) mod text;
+pub(crate) mod transport;

@@ -12,7 +12,7 @@ use crate::platform;
 use crate::store::state::State;
 
 /// Prints what the state file says and judges whether it is too old.
-pub fn report(ini: Option<PathBuf>, json: bool) -> Result<Outcome, Error> {
+pub(crate) fn report(ini: Option<PathBuf>, json: bool) -> Result<Outcome, Error> {
     let ini = ini.unwrap_or_else(platform::default_ini_path);
     let (config, _) = Config::load(&ini)?;
     let state = State::load(&config.sync.state)?;

@@ -4,7 +4,7 @@
 
 /// Decodes `bytes`: UTF-16 LE/BE or UTF-8 by BOM, else UTF-8, else Latin-1
 /// (windows-1252 differs only in punctuation, never in a folder name's ASCII).
-pub fn decode(bytes: &[u8]) -> String {
+pub(crate) fn decode(bytes: &[u8]) -> String {
     let utf16 = |rest: &[u8], from: fn([u8; 2]) -> u16| {
         let units: Vec<u16> = rest.chunks_exact(2).map(|c| from([c[0], c[1]])).collect();
         String::from_utf16_lossy(&units)
@@ -26,7 +26,7 @@ pub fn decode(bytes: &[u8]) -> String {
 /// invisible marks that reorder a line (bidirectional overrides), so text a
 /// server chose (a status message, a disconnect reason, a file name) cannot
 /// forge log lines or drive a terminal. Everything else stays as it is.
-pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     let hostile = |c: char| {
         c.is_control()
             || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')

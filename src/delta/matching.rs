@@ -13,7 +13,7 @@ use fast_rsync::Signature;
 
 /// Where a block of the new file can be read locally.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Located {
+pub(crate) struct Located {
     /// Which basis file (index into the caller's list).
     pub basis: usize,
     /// Byte offset in that file.
@@ -22,7 +22,7 @@ pub struct Located {
 
 /// For every block of the new file, where it can be read locally, if anywhere.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlockMap {
+pub(crate) struct BlockMap {
     block: u64,
     size: u64,
     blocks: Vec<Option<Located>>,
@@ -33,7 +33,7 @@ const WINDOW: u64 = 8 * 1024 * 1024;
 
 impl BlockMap {
     /// An empty map for a new file of `size` bytes in blocks of `block` bytes.
-    pub fn new(size: u64, block: u32) -> BlockMap {
+    pub(crate) fn new(size: u64, block: u32) -> BlockMap {
         let block = u64::from(block.max(1));
         BlockMap {
             block,
@@ -43,28 +43,23 @@ impl BlockMap {
     }
 
     /// Block size in bytes.
-    pub fn block(&self) -> u64 {
+    pub(crate) fn block(&self) -> u64 {
         self.block
     }
 
     /// Size of the new file.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.size
     }
 
     /// Where block `index` can be read, if anywhere.
-    pub fn get(&self, index: usize) -> Option<Located> {
+    pub(crate) fn get(&self, index: usize) -> Option<Located> {
         self.blocks.get(index).copied().flatten()
     }
 
     /// Number of blocks.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.blocks.len()
-    }
-
-    /// Whether the new file has no blocks (it is empty).
-    pub fn is_empty(&self) -> bool {
-        self.blocks.is_empty()
     }
 
     /// Records that new bytes `[new_offset, new_offset + len)` are at
@@ -90,7 +85,7 @@ impl BlockMap {
     /// Matches the basis `basis` (a seekable file of `len` bytes) against the
     /// new file's signature and records every block found. Windows are read
     /// one after another and matched on as many threads as there are cores.
-    pub fn match_basis(
+    pub(crate) fn match_basis(
         &mut self,
         signature: &Signature,
         basis: usize,

@@ -2,6 +2,6 @@
 //! client's matching of its local bytes against them, and the plan of what to
 //! read locally and what to fetch.
 
-pub mod matching;
-pub mod plan;
+pub(crate) mod matching;
+pub(crate) mod plan;
 pub mod signature;

@@ -6,7 +6,7 @@ use super::matching::BlockMap;
 
 /// One stretch of the new file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Piece {
+pub(crate) enum Piece {
     /// Copy `len` bytes from basis `basis` at `offset`.
     Local {
         /// Index of the basis file.
@@ -27,15 +27,10 @@ pub enum Piece {
 
 impl Piece {
     /// Length in bytes.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match self {
             Piece::Local { len, .. } | Piece::Remote { len, .. } => *len,
         }
-    }
-
-    /// Whether the piece is empty (never produced by [`plan`]).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -45,7 +40,7 @@ const MAX_LOCAL_PIECE: u64 = 1024 * 1024;
 /// Turns a block map into pieces covering the new file in order. `max_remote`
 /// bounds every remote piece (one read request); local pieces stay within
 /// 1 MiB so reads of the basis stay few but small.
-pub fn plan(map: &BlockMap, max_remote: u64) -> Vec<Piece> {
+pub(crate) fn plan(map: &BlockMap, max_remote: u64) -> Vec<Piece> {
     let max_remote = max_remote.max(1);
     let mut merged: Vec<Piece> = Vec::new();
     for index in 0..map.len() {
@@ -103,7 +98,7 @@ pub fn plan(map: &BlockMap, max_remote: u64) -> Vec<Piece> {
 }
 
 /// Bytes the plan fetches from the source.
-pub fn remote_bytes(pieces: &[Piece]) -> u64 {
+pub(crate) fn remote_bytes(pieces: &[Piece]) -> u64 {
     pieces
         .iter()
         .filter(|p| matches!(p, Piece::Remote { .. }))
@@ -293,7 +288,7 @@ mod tests {
         map.match_basis(&sig, 0, Cursor::new(&data[..500_000]), 500_000)
             .unwrap();
         let pieces = plan(&map, 10_000);
-        assert!(pieces.iter().all(|p| !p.is_empty()));
+        assert!(pieces.iter().all(|p| p.len() > 0));
         assert!(pieces.iter().all(|p| match p {
             Piece::Remote { len, .. } => *len <= 10_000,
             Piece::Local { len, .. } => *len <= MAX_LOCAL_PIECE,

@@ -16,7 +16,7 @@ use super::send;
 
 /// Pulses the record the sync kept in `state_dir` (version `version`) to the
 /// peers; `None` when no peers are configured.
-pub async fn after_sync(
+pub(crate) async fn after_sync(
     gossip: &GossipConfig,
     state_dir: &StateDir,
     version: u64,
@@ -37,7 +37,7 @@ pub async fn after_sync(
 }
 
 /// Pulses the timestamp record just published in `repo` (version `version`).
-pub async fn published(gossip: &GossipConfig, repo: &Path, version: u64) -> String {
+pub(crate) async fn published(gossip: &GossipConfig, repo: &Path, version: u64) -> String {
     if gossip.peers.is_empty() {
         return "nothing announced: gossip.peers is empty".to_owned();
     }

@@ -32,7 +32,7 @@ const fn table() -> [u32; 256] {
 }
 
 /// The CRC-32 of `bytes`.
-pub fn crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = u32::MAX;
     for &byte in bytes {
         crc = (crc >> 8) ^ TABLE[usize::from((crc as u8) ^ byte)];

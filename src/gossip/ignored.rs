@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Lines about single ignored datagrams per period.
-pub const LINES_PER_PERIOD: u32 = 32;
+pub(crate) const LINES_PER_PERIOD: u32 = 32;
 
 /// The count of ignored datagrams in the current period.
 #[derive(Debug)]
-pub struct IgnoredLog {
+pub(crate) struct IgnoredLog {
     budget: u32,
     logged: u32,
     by_reason: BTreeMap<&'static str, u64>,
@@ -23,7 +23,7 @@ pub struct IgnoredLog {
 
 impl IgnoredLog {
     /// A log allowing `budget` lines per period.
-    pub fn new(budget: u32) -> IgnoredLog {
+    pub(crate) fn new(budget: u32) -> IgnoredLog {
         IgnoredLog {
             budget,
             logged: 0,
@@ -34,7 +34,11 @@ impl IgnoredLog {
 
     /// Counts one ignored datagram; returns the line to log if the budget
     /// still allows one. `line` is only built then.
-    pub fn note(&mut self, reason: &'static str, line: impl FnOnce() -> String) -> Option<String> {
+    pub(crate) fn note(
+        &mut self,
+        reason: &'static str,
+        line: impl FnOnce() -> String,
+    ) -> Option<String> {
         *self.by_reason.entry(reason).or_default() += 1;
         if self.logged >= self.budget {
             return None;
@@ -50,13 +54,13 @@ impl IgnoredLog {
     }
 
     /// Counts one ignored datagram that is never logged on its own.
-    pub fn count(&mut self, reason: &'static str) {
+    pub(crate) fn count(&mut self, reason: &'static str) {
         *self.by_reason.entry(reason).or_default() += 1;
     }
 
     /// Ends the period: one line summing up what was ignored in it, if more
     /// was ignored than logged.
-    pub fn summary(&mut self) -> Option<String> {
+    pub(crate) fn summary(&mut self) -> Option<String> {
         let by_reason = std::mem::take(&mut self.by_reason);
         let logged = std::mem::replace(&mut self.logged, 0);
         let elapsed = std::mem::replace(&mut self.since, Instant::now()).elapsed();

@@ -63,7 +63,7 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(60);
 /// Runs the listener with the INI at `ini`, on `bind` (when `None`, the local
 /// address that reaches the configured peers) and `gossip.port`. Returns
 /// only on a fatal error.
-pub async fn listen(
+pub(crate) async fn listen(
     ini: PathBuf,
     bind: Option<IpAddr>,
     log: &mut RunLog,
@@ -557,11 +557,11 @@ fn shown(version: Option<u64>) -> String {
     version.map_or_else(|| "none".to_owned(), |v| v.to_string())
 }
 
-#[cfg(test)]
+// Its tests need Unix permissions and processes.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
-    #[cfg(unix)]
     #[test]
     fn a_sync_past_its_deadline_is_stopped() {
         let child = std::process::Command::new("sleep")
@@ -576,7 +576,6 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
-    #[cfg(unix)]
     #[test]
     fn a_sync_within_its_deadline_is_left_alone() {
         let child = std::process::Command::new("true").spawn().unwrap();

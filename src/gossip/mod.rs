@@ -8,14 +8,14 @@
 //! Nothing here is needed to sync: a lost or refused pulse only means the
 //! next scheduled run finds the version.
 
-pub mod announce;
-pub mod crc32;
+pub(crate) mod announce;
+pub(crate) mod crc32;
 pub mod datagram;
-pub mod ignored;
-pub mod listen;
-pub mod node;
+pub(crate) mod ignored;
+pub(crate) mod listen;
+pub(crate) mod node;
 pub mod pulse;
-pub mod send;
+pub(crate) mod send;
 
 #[cfg(test)]
 mod simulate;

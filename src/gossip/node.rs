@@ -40,7 +40,7 @@ const BURST: u32 = 8;
 const PER_MINUTE: u32 = 30;
 
 /// The per-sender budget: a burst of [`BURST`], refilled at [`PER_MINUTE`].
-pub fn sender_quota() -> Quota {
+pub(crate) fn sender_quota() -> Quota {
     let per_minute = NonZeroU32::new(PER_MINUTE).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(BURST).unwrap_or(NonZeroU32::MIN);
     Quota::per_minute(per_minute).allow_burst(burst)
@@ -48,7 +48,7 @@ pub fn sender_quota() -> Quota {
 
 /// What to do about one datagram.
 #[derive(Debug)]
-pub enum Action {
+pub(crate) enum Action {
     /// Nothing.
     Ignore(Ignored),
     /// A verified pulse of a version newer than any this node had.
@@ -75,7 +75,7 @@ pub enum Action {
 
 /// Why a datagram leads to nothing.
 #[derive(Debug, thiserror::Error)]
-pub enum Ignored {
+pub(crate) enum Ignored {
     /// The sender exceeded its budget.
     #[error("over the rate limit of its sender")]
     RateLimited,
@@ -104,7 +104,7 @@ pub enum Ignored {
 
 impl Ignored {
     /// A short name of the reason, for counting many of them.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Ignored::RateLimited => "over the rate limit of their sender",
             Ignored::Malformed(_) => "malformed",
@@ -128,7 +128,7 @@ enum SyncState {
 }
 
 /// One listener's knowledge and its sync.
-pub struct Node<C: Clock = DefaultClock> {
+pub(crate) struct Node<C: Clock = DefaultClock> {
     key: PinnedKey,
     spread: bool,
     accepted: Option<u64>,
@@ -147,14 +147,19 @@ type Limiter<C> =
 
 impl Node<DefaultClock> {
     /// A node on the system clock.
-    pub fn new(key: PinnedKey, spread: bool, accepted: Option<u64>) -> Node<DefaultClock> {
+    pub(crate) fn new(key: PinnedKey, spread: bool, accepted: Option<u64>) -> Node<DefaultClock> {
         Node::with_clock(key, spread, accepted, DefaultClock::default())
     }
 }
 
 impl<C: Clock> Node<C> {
     /// A node whose rate limit runs on `clock` (a fake one in tests).
-    pub fn with_clock(key: PinnedKey, spread: bool, accepted: Option<u64>, clock: C) -> Node<C> {
+    pub(crate) fn with_clock(
+        key: PinnedKey,
+        spread: bool,
+        accepted: Option<u64>,
+        clock: C,
+    ) -> Node<C> {
         Node {
             key,
             spread,
@@ -168,19 +173,19 @@ impl<C: Clock> Node<C> {
     }
 
     /// The addresses of the configured peers; haves from others get no answer.
-    pub fn set_peers(&mut self, peers: impl IntoIterator<Item = IpAddr>) {
+    pub(crate) fn set_peers(&mut self, peers: impl IntoIterator<Item = IpAddr>) {
         self.peers = peers.into_iter().collect();
     }
 
     /// The last version accepted according to the state file, which a
     /// scheduled sync may have raised since.
-    pub fn note_accepted(&mut self, accepted: Option<u64>) {
+    pub(crate) fn note_accepted(&mut self, accepted: Option<u64>) {
         self.accepted = self.accepted.max(accepted);
     }
 
     /// Offers a record to answer haves with, such as the one the last sync
     /// kept; taken only if it verifies and is newer than the one held.
-    pub fn hold(&mut self, record: SignedRecord, now_unix: u64) -> bool {
+    pub(crate) fn hold(&mut self, record: SignedRecord, now_unix: u64) -> bool {
         match record.verify(&self.key, None, now_unix) {
             Ok(verified)
                 if self
@@ -196,19 +201,19 @@ impl<C: Clock> Node<C> {
     }
 
     /// The newest version this node knows of: accepted or acted on.
-    pub fn known(&self) -> Option<u64> {
+    pub(crate) fn known(&self) -> Option<u64> {
         self.accepted.max(self.acted)
     }
 
     /// Drops the budgets of senders not heard from for a while, so spoofed
     /// addresses cannot grow the table without bound.
-    pub fn forget_quiet_senders(&self) {
+    pub(crate) fn forget_quiet_senders(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
     }
 
     /// Decides about `bytes` received from `from`.
-    pub fn receive(&mut self, from: SocketAddr, bytes: &[u8], now_unix: u64) -> Action {
+    pub(crate) fn receive(&mut self, from: SocketAddr, bytes: &[u8], now_unix: u64) -> Action {
         match self.judge(from, bytes, now_unix) {
             Ok(action) => action,
             Err(ignored) => Action::Ignore(ignored),
@@ -275,7 +280,7 @@ impl<C: Clock> Node<C> {
     /// The waiting sync is due; returns the version it is meant to reach, or
     /// `None` when that version was accepted meanwhile (by a scheduled run, as
     /// [`Node::note_accepted`] learnt) and no sync is needed.
-    pub fn sync_started(&mut self) -> Option<u64> {
+    pub(crate) fn sync_started(&mut self) -> Option<u64> {
         match self.acted {
             Some(for_version) if self.acted > self.accepted => {
                 self.sync = SyncState::Running { for_version };
@@ -292,7 +297,7 @@ impl<C: Clock> Node<C> {
     /// whether another sync is due: only when a newer version was announced
     /// while it ran. A sync that failed to reach the version it was started
     /// for is not repeated for the same pulse; the scheduled run retries.
-    pub fn sync_ended(&mut self, accepted: Option<u64>) -> bool {
+    pub(crate) fn sync_ended(&mut self, accepted: Option<u64>) -> bool {
         self.note_accepted(accepted);
         let again = match self.sync {
             SyncState::Running { for_version } => {
@@ -309,7 +314,8 @@ impl<C: Clock> Node<C> {
     }
 
     /// Whether a sync is waiting for its delay to pass.
-    pub fn sync_waiting(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn sync_waiting(&self) -> bool {
         self.sync == SyncState::Waiting
     }
 }

@@ -16,11 +16,11 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 /// How long the pulse after a sync and an announcement may take in all.
-pub const SEND_BOUND: Duration = Duration::from_secs(1);
+pub(crate) const SEND_BOUND: Duration = Duration::from_secs(1);
 
 /// One configured peer and where it resolved to.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// The peer as the INI names it.
     pub peer: String,
     /// Its address, or why there is none.
@@ -29,7 +29,7 @@ pub struct Resolved {
 
 /// What happened to each peer of one send.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SendReport {
+pub(crate) struct SendReport {
     /// Peers the datagram went to.
     pub sent: Vec<SocketAddr>,
     /// Peers it did not reach the network for, and why.
@@ -38,7 +38,7 @@ pub struct SendReport {
 
 impl SendReport {
     /// A one-line summary for the log.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut text = format!(
             "sent to {} of {} peers",
             self.sent.len(),
@@ -53,7 +53,7 @@ impl SendReport {
 
 /// Splits `host[:port]` (`[v6]:port`, or a bare IPv6 address) into host and
 /// port; `default_port` when none is given.
-pub fn split_peer(text: &str, default_port: u16) -> Result<(String, u16), String> {
+pub(crate) fn split_peer(text: &str, default_port: u16) -> Result<(String, u16), String> {
     let text = text.trim();
     let bad_port = |port: &str| format!("{port:?} is not a UDP port");
     let parse_port = |port: &str| match port.parse::<u16>() {
@@ -86,12 +86,16 @@ pub fn split_peer(text: &str, default_port: u16) -> Result<(String, u16), String
 }
 
 /// Looks a host up with the operating system's resolver.
-pub fn system_lookup(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+pub(crate) fn system_lookup(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     Ok((host, port).to_socket_addrs()?.collect())
 }
 
 /// Resolves every peer by `deadline`, with the system resolver.
-pub async fn resolve(peers: &[String], default_port: u16, deadline: Instant) -> Vec<Resolved> {
+pub(crate) async fn resolve(
+    peers: &[String],
+    default_port: u16,
+    deadline: Instant,
+) -> Vec<Resolved> {
     resolve_with(peers, default_port, deadline, system_lookup).await
 }
 
@@ -99,7 +103,7 @@ pub async fn resolve(peers: &[String], default_port: u16, deadline: Instant) -> 
 /// lookup; names are looked up all at once, each on its own thread. Of several
 /// addresses the first IPv4 one is taken, since broadcast and most LANs are
 /// IPv4, else the first.
-pub async fn resolve_with(
+pub(crate) async fn resolve_with(
     peers: &[String],
     default_port: u16,
     deadline: Instant,
@@ -159,7 +163,7 @@ pub async fn resolve_with(
 }
 
 /// Binds a socket for sending to `family`'s addresses, broadcast allowed.
-pub async fn sending_socket(ipv6: bool) -> io::Result<UdpSocket> {
+pub(crate) async fn sending_socket(ipv6: bool) -> io::Result<UdpSocket> {
     let any: IpAddr = if ipv6 {
         Ipv6Addr::UNSPECIFIED.into()
     } else {
@@ -172,7 +176,7 @@ pub async fn sending_socket(ipv6: bool) -> io::Result<UdpSocket> {
 
 /// Sends `datagram` from `socket` to each address, skipping `except` (the
 /// sender a relay came from); returns what was sent and what failed.
-pub async fn send_all(
+pub(crate) async fn send_all(
     socket: &UdpSocket,
     targets: &[Resolved],
     except: Option<SocketAddr>,
@@ -202,7 +206,7 @@ pub async fn send_all(
 }
 
 /// Sends `datagram` to every peer from fresh sockets, within [`SEND_BOUND`].
-pub async fn to_peers(peers: &[String], default_port: u16, datagram: &[u8]) -> SendReport {
+pub(crate) async fn to_peers(peers: &[String], default_port: u16, datagram: &[u8]) -> SendReport {
     let deadline = Instant::now() + SEND_BOUND;
     let resolved = resolve(peers, default_port, deadline).await;
     let mut report = SendReport::default();

@@ -3,6 +3,6 @@
 
 pub mod format;
 pub(crate) mod load;
-pub mod path;
-pub mod sign;
-pub mod verify;
+pub(crate) mod path;
+pub(crate) mod sign;
+pub(crate) mod verify;

@@ -14,7 +14,7 @@ use super::format::TEMP_PREFIX;
 
 /// A relative, `/`-separated, normalised path that stays inside the store.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RelPath(String);
+pub(crate) struct RelPath(String);
 
 /// Why a manifest path was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -56,7 +56,7 @@ const MAX_PATH_BYTES: usize = 4096;
 
 impl RelPath {
     /// Checks `text` against every path rule and wraps it.
-    pub fn new(text: &str) -> Result<RelPath, PathError> {
+    pub(crate) fn new(text: &str) -> Result<RelPath, PathError> {
         let owned = || text.to_owned();
         if text.is_empty() {
             return Err(PathError::Empty);
@@ -97,31 +97,21 @@ impl RelPath {
     }
 
     /// The path as written in the manifest.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// The components, outermost first.
-    pub fn components(&self) -> impl Iterator<Item = &str> {
-        self.0.split('/')
     }
 
     /// The folder this path lies in, unless it lies in the root. Every rule
     /// holds for each component, so it holds for the folder too.
-    pub fn parent(&self) -> Option<RelPath> {
+    pub(crate) fn parent(&self) -> Option<RelPath> {
         self.0
             .rsplit_once('/')
             .map(|(folder, _)| RelPath(folder.to_owned()))
     }
 
-    /// The first component: the top-level file or folder this path lives in.
-    pub fn top(&self) -> &str {
-        self.components().next().unwrap_or_default()
-    }
-
     /// The key two paths share when a case-insensitive file system would treat
     /// them as one.
-    pub fn fold_key(&self) -> String {
+    pub(crate) fn fold_key(&self) -> String {
         self.0.to_lowercase()
     }
 }
@@ -157,7 +147,7 @@ impl<'de> serde::Deserialize<'de> for RelPath {
 }
 
 /// Refuses a list in which two paths would be one file on Windows.
-pub fn check_case_duplicates<'a>(
+pub(crate) fn check_case_duplicates<'a>(
     paths: impl IntoIterator<Item = &'a RelPath>,
 ) -> Result<(), PathError> {
     let mut seen: HashMap<String, &RelPath> = HashMap::new();
@@ -400,9 +390,8 @@ mod tests {
     }
 
     #[test]
-    fn the_top_is_the_first_component() {
+    fn the_parent_is_the_folder_a_path_lies_in() {
         let path = RelPath::new("packages/x/y.msi").unwrap();
-        assert_eq!(path.top(), "packages");
         assert_eq!(path.parent(), Some(RelPath::new("packages/x").unwrap()));
         assert_eq!(RelPath::new("a.xml").unwrap().parent(), None);
     }

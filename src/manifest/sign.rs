@@ -56,7 +56,7 @@ pub enum SignError {
 }
 
 /// A private key that is fit to sign published records.
-pub struct SigningKey {
+pub(crate) struct SigningKey {
     signing: Pkcs1SigningKey<Sha256>,
     bits: usize,
 }
@@ -73,7 +73,7 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// Parses a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) RSA private key and
     /// refuses one shorter than [`MIN_KEY_BITS`].
-    pub fn from_pkcs8_pem(pem: &str) -> Result<SigningKey, SignError> {
+    pub(crate) fn from_pkcs8_pem(pem: &str) -> Result<SigningKey, SignError> {
         let key = RsaPrivateKey::from_pkcs8_pem(pem).map_err(SignError::KeyFormat)?;
         SigningKey::from_private_key(key)
     }
@@ -92,26 +92,27 @@ impl SigningKey {
     }
 
     /// Bits of the modulus.
-    pub fn bits(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn bits(&self) -> usize {
         self.bits
     }
 
     /// The public half, which clients pin: `publish` checks the previous
     /// record with it before going up from its version.
-    pub fn public_key(&self) -> RsaPublicKey {
+    pub(crate) fn public_key(&self) -> RsaPublicKey {
         RsaPublicKey::from(self.signing.as_ref())
     }
 
     /// Signs `bytes` exactly as given (no canonicalisation) and returns the raw
     /// signature, as long as the modulus in bytes.
-    pub fn sign(&self, bytes: &[u8]) -> Result<Vec<u8>, SignError> {
+    pub(crate) fn sign(&self, bytes: &[u8]) -> Result<Vec<u8>, SignError> {
         let signature = self.signing.try_sign(bytes).map_err(SignError::Sign)?;
         Ok(signature.to_vec())
     }
 }
 
 /// A fresh key pair, both halves as PEM text ready to be written to files.
-pub struct KeyPair {
+pub(crate) struct KeyPair {
     /// PKCS#8 PEM private key; wiped from memory when dropped.
     pub private_pem: Zeroizing<String>,
     /// SPKI PEM public key (`-----BEGIN PUBLIC KEY-----`), the one clients pin.
@@ -131,7 +132,7 @@ impl std::fmt::Debug for KeyPair {
 ///
 /// Any size is generated, so tests can make a small key to see it refused;
 /// [`SigningKey::from_pkcs8_pem`] is where the minimum is enforced.
-pub fn generate_key_pair(bits: usize) -> Result<KeyPair, SignError> {
+pub(crate) fn generate_key_pair(bits: usize) -> Result<KeyPair, SignError> {
     let private = RsaPrivateKey::new(&mut rand::thread_rng(), bits)
         .map_err(|source| SignError::Generate { bits, source })?;
     let private_pem = private

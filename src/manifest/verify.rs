@@ -230,7 +230,7 @@ impl VerifiedTimestamp {
 /// One file the publisher vouches for. Only [`verify_manifest`] makes one, so
 /// a file the store receives is always one the signed manifest lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifiedFile {
+pub(crate) struct VerifiedFile {
     path: RelPath,
     size: u64,
     mtime: i64,
@@ -240,35 +240,35 @@ pub struct VerifiedFile {
 
 impl VerifiedFile {
     /// Where it goes in the store.
-    pub fn path(&self) -> &RelPath {
+    pub(crate) fn path(&self) -> &RelPath {
         &self.path
     }
 
     /// Its exact size; reading more is refused (endless data).
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.size
     }
 
     /// Modification time to give the local copy, Unix seconds.
-    pub fn mtime(&self) -> i64 {
+    pub(crate) fn mtime(&self) -> i64 {
         self.mtime
     }
 
     /// The content's sha256; the only test of a good file.
-    pub fn sha256(&self) -> &[u8; 32] {
+    pub(crate) fn sha256(&self) -> &[u8; 32] {
         &self.sha256
     }
 
     /// Where the publisher put this content's block signature, if anywhere.
     /// Unsigned data: it only guides which blocks to reuse.
-    pub fn block_signature(&self) -> Option<&RelPath> {
+    pub(crate) fn block_signature(&self) -> Option<&RelPath> {
         self.block_signature.as_ref()
     }
 }
 
 /// The signed list of files, checked against the timestamp and every path rule.
 #[derive(Clone, Debug)]
-pub struct VerifiedManifest {
+pub(crate) struct VerifiedManifest {
     version: u64,
     sha256: [u8; 32],
     files: Vec<VerifiedFile>,
@@ -276,17 +276,17 @@ pub struct VerifiedManifest {
 
 impl VerifiedManifest {
     /// The accepted version.
-    pub fn version(&self) -> u64 {
+    pub(crate) fn version(&self) -> u64 {
         self.version
     }
 
     /// The sha256 of the manifest's exact bytes, to remember with its version.
-    pub fn sha256(&self) -> &[u8; 32] {
+    pub(crate) fn sha256(&self) -> &[u8; 32] {
         &self.sha256
     }
 
     /// Every file, sorted by path.
-    pub fn files(&self) -> &[VerifiedFile] {
+    pub(crate) fn files(&self) -> &[VerifiedFile] {
         &self.files
     }
 }
@@ -329,7 +329,7 @@ impl VerifiedManifest {
 
 /// Checks `timestamp.json` in the order of DESIGN "Trust": signature first, then
 /// what it says.
-pub fn verify_timestamp(
+pub(crate) fn verify_timestamp(
     key: &PinnedKey,
     bytes: &[u8],
     signature: &[u8],
@@ -372,7 +372,7 @@ pub fn verify_timestamp(
 /// The version of a timestamp record the publisher signed: what `publish`
 /// goes up from. Signature and format are checked, expiry is not (an expired
 /// record still holds the last version given out).
-pub fn verify_published_version(
+pub(crate) fn verify_published_version(
     key: &PinnedKey,
     bytes: &[u8],
     signature: &[u8],
@@ -403,7 +403,7 @@ fn signed_timestamp(
 
 /// Checks `manifest.json` against the verified timestamp, then its own signature,
 /// then every path in it.
-pub fn verify_manifest(
+pub(crate) fn verify_manifest(
     key: &PinnedKey,
     timestamp: &VerifiedTimestamp,
     bytes: &[u8],
@@ -510,7 +510,7 @@ fn check_format(name: &str, format: u32) -> Result<(), ManifestError> {
 }
 
 /// Parses 64 lowercase or uppercase hex digits.
-pub fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_sha256(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)

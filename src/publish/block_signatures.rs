@@ -17,7 +17,7 @@ use crate::manifest::format::{META_DIR, SIGNATURE_SUFFIX, SIGS_DIR, signature_of
 
 /// Makes sure the signature of content `sha256` (read from `source`, `size`
 /// bytes) exists, and returns its path relative to the repository.
-pub fn ensure(
+pub(super) fn ensure(
     meta_dir: &Path,
     source: &Path,
     size: u64,
@@ -51,7 +51,7 @@ pub fn ensure(
 
 /// Removes signatures that `referenced` (repository-relative paths) does not
 /// name; a failure only costs disk space, so it is a warning.
-pub fn prune(meta_dir: &Path, referenced: &HashSet<String>, warnings: &mut Vec<String>) {
+pub(super) fn prune(meta_dir: &Path, referenced: &HashSet<String>, warnings: &mut Vec<String>) {
     let dir = meta_dir.join(SIGS_DIR);
     let Ok(entries) = fs::read_dir(&dir) else {
         return;

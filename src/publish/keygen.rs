@@ -14,13 +14,13 @@ use crate::manifest::format::MIN_KEY_BITS;
 use crate::manifest::sign::{KeyPair, generate_key_pair};
 
 /// Name of the private key file written by [`keygen`].
-pub const PRIVATE_KEY_FILE: &str = "publisher-private.pem";
+pub(crate) const PRIVATE_KEY_FILE: &str = "publisher-private.pem";
 /// Name of the public key file written by [`keygen`].
-pub const PUBLIC_KEY_FILE: &str = "publisher.pem";
+pub(crate) const PUBLIC_KEY_FILE: &str = "publisher.pem";
 
 /// Where [`keygen`] wrote the two halves of the key pair.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyPaths {
+pub(crate) struct KeyPaths {
     /// PKCS#8 PEM private key, owner-only; stays on the publisher.
     pub private: PathBuf,
     /// SPKI PEM public key; goes to every client.
@@ -30,7 +30,7 @@ pub struct KeyPaths {
 /// Generates a 3072-bit RSA key pair into `out` (created if missing) as
 /// [`PRIVATE_KEY_FILE`] and [`PUBLIC_KEY_FILE`]. Refuses to overwrite either file
 /// unless `force` is set.
-pub fn keygen(out: &Path, force: bool) -> Result<KeyPaths, PublishError> {
+pub(crate) fn keygen(out: &Path, force: bool) -> Result<KeyPaths, PublishError> {
     let paths = key_paths(out);
     // Checked before generating, which takes seconds, so a refusal is immediate;
     // the writes below check again, without a race.

@@ -21,6 +21,6 @@ mod imp;
 #[path = "windows.rs"]
 mod imp;
 
-pub use error::PublishError;
-pub use keygen::{KeyPaths, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, keygen};
-pub use repo::{PublishSummary, publish};
+pub(crate) use error::PublishError;
+pub(crate) use keygen::keygen;
+pub(crate) use repo::publish;

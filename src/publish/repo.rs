@@ -36,7 +36,7 @@ const SECONDS_PER_DAY: u64 = 86_400;
 
 /// What one publish did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PublishSummary {
+pub(crate) struct PublishSummary {
     /// Version of the records just written.
     pub version: u64,
     /// Files listed in the manifest.
@@ -53,7 +53,11 @@ pub struct PublishSummary {
 
 /// Publishes the tree at `repo`, signing with the PKCS#8 PEM private key at
 /// `key`; the records expire `expires_days` days from now (0: at once).
-pub fn publish(repo: &Path, key: &Path, expires_days: u64) -> Result<PublishSummary, PublishError> {
+pub(crate) fn publish(
+    repo: &Path,
+    key: &Path,
+    expires_days: u64,
+) -> Result<PublishSummary, PublishError> {
     let root = canonical_folder(repo)?;
     // Loaded before the walk, so a bad key fails at once rather than after
     // hashing the whole tree.

@@ -7,7 +7,11 @@
 //! Unix: a systemd service and timer. Both texts are built here on every OS so
 //! that both are tested; only registering them is per OS.
 
+// Each is used by one OS's registration only; both are built on every OS so
+// that their tests run here.
+#[cfg_attr(windows, allow(dead_code))]
 mod systemd;
+#[cfg_attr(not(windows), allow(dead_code))]
 mod task;
 
 #[cfg(windows)]
@@ -20,17 +24,15 @@ mod imp;
 
 use std::path::{Path, PathBuf};
 
-pub use imp::{install, remove, show};
-pub use systemd::{SERVICE_NAME, TIMER_NAME, service_unit, timer_unit};
-pub use task::{TASK_NAME, task_xml, utf16_with_bom};
+pub(crate) use imp::{install, remove, show};
 
 /// Hours between two runs.
-pub const INTERVAL_HOURS: u32 = 2;
+pub(crate) const INTERVAL_HOURS: u32 = 2;
 /// Largest random delay of a start, in minutes: spreads hundreds of clients
 /// over half an hour.
-pub const RANDOM_DELAY_MINUTES: u32 = 30;
+pub(crate) const RANDOM_DELAY_MINUTES: u32 = 30;
 /// A run still going after this long is stopped.
-pub const TIME_LIMIT_HOURS: u32 = 2;
+pub(crate) const TIME_LIMIT_HOURS: u32 = 2;
 
 /// Why the scheduler could not be set up (exit 208).
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +40,7 @@ pub const TIME_LIMIT_HOURS: u32 = 2;
 pub struct ScheduleError(pub String);
 
 /// What the scheduled run starts: this executable with the INI.
-pub struct Job {
+pub(crate) struct Job {
     /// The executable, as installed.
     pub exe: PathBuf,
     /// The INI file it reads.
@@ -47,7 +49,7 @@ pub struct Job {
 
 impl Job {
     /// This executable with `ini`, made absolute.
-    pub fn current(ini: &Path) -> Result<Job, ScheduleError> {
+    pub(crate) fn current(ini: &Path) -> Result<Job, ScheduleError> {
         let exe = std::env::current_exe()
             .map_err(|e| ScheduleError(format!("cannot locate this executable: {e}")))?;
         // The scheduler starts the run in another folder than this one.

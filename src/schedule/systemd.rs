@@ -3,13 +3,13 @@
 use super::{INTERVAL_HOURS, Job, RANDOM_DELAY_MINUTES, TIME_LIMIT_HOURS};
 
 /// The service's file name.
-pub const SERVICE_NAME: &str = "wpkgsync.service";
+pub(crate) const SERVICE_NAME: &str = "wpkgsync.service";
 /// The timer's file name; the timer starts the service of the same name.
-pub const TIMER_NAME: &str = "wpkgsync.timer";
+pub(crate) const TIMER_NAME: &str = "wpkgsync.timer";
 
 /// A oneshot service as root: systemd never starts a second copy of a
 /// service still running, and stops one that runs past the time limit.
-pub fn service_unit(job: &Job) -> String {
+pub(crate) fn service_unit(job: &Job) -> String {
     format!(
         "[Unit]
 Description=Keep the WPKG software repository in sync (wpkgsync)
@@ -29,7 +29,7 @@ TimeoutStartSec={TIME_LIMIT_HOURS}h
 
 /// Every two hours with a random delay; `Persistent` runs a start missed while
 /// the machine was off as soon as it is up.
-pub fn timer_unit() -> String {
+pub(crate) fn timer_unit() -> String {
     format!(
         "[Unit]
 Description=Run wpkgsync every {INTERVAL_HOURS} hours

@@ -4,12 +4,12 @@
 use super::{INTERVAL_HOURS, Job, RANDOM_DELAY_MINUTES, TIME_LIMIT_HOURS};
 
 /// The task's name in Task Scheduler's root folder.
-pub const TASK_NAME: &str = "wpkgsync";
+pub(crate) const TASK_NAME: &str = "wpkgsync";
 
 /// The task as XML text. Runs as SYSTEM (S-1-5-18) with highest privileges;
 /// `IgnoreNew` drops a start while a run goes on; `StartWhenAvailable` runs a
 /// missed start as soon as the machine is up; laptops run on battery too.
-pub fn task_xml(job: &Job) -> String {
+pub(crate) fn task_xml(job: &Job) -> String {
     let command = escape(&job.exe.display().to_string());
     let arguments = escape(&format!("/config \"{}\" /quiet", job.ini.display()));
     format!(
@@ -58,7 +58,7 @@ pub fn task_xml(job: &Job) -> String {
 
 /// UTF-16 LE with a byte order mark, the encoding the XML declares and
 /// `schtasks /XML` expects.
-pub fn utf16_with_bom(text: &str) -> Vec<u8> {
+pub(crate) fn utf16_with_bom(text: &str) -> Vec<u8> {
     let mut bytes = vec![0xFF, 0xFE];
     for unit in text.encode_utf16() {
         bytes.extend_from_slice(&unit.to_le_bytes());

@@ -3,13 +3,14 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use super::{Job, SERVICE_NAME, ScheduleError, TIMER_NAME, run_tool, service_unit, timer_unit};
+use super::systemd::{SERVICE_NAME, TIMER_NAME, service_unit, timer_unit};
+use super::{Job, ScheduleError, run_tool};
 
 /// Where units of the administrator go.
 const SYSTEM_UNITS: &str = "/etc/systemd/system";
 
 /// Both units, each after a comment naming its file.
-pub fn show(job: &Job) -> String {
+pub(crate) fn show(job: &Job) -> String {
     format!(
         "# {SYSTEM_UNITS}/{SERVICE_NAME}\n{}\n# {SYSTEM_UNITS}/{TIMER_NAME}\n{}",
         service_unit(job),
@@ -19,7 +20,7 @@ pub fn show(job: &Job) -> String {
 
 /// Writes both units into `unit_dir` (default: the system's), and, for the
 /// system's folder, reloads systemd and enables and starts the timer.
-pub fn install(job: &Job, unit_dir: Option<&Path>) -> Result<String, ScheduleError> {
+pub(crate) fn install(job: &Job, unit_dir: Option<&Path>) -> Result<String, ScheduleError> {
     let dir = unit_dir.map_or_else(|| PathBuf::from(SYSTEM_UNITS), Path::to_path_buf);
     for (name, text) in [
         (SERVICE_NAME, service_unit(job)),
@@ -51,7 +52,7 @@ pub fn install(job: &Job, unit_dir: Option<&Path>) -> Result<String, ScheduleErr
 }
 
 /// Stops and disables the timer and deletes both units.
-pub fn remove(unit_dir: Option<&Path>) -> Result<String, ScheduleError> {
+pub(crate) fn remove(unit_dir: Option<&Path>) -> Result<String, ScheduleError> {
     let dir = unit_dir.map_or_else(|| PathBuf::from(SYSTEM_UNITS), Path::to_path_buf);
     if unit_dir.is_none() {
         require_systemd("nothing removed")?;

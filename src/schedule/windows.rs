@@ -3,16 +3,17 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use super::{Job, ScheduleError, TASK_NAME, run_tool, task_xml, utf16_with_bom};
+use super::task::{TASK_NAME, task_xml, utf16_with_bom};
+use super::{Job, ScheduleError, run_tool};
 
 /// The task definition.
-pub fn show(job: &Job) -> String {
+pub(crate) fn show(job: &Job) -> String {
     task_xml(job)
 }
 
 /// Registers (or replaces) the task from its XML, written UTF-16 to a
 /// temporary file for `schtasks /Create /XML`.
-pub fn install(job: &Job, unit_dir: Option<&Path>) -> Result<String, ScheduleError> {
+pub(crate) fn install(job: &Job, unit_dir: Option<&Path>) -> Result<String, ScheduleError> {
     if unit_dir.is_some() {
         return Err(ScheduleError(
             "--unit-dir names a systemd folder; Windows registers the task with schtasks".into(),
@@ -43,7 +44,7 @@ pub fn install(job: &Job, unit_dir: Option<&Path>) -> Result<String, ScheduleErr
 }
 
 /// Deletes the task.
-pub fn remove(unit_dir: Option<&Path>) -> Result<String, ScheduleError> {
+pub(crate) fn remove(unit_dir: Option<&Path>) -> Result<String, ScheduleError> {
     if unit_dir.is_some() {
         return Err(ScheduleError(
             "--unit-dir names a systemd folder; Windows registers the task with schtasks".into(),

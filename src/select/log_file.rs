@@ -23,7 +23,7 @@ pub struct LogError {
 
 /// The last `max` bytes of the log at `path`, starting after a line break
 /// when the cut falls inside a line; `None` when there is no log yet.
-pub fn read_tail(path: &Path, max: u64) -> Result<Option<Vec<u8>>, LogError> {
+pub(crate) fn read_tail(path: &Path, max: u64) -> Result<Option<Vec<u8>>, LogError> {
     let fail = |why: String| LogError {
         path: path.to_path_buf(),
         why,

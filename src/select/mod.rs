@@ -2,10 +2,10 @@
 //! package definitions say which folders below `%SOFTWARE%` each package uses,
 //! and the WPKG log of the last run says which packages this host has.
 
-pub mod log_file;
-pub mod packages;
+pub(crate) mod log_file;
+pub(crate) mod packages;
 pub(crate) mod policy;
-pub mod selection;
-pub mod wpkg_log;
+pub(crate) mod selection;
+pub(crate) mod wpkg_log;
 
-pub use selection::{Selection, select};
+pub(crate) use selection::select;

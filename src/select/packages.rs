@@ -12,7 +12,7 @@ use crate::text::decode;
 
 /// What one package needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PackageInfo {
+pub(crate) struct PackageInfo {
     /// Folders below `%SOFTWARE%`, as first written.
     pub folders: BTreeSet<String>,
     /// Ids (lowercase) of packages this one depends on, includes or chains.
@@ -22,7 +22,7 @@ pub struct PackageInfo {
 /// A package definition file that is not well-formed XML.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{file}: {why}")]
-pub struct XmlError {
+pub(crate) struct XmlError {
     /// Repository path of the file.
     pub file: String,
     /// The parser's message, with line and column.
@@ -33,7 +33,7 @@ pub struct XmlError {
 const MAX_EXPANSION: usize = 8;
 
 /// Parses one package definition file into package id (lowercase) -> needs.
-pub fn package_folders(
+pub(crate) fn package_folders(
     file: &str,
     bytes: &[u8],
 ) -> Result<BTreeMap<String, PackageInfo>, XmlError> {
@@ -125,7 +125,7 @@ fn expand(value: &str, variables: &BTreeMap<String, String>) -> String {
 
 /// Adds every folder that `text` names as `%SOFTWARE%\<folder>\...` (any letter
 /// case, either slash), unless a folder of that name in another case is known.
-pub fn add_folders(text: &str, folders: &mut BTreeSet<String>) {
+pub(crate) fn add_folders(text: &str, folders: &mut BTreeSet<String>) {
     const MARK: &str = "%software%";
     let lower = text.to_lowercase();
     let mut from = 0;

@@ -7,7 +7,7 @@ use crate::text::decode;
 
 /// What this host needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// Needed package ids (lowercase) with their folders, dependencies included.
     pub needed: BTreeMap<String, BTreeSet<String>>,
     /// Every folder to mirror, as first written: the needed packages' folders
@@ -26,7 +26,7 @@ pub struct Selection {
 
 /// Selects the folders for the packages `needed` (lowercase ids, from the WPKG
 /// log), given every package definition file (repository path, content).
-pub fn select(files: &[(String, Vec<u8>)], needed: &BTreeSet<String>) -> Selection {
+pub(crate) fn select(files: &[(String, Vec<u8>)], needed: &BTreeSet<String>) -> Selection {
     let mut selection = Selection::default();
     let mut packages: BTreeMap<String, PackageInfo> = BTreeMap::new();
     for (name, bytes) in files {

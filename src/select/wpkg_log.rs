@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use crate::text::decode;
 
 /// Package ids (lowercase) the log says this host needs.
-pub fn needed_ids(log: &[u8]) -> BTreeSet<String> {
+pub(crate) fn needed_ids(log: &[u8]) -> BTreeSet<String> {
     let text = decode(log);
     let mut ids = BTreeSet::new();
     for line in text.lines() {

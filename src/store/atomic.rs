@@ -10,7 +10,7 @@ use rand::Rng;
 use super::StoreError;
 
 /// Writes `bytes` to `dir/name` through a temporary file, flushed, then renamed.
-pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let path = dir.join(name);
     let temp = dir.join(format!(
         ".{name}.{:016x}.tmp",
@@ -40,11 +40,11 @@ fn private_new_file(path: &Path) -> std::io::Result<std::fs::File> {
     options.open(path)
 }
 
-#[cfg(test)]
+// Its tests need Unix permissions and processes.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
-    #[cfg(unix)]
     #[test]
     fn a_planted_link_is_not_written_through_and_files_are_private() {
         use std::os::unix::fs::MetadataExt;

@@ -22,7 +22,7 @@ use crate::manifest::format::TEMP_PREFIX;
 
 /// The open store root.
 #[derive(Debug)]
-pub struct StoreDir {
+pub(crate) struct StoreDir {
     dir: Dir,
     path: PathBuf,
 }
@@ -48,7 +48,7 @@ impl StoreDir {
     /// Opens the store root `path`, creating it (and its parents) when missing.
     /// Refuses a root that is a link or junction, or that anyone but an
     /// administrator owns or may write; on Unix the folders above it too.
-    pub fn open(path: &Path) -> Result<StoreDir, RootError> {
+    pub(crate) fn open(path: &Path) -> Result<StoreDir, RootError> {
         match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 return Err(RootError::Link(path.to_path_buf()));
@@ -89,34 +89,35 @@ impl StoreDir {
     }
 
     /// The root as the INI names it, for messages.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The handle, for the walks of the inventory and the repair.
-    pub fn dir(&self) -> &Dir {
+    /// The handle, for the Unix repair of the root's own mode.
+    #[cfg(unix)]
+    pub(crate) fn dir(&self) -> &Dir {
         &self.dir
     }
 
     /// Where `rel` lies, for messages only: every operation goes through the
     /// handle. The one place a store path is joined onto the root.
-    pub fn full(&self, rel: &impl InStore) -> PathBuf {
+    pub(crate) fn full(&self, rel: &impl InStore) -> PathBuf {
         self.path.join(native(rel))
     }
 
     /// Metadata of `rel` itself, a link not followed.
-    pub fn symlink_metadata(&self, rel: &impl InStore) -> io::Result<Metadata> {
+    pub(crate) fn symlink_metadata(&self, rel: &impl InStore) -> io::Result<Metadata> {
         self.dir.symlink_metadata(native(rel))
     }
 
     /// Creates the folder `rel` and the folders above it.
-    pub fn create_dir_all(&self, rel: &impl InStore) -> io::Result<()> {
+    pub(crate) fn create_dir_all(&self, rel: &impl InStore) -> io::Result<()> {
         self.dir.create_dir_all(native(rel))
     }
 
     /// Opens the folder `rel`, or the root when `None`, without following a
     /// link: the walks of the inventory and the repair list it.
-    pub fn open_folder(&self, rel: Option<&StorePath>) -> io::Result<Dir> {
+    pub(crate) fn open_folder(&self, rel: Option<&StorePath>) -> io::Result<Dir> {
         match rel {
             Some(rel) => self.dir.open_dir_nofollow(native(rel)),
             None => self.dir.try_clone(),
@@ -125,7 +126,7 @@ impl StoreDir {
 
     /// Opens the regular file `rel` for reading; a link, folder or special
     /// file is refused without being opened as one (a FIFO would block).
-    pub fn open_regular(&self, rel: &impl InStore) -> io::Result<File> {
+    pub(crate) fn open_regular(&self, rel: &impl InStore) -> io::Result<File> {
         let mut options = OpenOptions::new();
         options.read(true).follow(FollowSymlinks::No);
         #[cfg(unix)]
@@ -142,7 +143,7 @@ impl StoreDir {
 
     /// Creates a new temporary file beside `target`, exclusively and under
     /// an unpredictable name; returns its path and the open file.
-    pub fn create_temp(&self, target: &impl InStore) -> io::Result<(StorePath, File)> {
+    pub(crate) fn create_temp(&self, target: &impl InStore) -> io::Result<(StorePath, File)> {
         let name = target.rel().rsplit('/').next().unwrap_or_default();
         let mut options = OpenOptions::new();
         options.write(true).read(true).create_new(true);
@@ -173,7 +174,7 @@ impl StoreDir {
     /// Closes the temporary file `temp`, open as `file`, and renames it over
     /// `target` after checking that the name still leads to that very file.
     /// Closed first: Windows refuses to rename a file open without sharing.
-    pub fn rename_into_place(
+    pub(crate) fn rename_into_place(
         &self,
         temp: &StorePath,
         file: File,
@@ -190,7 +191,7 @@ impl StoreDir {
     }
 
     /// A second handle on the same root, for work on a blocking thread.
-    pub fn try_clone(&self) -> io::Result<StoreDir> {
+    pub(crate) fn try_clone(&self) -> io::Result<StoreDir> {
         Ok(StoreDir {
             dir: self.dir.try_clone()?,
             path: self.path.clone(),
@@ -199,7 +200,7 @@ impl StoreDir {
 
     /// Removes `rel`: a file or link itself, or a folder with everything in
     /// it, never following a link.
-    pub fn remove(&self, rel: &impl InStore) -> io::Result<()> {
+    pub(crate) fn remove(&self, rel: &impl InStore) -> io::Result<()> {
         let path = native(rel);
         if self.dir.symlink_metadata(&path)?.is_dir() {
             self.dir.remove_dir_all(&path)
@@ -216,7 +217,7 @@ fn temp_name(target: &str, random: u64) -> String {
 }
 
 /// The name of the file a temporary file was written for, when it is one.
-pub fn temp_target(name: &str) -> Option<&str> {
+pub(crate) fn temp_target(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(TEMP_PREFIX)?;
     let (digits, target) = rest.split_at_checked(16)?;
     let target = target.strip_prefix('-')?;

@@ -15,7 +15,7 @@ use crate::manifest::path::RelPath;
 
 /// One verified file of the store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IndexEntry {
+pub(crate) struct IndexEntry {
     /// Size in bytes.
     pub size: u64,
     /// Modification time, Unix seconds.
@@ -30,7 +30,7 @@ pub struct IndexEntry {
 /// What tells a file apart from another put in its place: on Unix the inode
 /// and the change time, which every write, rename, chmod and chown moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct FileId {
+pub(crate) struct FileId {
     /// Inode or file index.
     pub ino: u64,
     /// Change time (Unix) or creation time (Windows), in nanoseconds.
@@ -40,7 +40,7 @@ pub struct FileId {
 impl FileId {
     /// The identity of the file `meta` describes.
     #[cfg(unix)]
-    pub fn of(meta: &cap_std::fs::Metadata) -> FileId {
+    pub(crate) fn of(meta: &cap_std::fs::Metadata) -> FileId {
         use cap_std::fs::MetadataExt;
         FileId {
             ino: meta.ino(),
@@ -53,7 +53,7 @@ impl FileId {
     /// another's place is created anew (NTFS keeps the old one's creation time
     /// only for a name reused within seconds).
     #[cfg(windows)]
-    pub fn of(meta: &cap_std::fs::Metadata) -> FileId {
+    pub(crate) fn of(meta: &cap_std::fs::Metadata) -> FileId {
         let created = meta
             .created()
             .ok()
@@ -69,7 +69,7 @@ impl FileId {
 
 /// The store's verified files by `/`-separated path.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoreIndex {
+pub(crate) struct StoreIndex {
     /// Entries by path: manifest paths, each put in place by this client,
     /// and read back through the manifest's path rules.
     pub files: BTreeMap<RelPath, IndexEntry>,
@@ -78,7 +78,7 @@ pub struct StoreIndex {
 impl StoreIndex {
     /// Reads the index; a missing or damaged one is empty (it only saves
     /// downloads, and every file is verified again anyway).
-    pub fn load(dir: &StateDir) -> StoreIndex {
+    pub(crate) fn load(dir: &StateDir) -> StoreIndex {
         std::fs::read(dir.file(StateFile::StoreIndex))
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -86,7 +86,7 @@ impl StoreIndex {
     }
 
     /// Writes the index through a temporary file and a rename.
-    pub fn save(&self, dir: &StateDir) -> Result<(), StoreError> {
+    pub(crate) fn save(&self, dir: &StateDir) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(self).unwrap_or_default();
         dir.write(StateFile::StoreIndex, &bytes)
     }

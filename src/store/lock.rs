@@ -10,7 +10,7 @@ use super::state_dir::{StateDir, StateFile};
 
 /// The held lock; dropping it (or the process ending) releases it.
 #[derive(Debug)]
-pub struct RunLock {
+pub(crate) struct RunLock {
     _file: File,
 }
 
@@ -27,7 +27,7 @@ pub enum LockError {
 
 impl RunLock {
     /// Takes the lock in `dir` without waiting.
-    pub fn acquire(dir: &StateDir) -> Result<RunLock, LockError> {
+    pub(crate) fn acquire(dir: &StateDir) -> Result<RunLock, LockError> {
         std::fs::create_dir_all(dir.path()).map_err(|e| StoreError::io("create", dir.path(), e))?;
         let path = dir.file(StateFile::Lock);
         let mut options = OpenOptions::new();

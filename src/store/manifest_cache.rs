@@ -10,7 +10,7 @@ use super::StoreError;
 use super::state_dir::{StateDir, StateFile};
 
 /// The cached manifest and signature, if the manifest is the one `sha256` names.
-pub fn load(dir: &StateDir, sha256: &[u8; 32]) -> Option<(Vec<u8>, Vec<u8>)> {
+pub(crate) fn load(dir: &StateDir, sha256: &[u8; 32]) -> Option<(Vec<u8>, Vec<u8>)> {
     let manifest = std::fs::read(dir.file(StateFile::Manifest)).ok()?;
     if <[u8; 32]>::from(Sha256::digest(&manifest)) != *sha256 {
         return None;
@@ -20,7 +20,7 @@ pub fn load(dir: &StateDir, sha256: &[u8; 32]) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 /// Keeps a verified manifest and its signature.
-pub fn save(dir: &StateDir, manifest: &[u8], signature: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn save(dir: &StateDir, manifest: &[u8], signature: &[u8]) -> Result<(), StoreError> {
     dir.write(StateFile::ManifestSignature, signature)?;
     dir.write(StateFile::Manifest, manifest)
 }

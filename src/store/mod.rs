@@ -1,17 +1,17 @@
 //! The local side: errors of the store and the state folder, and the state file.
 
-pub mod acl;
+pub(crate) mod acl;
 mod atomic;
-pub mod dir;
+pub(crate) mod dir;
 mod error;
-pub mod index;
-pub mod lock;
-pub mod manifest_cache;
-pub mod ownership;
-pub mod path;
+pub(crate) mod index;
+pub(crate) mod lock;
+pub(crate) mod manifest_cache;
+pub(crate) mod ownership;
+pub(crate) mod path;
 pub mod state;
 pub mod state_dir;
-pub mod walk;
+pub(crate) mod walk;
 
-pub use atomic::write_atomically;
-pub use error::StoreError;
+pub(crate) use atomic::write_atomically;
+pub(crate) use error::StoreError;

@@ -15,12 +15,12 @@ use crate::manifest::path::RelPath;
 /// A `/`-separated path below the store root, made from the names a walk of
 /// the store listed or from a manifest path.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StorePath(String);
+pub(crate) struct StorePath(String);
 
 impl StorePath {
     /// The entry `name` a listing of the folder `parent` (the root when
     /// `None`) returned; `None` when `name` is not a single component.
-    pub fn child(parent: Option<&StorePath>, name: &str) -> Option<StorePath> {
+    pub(crate) fn child(parent: Option<&StorePath>, name: &str) -> Option<StorePath> {
         is_name(name).then(|| match parent {
             Some(parent) => StorePath(format!("{}/{name}", parent.0)),
             None => StorePath(name.to_owned()),
@@ -29,7 +29,7 @@ impl StorePath {
 
     /// The entry `name` in the folder that holds `path`; `None` when `name`
     /// is not a single component.
-    pub fn beside(path: &impl InStore, name: &str) -> Option<StorePath> {
+    pub(crate) fn beside(path: &impl InStore, name: &str) -> Option<StorePath> {
         is_name(name).then(|| match path.rel().rsplit_once('/') {
             Some((folder, _)) => StorePath(format!("{folder}/{name}")),
             None => StorePath(name.to_owned()),
@@ -37,7 +37,7 @@ impl StorePath {
     }
 
     /// The path, `/`-separated.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -91,7 +91,7 @@ impl PartialEq<String> for StorePath {
 /// A path the store may be handed: relative, `/`-separated, with no
 /// component that leads out of the root. Sealed: only [`StorePath`] and the
 /// manifest's [`RelPath`] are one.
-pub trait InStore: sealed::Sealed {
+pub(crate) trait InStore: sealed::Sealed {
     /// The path, `/`-separated.
     fn rel(&self) -> &str;
 }
@@ -109,7 +109,7 @@ impl InStore for RelPath {
 }
 
 mod sealed {
-    pub trait Sealed {}
+    pub(crate) trait Sealed {}
     impl Sealed for super::StorePath {}
     impl Sealed for crate::manifest::path::RelPath {}
 }

@@ -7,7 +7,7 @@
 /// folders are split among threads. `visit` returns what it found and the
 /// folders of the next level. Returns every result, level by level, or the
 /// first error; `panicked` makes the error for a thread that panicked.
-pub fn by_levels<T, R, E>(
+pub(crate) fn by_levels<T, R, E>(
     first: Vec<T>,
     visit: impl Fn(&[T]) -> Result<(R, Vec<T>), E> + Sync,
     panicked: impl Fn() -> E,

@@ -41,7 +41,7 @@ const FILES_IN_FLIGHT: usize = 16;
 
 /// What a run did to the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Applied {
+pub(crate) struct Applied {
     /// Files verified and put in place.
     pub fetched: usize,
     /// Their store paths.
@@ -93,13 +93,13 @@ impl From<StoreError> for FileError {
 
 /// Local files whose content is known: verified by an earlier run and
 /// unchanged since (same size, mtime and identity), by sha256.
-pub struct KnownContent(HashMap<[u8; 32], RelPath>);
+pub(crate) struct KnownContent(HashMap<[u8; 32], RelPath>);
 
 impl KnownContent {
     /// Files of `index` that still match it in `inventory`, except those this
     /// run replaces (their content is about to change) and those the repair
     /// had to fix.
-    pub fn new(index: &StoreIndex, inventory: &Inventory, plan: &Plan<'_>) -> KnownContent {
+    pub(crate) fn new(index: &StoreIndex, inventory: &Inventory, plan: &Plan<'_>) -> KnownContent {
         let replaced: std::collections::HashSet<&str> =
             plan.fetch.iter().map(|f| f.path().as_str()).collect();
         let mut known = HashMap::new();
@@ -122,7 +122,7 @@ impl KnownContent {
 }
 
 /// Applies `plan` to `store`, whose contents were `inventory`.
-pub async fn apply<S: Source>(
+pub(crate) async fn apply<S: Source>(
     source: &Throttled<S>,
     store: &StoreDir,
     inventory: &Inventory,
@@ -177,7 +177,7 @@ fn delete(store: &StoreDir, paths: &[StorePath], applied: &mut Applied, events: 
 }
 
 /// Removes the temporary files an interrupted run left behind.
-pub fn remove_temps(store: &StoreDir, inventory: &Inventory) -> Result<(), StoreError> {
+pub(crate) fn remove_temps(store: &StoreDir, inventory: &Inventory) -> Result<(), StoreError> {
     for temp in &inventory.temps {
         match store.remove(&temp.path) {
             Ok(()) => {}
@@ -472,7 +472,7 @@ async fn assemble<S: Source>(
 
 /// How a dry run expects one file to arrive.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Arrival {
+pub(crate) enum Arrival {
     /// Copied from the store file of the same content at this path.
     Copy(RelPath),
     /// Assembled from local blocks plus this many bytes from the source.
@@ -483,7 +483,7 @@ pub enum Arrival {
 
 /// What each download of `plan` would cost, changing nothing: block
 /// signatures are read and matched, no file is written.
-pub async fn estimate<'p, S: Source>(
+pub(crate) async fn estimate<'p, S: Source>(
     source: &Throttled<S>,
     store: Option<&StoreDir>,
     inventory: &Inventory,

@@ -2,7 +2,7 @@
 //! these; the sync itself never draws or prints.
 
 /// Receives progress from the sync.
-pub trait Events {
+pub(crate) trait Events {
     /// A download of `size` bytes starts.
     fn file_started(&self, path: &str, size: u64);
     /// `bytes` more arrived from the source.

@@ -15,7 +15,7 @@ use crate::store::{StoreError, walk};
 
 /// One thing found in the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LocalKind {
+pub(crate) enum LocalKind {
     /// A regular file.
     File {
         /// Size in bytes.
@@ -33,14 +33,14 @@ pub enum LocalKind {
 
 /// One entry of the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LocalEntry {
+pub(crate) struct LocalEntry {
     /// What it is.
     pub kind: LocalKind,
 }
 
 /// A partial download left by an interrupted run.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Temp {
+pub(crate) struct Temp {
     /// Its path in the store.
     pub path: StorePath,
     /// The store path of the file it was written for, when its name says.
@@ -50,7 +50,7 @@ pub struct Temp {
 /// The store's contents by relative path: whatever the walk found, names
 /// the manifest would refuse too.
 #[derive(Clone, Debug, Default)]
-pub struct Inventory {
+pub(crate) struct Inventory {
     /// Every entry but the temporary files.
     pub entries: BTreeMap<StorePath, LocalEntry>,
     /// Temporary files left by an interrupted run.
@@ -72,7 +72,7 @@ pub struct Inventory {
 impl Inventory {
     /// Walks the store level by level on a few threads ([`walk::by_levels`]),
     /// each folder opened through the store's handle without following a link.
-    pub fn scan(store: &StoreDir) -> Result<Inventory, StoreError> {
+    pub(crate) fn scan(store: &StoreDir) -> Result<Inventory, StoreError> {
         let mut inventory = Inventory::default();
         let listings = walk::by_levels(
             vec![None],
@@ -97,7 +97,7 @@ impl Inventory {
     /// Marks as suspect every file the repair changed or that lies in a folder
     /// it changed (someone else could have swapped files there), or every
     /// file when the repair did not finish.
-    pub fn distrust(&mut self, repaired: &Repaired) {
+    pub(crate) fn distrust(&mut self, repaired: &Repaired) {
         let folders: Vec<&str> = repaired
             .paths
             .iter()
@@ -124,7 +124,7 @@ impl Inventory {
 
     /// Marks as suspect every file that is not the one `index` says was
     /// verified there: same size and mtime, another inode or change time.
-    pub fn distrust_other_files(&mut self, index: &StoreIndex) {
+    pub(crate) fn distrust_other_files(&mut self, index: &StoreIndex) {
         for (path, entry) in &index.files {
             let Some(known) = entry.id else { continue };
             if let Some(LocalEntry {
@@ -142,7 +142,7 @@ impl Inventory {
     /// Hashes the suspect and unverified files of the manifest's size; those that hold the
     /// manifest's content count as unchanged again. Returns a line for the
     /// log when there were any.
-    pub fn rehash_suspects(
+    pub(crate) fn rehash_suspects(
         &mut self,
         store: &StoreDir,
         manifest: &VerifiedManifest,
@@ -173,7 +173,7 @@ impl Inventory {
     }
 
     /// The partial download of `path` an interrupted run left, if any.
-    pub fn temp_of(&self, path: &RelPath) -> Option<&StorePath> {
+    pub(crate) fn temp_of(&self, path: &RelPath) -> Option<&StorePath> {
         self.temps
             .iter()
             .find(|t| {

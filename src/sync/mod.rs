@@ -1,11 +1,11 @@
 //! Making the store match a verified manifest: which paths are in scope, what the
 //! store holds, what to fetch and delete, and doing it with atomic writes.
 
-pub mod apply;
-pub mod events;
-pub mod inventory;
-pub mod package_files;
-pub mod plan;
+pub(crate) mod apply;
+pub(crate) mod events;
+pub(crate) mod inventory;
+pub(crate) mod package_files;
+pub(crate) mod plan;
 pub(crate) mod run;
-pub mod scope;
+pub(crate) mod scope;
 pub(crate) mod watchdog;

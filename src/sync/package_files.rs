@@ -17,7 +17,7 @@ use crate::transport::{Source, TransportError, TransportErrorKind};
 
 /// The package definitions of one manifest version.
 #[derive(Clone, Debug, Default)]
-pub struct PackageFiles {
+pub(crate) struct PackageFiles {
     /// Repository path and content of each readable definition.
     pub files: Vec<(String, Vec<u8>)>,
     /// Definitions that could not be read or verified, with the reason.
@@ -25,7 +25,7 @@ pub struct PackageFiles {
 }
 
 /// Whether `path` is a WPKG package definition file.
-pub fn is_package_definition(path: &str) -> bool {
+pub(crate) fn is_package_definition(path: &str) -> bool {
     let lower = path.to_lowercase();
     if lower == "packages.xml" {
         return true;
@@ -36,7 +36,7 @@ pub fn is_package_definition(path: &str) -> bool {
 }
 
 /// Reads every package definition of `manifest`; only a lost source is an error.
-pub async fn read<S: Source>(
+pub(crate) async fn read<S: Source>(
     source: &S,
     manifest: &VerifiedManifest,
     store: Option<&StoreDir>,

@@ -11,7 +11,7 @@ use crate::store::path::StorePath;
 
 /// The work of one run.
 #[derive(Clone, Debug, Default)]
-pub struct Plan<'m> {
+pub(crate) struct Plan<'m> {
     /// Files to download, in manifest order.
     pub fetch: Vec<&'m VerifiedFile>,
     /// Store paths in the way of a download (a folder where a file goes, a file
@@ -28,7 +28,7 @@ pub struct Plan<'m> {
 
 impl Plan<'_> {
     /// Bytes the fetch list adds up to.
-    pub fn fetch_bytes(&self) -> u64 {
+    pub(crate) fn fetch_bytes(&self) -> u64 {
         self.fetch.iter().map(|f| f.size()).sum()
     }
 }
@@ -38,7 +38,7 @@ impl Plan<'_> {
 /// check has it, unless `index` knows that file (same size and mtime) to hold
 /// other content: a file the publisher changed within the same second and
 /// without changing its size is fetched all the same.
-pub fn plan<'m>(
+pub(crate) fn plan<'m>(
     manifest: &'m VerifiedManifest,
     scope: &Scope,
     inventory: &Inventory,

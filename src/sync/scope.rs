@@ -7,7 +7,7 @@
 
 /// Which folders below `packages/` are mirrored.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PackageFolders {
+pub(crate) enum PackageFolders {
     /// Every folder (`packages = all`).
     All,
     /// These folders; the rest as `others` says.
@@ -21,7 +21,7 @@ pub enum PackageFolders {
 
 /// What happens to package folders a selection does not name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Others {
+pub(crate) enum Others {
     /// Deleted locally, as rsync's computed exclude list did.
     Excluded,
     /// Left as they are: `/setup`, or a selection that may be incomplete.
@@ -30,7 +30,7 @@ pub enum Others {
 
 impl PackageFolders {
     /// `/setup`: the top level and `packages/*.xml` only, nothing deleted below.
-    pub fn setup() -> PackageFolders {
+    pub(crate) fn setup() -> PackageFolders {
         PackageFolders::Selected {
             mirror: Vec::new(),
             others: Others::Untouched,
@@ -38,7 +38,7 @@ impl PackageFolders {
     }
 
     /// Exactly these folders; the others are deleted locally.
-    pub fn only(mirror: Vec<String>) -> PackageFolders {
+    pub(crate) fn only(mirror: Vec<String>) -> PackageFolders {
         PackageFolders::Selected {
             mirror,
             others: Others::Excluded,
@@ -48,7 +48,7 @@ impl PackageFolders {
 
 /// The mirrored part of the repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Scope {
+pub(crate) struct Scope {
     folders: PackageFolders,
     exclude: Vec<String>,
 }
@@ -58,7 +58,7 @@ const PACKAGES: &str = "packages";
 
 /// What the scope says about a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Mirrored: fetched when listed, deleted locally when not.
     Mirrored,
     /// Excluded: never fetched, deleted locally.
@@ -70,7 +70,7 @@ pub enum Verdict {
 impl Scope {
     /// A scope of `folders`, never mirroring the paths in `exclude` (top-level
     /// names or relative paths).
-    pub fn new(folders: PackageFolders, exclude: &[String]) -> Scope {
+    pub(crate) fn new(folders: PackageFolders, exclude: &[String]) -> Scope {
         let folders = match folders {
             PackageFolders::Selected { mirror, others } => PackageFolders::Selected {
                 mirror: mirror.iter().map(|f| f.to_lowercase()).collect(),
@@ -89,7 +89,7 @@ impl Scope {
     }
 
     /// The verdict for a relative, `/`-separated path of a file or folder.
-    pub fn judge(&self, path: &str) -> Verdict {
+    pub(crate) fn judge(&self, path: &str) -> Verdict {
         let lower = path.to_lowercase();
         let excluded = self.exclude.iter().any(|e| {
             lower == *e

@@ -13,7 +13,7 @@ use super::throttle::Throttled;
 use crate::config::{Config, Remote};
 
 /// A connected source of repository bytes that also takes the reports.
-pub enum Connection {
+pub(crate) enum Connection {
     /// A local folder or share.
     Folder(FolderSource),
     /// An SSH server's SFTP subsystem.
@@ -21,7 +21,7 @@ pub enum Connection {
 }
 
 /// A file open on a [`Connection`], of the same kind.
-pub enum ConnectionFile {
+pub(crate) enum ConnectionFile {
     /// A file of a folder source.
     Folder(FolderFile),
     /// A file on the SSH server.
@@ -31,7 +31,7 @@ pub enum ConnectionFile {
 /// Connects to the source the INI names, under the run's bandwidth cap
 /// (`cap_kib`, none with `/fast`) and its "no progress" timeout. `setup` is
 /// `/setup`: only then, at a console, may an unknown SSH host key be recorded.
-pub async fn connect(
+pub(crate) async fn connect(
     config: &Config,
     cap_kib: Option<u32>,
     setup: bool,

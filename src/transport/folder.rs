@@ -22,17 +22,17 @@ use super::source::{Source, TransportError, TransportErrorKind};
 
 /// A repository folder on this machine.
 #[derive(Clone, Debug)]
-pub struct FolderSource {
+pub(crate) struct FolderSource {
     root: PathBuf,
 }
 
 /// An open file of a folder, shared with the blocking thread that reads or
 /// writes it.
-pub type FolderFile = Arc<(PathBuf, Mutex<File>)>;
+pub(super) type FolderFile = Arc<(PathBuf, Mutex<File>)>;
 
 impl FolderSource {
     /// Reads the repository at `root`, which must be a folder.
-    pub fn new(root: &Path) -> Result<FolderSource, TransportError> {
+    pub(crate) fn new(root: &Path) -> Result<FolderSource, TransportError> {
         match std::fs::metadata(root) {
             Ok(meta) if meta.is_dir() => Ok(FolderSource {
                 root: root.to_owned(),
@@ -51,7 +51,7 @@ impl FolderSource {
     /// [`FolderSource::new`] on a blocking thread, given up after `timeout`:
     /// a share that hangs on its first look ends the run like a server that
     /// does not answer.
-    pub async fn connect(
+    pub(crate) async fn connect(
         root: &Path,
         timeout: std::time::Duration,
     ) -> Result<FolderSource, TransportError> {

@@ -20,10 +20,8 @@ mod imp;
 #[path = "windows.rs"]
 mod imp;
 
-pub use connection::{Connection, ConnectionFile, connect};
-pub use folder::FolderSource;
-pub use progress::Progress;
-pub use reports::ReportFolder;
-pub use sftp::{HostKeyPolicy, SftpSource, SshTarget};
-pub use source::{Source, TransportError, TransportErrorKind};
-pub use throttle::Throttled;
+pub(crate) use connection::{Connection, connect};
+pub(crate) use progress::Progress;
+pub(crate) use reports::ReportFolder;
+pub(crate) use source::{Source, TransportError, TransportErrorKind};
+pub(crate) use throttle::Throttled;

@@ -23,7 +23,7 @@ use super::source::{TransportError, TransportErrorKind};
 
 /// The session's last-byte clock; clones share it.
 #[derive(Clone, Debug)]
-pub struct Progress(Arc<Clock>);
+pub(crate) struct Progress(Arc<Clock>);
 
 #[derive(Debug)]
 struct Clock {
@@ -44,7 +44,7 @@ impl Default for Progress {
 
 impl Progress {
     /// A clock that starts now.
-    pub fn new() -> Progress {
+    pub(crate) fn new() -> Progress {
         Progress(Arc::new(Clock {
             started: Instant::now(),
             last_ms: AtomicU64::new(0),
@@ -54,24 +54,24 @@ impl Progress {
     }
 
     /// Bytes arrived (or the source answered) just now.
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let ms = u64::try_from(self.0.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.0.last_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
     /// When bytes last arrived, or a request went out to an idle source.
-    pub fn last(&self) -> Instant {
+    pub(crate) fn last(&self) -> Instant {
         self.0.started + Duration::from_millis(self.0.last_ms.load(Ordering::Relaxed))
     }
 
     /// How long the source has been silent.
-    pub fn silent_for(&self) -> Duration {
+    pub(crate) fn silent_for(&self) -> Duration {
         self.last().elapsed()
     }
 
     /// Runs one request to the source: it fails with a timeout once the
     /// session, not this request, has been silent for `timeout`.
-    pub async fn watch<T>(
+    pub(crate) async fn watch<T>(
         &self,
         timeout: Duration,
         request: impl Future<Output = Result<T, TransportError>>,

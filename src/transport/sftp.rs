@@ -24,7 +24,7 @@ use crate::text::escape_controls;
 
 /// Everything needed to reach the repository on a server.
 #[derive(Clone, Debug)]
-pub struct SshTarget {
+pub(crate) struct SshTarget {
     /// Account name.
     pub user: String,
     /// Host name or address.
@@ -57,7 +57,7 @@ enum HostKeyVerdict {
 
 /// Whether an unknown host key may be recorded; a scheduled run never does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HostKeyPolicy {
+pub(crate) enum HostKeyPolicy {
     /// Only keys already in known_hosts are accepted.
     Strict,
     /// An administrator at a console (`/setup`) is shown the fingerprint of an
@@ -212,7 +212,7 @@ impl client::Handler for HostKeyCheck {
 }
 
 /// An authenticated SFTP session on the repository.
-pub struct SftpSource {
+pub(crate) struct SftpSource {
     sftp: RawSftpSession,
     root: String,
     endpoint: String,
@@ -221,7 +221,7 @@ pub struct SftpSource {
 }
 
 /// An open remote file: the SFTP handle and its path for messages.
-pub struct RemoteFile {
+pub(crate) struct RemoteFile {
     handle: String,
     path: String,
 }
@@ -229,7 +229,7 @@ pub struct RemoteFile {
 impl SftpSource {
     /// Connects, checks the host key, authenticates and opens the SFTP subsystem.
     /// Every byte the SFTP channel receives touches `progress`.
-    pub async fn connect(
+    pub(crate) async fn connect(
         target: &SshTarget,
         policy: HostKeyPolicy,
         progress: &Progress,

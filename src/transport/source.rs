@@ -7,11 +7,7 @@
 use std::fmt;
 
 /// Bytes of a published repository, read-only.
-#[expect(
-    async_fn_in_trait,
-    reason = "sources are driven on one task with many reads in flight; no future needs Send"
-)]
-pub trait Source {
+pub(crate) trait Source {
     /// An open file.
     type File;
 

@@ -21,10 +21,10 @@ use super::source::{Source, TransportError};
 use super::window::Window;
 
 /// Largest read request, in bytes, when the cap allows it.
-pub const MAX_REQUEST: u32 = 64 * 1024;
+pub(super) const MAX_REQUEST: u32 = 64 * 1024;
 
 /// A source whose reads wait for tokens first.
-pub struct Throttled<S> {
+pub(crate) struct Throttled<S> {
     inner: S,
     limiter: Option<DefaultDirectRateLimiter>,
     // Reads queue here for their tokens in the order they were issued (tokio's
@@ -50,7 +50,7 @@ fn plan(cap_kib: NonZeroU32) -> (Quota, u32) {
 impl<S: Source> Throttled<S> {
     /// Wraps `inner`; `cap_kib` of `None` means no cap (`/fast`). A request
     /// fails with a timeout once `progress` saw nothing arrive for `timeout`.
-    pub fn new(
+    pub(crate) fn new(
         inner: S,
         cap_kib: Option<u32>,
         progress: Progress,
@@ -76,17 +76,17 @@ impl<S: Source> Throttled<S> {
     }
 
     /// The session's last-byte clock.
-    pub fn progress(&self) -> &Progress {
+    pub(crate) fn progress(&self) -> &Progress {
         &self.progress
     }
 
     /// The largest read that fits the bucket; callers split reads to this size.
-    pub fn request_size(&self) -> u32 {
+    pub(crate) fn request_size(&self) -> u32 {
         self.request
     }
 
     /// File bytes read and written so far, SSH framing not counted.
-    pub fn transferred(&self) -> u64 {
+    pub(crate) fn transferred(&self) -> u64 {
         self.transferred.load(Ordering::Relaxed)
     }
 

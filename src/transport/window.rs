@@ -20,15 +20,15 @@ use tokio::time::Instant;
 /// Seconds of measured throughput the window holds.
 const WINDOW_SECS: u64 = 4;
 /// Smallest window, in KiB: four requests of 64 KiB.
-pub const FLOOR: u32 = 256;
+pub(super) const FLOOR: u32 = 256;
 /// Largest window, in KiB: 512 requests of 64 KiB.
-pub const CEILING: u32 = 32 * 1024;
+pub(super) const CEILING: u32 = 32 * 1024;
 /// How often the throughput is measured.
 const MEASURE_EVERY: Duration = Duration::from_secs(1);
 
 /// The shared window of one run.
 #[derive(Debug)]
-pub struct Window {
+pub(super) struct Window {
     room: Semaphore,
     sizing: Mutex<Sizing>,
 }
@@ -46,14 +46,14 @@ struct Sizing {
 }
 
 /// Room for one request, returned with [`Window::release`].
-pub struct Room<'a> {
+pub(super) struct Room<'a> {
     permit: SemaphorePermit<'a>,
     kib: u32,
 }
 
 impl Window {
     /// A window at the floor.
-    pub fn new() -> Window {
+    pub(super) fn new() -> Window {
         Window {
             room: Semaphore::new(FLOOR as usize),
             sizing: Mutex::new(Sizing {
@@ -72,7 +72,7 @@ impl Window {
     }
 
     /// Waits for room for a request of `len` bytes.
-    pub async fn acquire(&self, len: u32) -> Room<'_> {
+    pub(super) async fn acquire(&self, len: u32) -> Room<'_> {
         let kib = len.div_ceil(1024).clamp(1, FLOOR);
         match self.room.acquire_many(kib).await {
             Ok(permit) => Room { permit, kib },
@@ -83,7 +83,7 @@ impl Window {
 
     /// Returns a request's room once `received` bytes of its answer arrived
     /// (zero for a failed one), and resizes the window when a measurement is due.
-    pub fn release(&self, room: Room<'_>, received: u64) {
+    pub(super) fn release(&self, room: Room<'_>, received: u64) {
         let Room { permit, kib } = room;
         permit.forget();
         let mut give = kib;

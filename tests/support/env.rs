@@ -30,7 +30,7 @@ use super::workspace;
 
 /// Where the client fetches from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Via {
+pub(crate) enum Via {
     /// The shared private sshd, as `wpkgsync-test@127.0.0.1`.
     Sftp,
     /// A local folder named in `remote` (the offline source).
@@ -39,11 +39,11 @@ pub enum Via {
 
 /// An INI file as sections of `key = value` lines, in order.
 #[derive(Clone, Debug)]
-pub struct Ini(Vec<(String, Vec<(String, String)>)>);
+pub(crate) struct Ini(Vec<(String, Vec<(String, String)>)>);
 
 impl Ini {
     /// Sets `key` in `section`, adding either if missing.
-    pub fn set(mut self, section: &str, key: &str, value: impl AsRef<str>) -> Self {
+    pub(crate) fn set(mut self, section: &str, key: &str, value: impl AsRef<str>) -> Self {
         let value = value.as_ref().to_string();
         let index = match self.0.iter().position(|(s, _)| s == section) {
             Some(index) => index,
@@ -61,7 +61,7 @@ impl Ini {
     }
 
     /// Removes `key` from `section`.
-    pub fn remove(mut self, section: &str, key: &str) -> Self {
+    pub(crate) fn remove(mut self, section: &str, key: &str) -> Self {
         for (s, keys) in &mut self.0 {
             if s == section {
                 keys.retain(|(k, _)| k != key);
@@ -71,7 +71,7 @@ impl Ini {
     }
 
     /// The INI text.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         for (section, keys) in &self.0 {
             text.push_str(&format!("[{section}]\n"));
@@ -85,7 +85,7 @@ impl Ini {
 }
 
 /// One test's repository and client.
-pub struct TestEnv {
+pub(crate) struct TestEnv {
     name: String,
     via: Via,
     tmp: TempDir,
@@ -95,7 +95,7 @@ pub struct TestEnv {
 
 impl TestEnv {
     /// A test that syncs over SFTP from the shared sshd.
-    pub fn sftp(name: &str) -> Self {
+    pub(crate) fn sftp(name: &str) -> Self {
         let sshd = Sshd::shared();
         let root = sshd.host_path(&format!("{UPDATES}/{name}"));
         assert!(!root.exists(), "two tests share the name {name}");
@@ -103,12 +103,12 @@ impl TestEnv {
     }
 
     /// A test that syncs from a local folder.
-    pub fn local(name: &str) -> Self {
+    pub(crate) fn local(name: &str) -> Self {
         Self::build(name, Via::Local, None, |tmp| tmp.join("repo"))
     }
 
     /// A test over `via`.
-    pub fn new(name: &str, via: Via) -> Self {
+    pub(crate) fn new(name: &str, via: Via) -> Self {
         match via {
             Via::Sftp => Self::sftp(name),
             Via::Local => Self::local(name),
@@ -156,27 +156,27 @@ impl TestEnv {
     }
 
     /// The repository on the server side.
-    pub fn repo(&self) -> &Repo {
+    pub(crate) fn repo(&self) -> &Repo {
         &self.repo
     }
 
     /// The shared sshd; panics for a local-folder test.
-    pub fn sshd(&self) -> &'static Sshd {
+    pub(crate) fn sshd(&self) -> &'static Sshd {
         self.sshd.expect("this test does not use sshd")
     }
 
     /// The test's temporary folder.
-    pub fn tmp(&self) -> &Path {
+    pub(crate) fn tmp(&self) -> &Path {
         self.tmp.path()
     }
 
     /// The local store.
-    pub fn store(&self) -> PathBuf {
+    pub(crate) fn store(&self) -> PathBuf {
         self.tmp().join("client").join("store")
     }
 
     /// The reports folder this test's INI names, as a folder on this machine.
-    pub fn reports(&self) -> PathBuf {
+    pub(crate) fn reports(&self) -> PathBuf {
         match self.via {
             Via::Sftp => self.sshd().host_path(&format!("{REPORTS}/{}", self.name)),
             Via::Local => self.tmp().join("reports"),
@@ -184,27 +184,27 @@ impl TestEnv {
     }
 
     /// The client's state folder.
-    pub fn state(&self) -> PathBuf {
+    pub(crate) fn state(&self) -> PathBuf {
         self.tmp().join("state")
     }
 
     /// The INI file every sync reads.
-    pub fn ini_path(&self) -> PathBuf {
+    pub(crate) fn ini_path(&self) -> PathBuf {
         self.tmp().join("wpkgsync.ini")
     }
 
     /// The client's known_hosts file.
-    pub fn known_hosts(&self) -> PathBuf {
+    pub(crate) fn known_hosts(&self) -> PathBuf {
         self.tmp().join("known_hosts")
     }
 
     /// The working folder the binary runs in.
-    pub fn cwd(&self) -> PathBuf {
+    pub(crate) fn cwd(&self) -> PathBuf {
         self.tmp().join("cwd")
     }
 
     /// The INI every test starts from: everything explicit, `packages = all`.
-    pub fn ini(&self) -> Ini {
+    pub(crate) fn ini(&self) -> Ini {
         let tmp = self.tmp();
         let path = |p: PathBuf| p.to_str().expect("utf-8 path").to_string();
         let ini = match self.via {
@@ -231,12 +231,12 @@ impl TestEnv {
     }
 
     /// Writes `ini` to [`Self::ini_path`].
-    pub fn write_ini(&self, ini: &Ini) {
+    pub(crate) fn write_ini(&self, ini: &Ini) {
         fs::write(self.ini_path(), ini.render()).expect("write the INI");
     }
 
     /// Replaces the known_hosts file.
-    pub fn write_known_hosts(&self, text: &str) {
+    pub(crate) fn write_known_hosts(&self, text: &str) {
         let text = if text.is_empty() || text.ends_with('\n') {
             text.to_string()
         } else {
@@ -246,13 +246,13 @@ impl TestEnv {
     }
 
     /// The binary, run in the test's working folder.
-    pub fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         wpkgsync().current_dir(self.cwd())
     }
 
     /// Runs `command` and attaches the local log and the server's log, as they
     /// are after the run, to any failure message.
-    pub fn run(&self, command: Command) -> Output {
+    pub(crate) fn run(&self, command: Command) -> Output {
         let out = command.run();
         Output {
             context: self.logs(),
@@ -261,13 +261,13 @@ impl TestEnv {
     }
 
     /// `wpkgsync --config <ini>`.
-    pub fn sync(&self) -> Output {
+    pub(crate) fn sync(&self) -> Output {
         self.sync_with(&[])
     }
 
     /// `wpkgsync --config <ini>` followed by `extra`; writes the default INI
     /// first if the test wrote none.
-    pub fn sync_with(&self, extra: &[&str]) -> Output {
+    pub(crate) fn sync_with(&self, extra: &[&str]) -> Output {
         if !self.ini_path().exists() {
             self.write_ini(&self.ini());
         }
@@ -295,19 +295,19 @@ impl TestEnv {
     }
 
     /// The store as it is now.
-    pub fn store_tree(&self) -> Tree {
+    pub(crate) fn store_tree(&self) -> Tree {
         Tree::read(&self.store())
     }
 
     /// Asserts that the store mirrors the repository exactly.
-    pub fn assert_store_mirrors_repo(&self) {
+    pub(crate) fn assert_store_mirrors_repo(&self) {
         tree::assert_mirrors(&self.store(), self.repo.root(), &[]);
     }
 
     /// Asserts that a run failed with `code`, said why in one stderr line, and
     /// wrote the same message to the local log (which may frame it with a time
     /// and the code, as stderr may prefix the program name); returns the line.
-    pub fn assert_failed(&self, out: &Output, code: Code) -> String {
+    pub(crate) fn assert_failed(&self, out: &Output, code: Code) -> String {
         out.assert_code(code);
         let line = out.error_line().trim().to_string();
         let message = line.strip_prefix("wpkgsync: ").unwrap_or(&line);

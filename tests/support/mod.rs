@@ -2,14 +2,14 @@
 //! published repositories, a builder that runs the real binary, and tree
 //! snapshots. Everything here runs as root on Linux (the chroot demands it).
 
-pub mod env;
-pub mod repo;
-pub mod run;
-pub mod sshd;
-pub mod tree;
-pub mod workspace;
+pub(crate) mod env;
+pub(crate) mod repo;
+pub(crate) mod run;
+pub(crate) mod sshd;
+pub(crate) mod tree;
+pub(crate) mod workspace;
 
-pub use env::{TestEnv, Via};
-pub use repo::{noise, publisher};
-pub use run::{Command, Output};
-pub use sshd::Sshd;
+pub(crate) use env::{TestEnv, Via};
+pub(crate) use repo::{noise, publisher};
+pub(crate) use run::{Command, Output};
+pub(crate) use sshd::Sshd;

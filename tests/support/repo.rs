@@ -24,7 +24,7 @@ use super::run::{Output, wpkgsync};
 use super::workspace;
 
 /// The publisher's key pair, shared by every test of this binary.
-pub struct PublisherKey {
+pub(crate) struct PublisherKey {
     /// `publisher-private.pem` (PKCS#8).
     pub private: PathBuf,
     /// `publisher.pem` (SPKI), the key clients pin.
@@ -32,7 +32,7 @@ pub struct PublisherKey {
 }
 
 /// The key pair, made by `wpkgsync keygen` on first use.
-pub fn publisher() -> &'static PublisherKey {
+pub(crate) fn publisher() -> &'static PublisherKey {
     static KEY: OnceLock<PublisherKey> = OnceLock::new();
     KEY.get_or_init(|| {
         let dir = workspace::folder("publisher");
@@ -62,37 +62,37 @@ fn next_mtime() -> SystemTime {
 }
 
 /// The four signed records as published, saved to replay them later.
-pub struct Records(Vec<(String, Vec<u8>)>);
+pub(crate) struct Records(Vec<(String, Vec<u8>)>);
 
 /// A repository folder as the publisher sees it.
-pub struct Repo {
+pub(crate) struct Repo {
     root: PathBuf,
 }
 
 impl Repo {
     /// A repository rooted at `root` (created, mode 0755).
-    pub fn new(root: PathBuf) -> Self {
+    pub(crate) fn new(root: PathBuf) -> Self {
         workspace::make_private_dir(&root);
         Self { root }
     }
 
     /// The repository folder.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// The folder of the signed records.
-    pub fn meta(&self) -> PathBuf {
+    pub(crate) fn meta(&self) -> PathBuf {
         self.root.join(META_DIR)
     }
 
     /// The path of `rel` (a `/`-separated path) in the repository.
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
 
     /// Writes `bytes` to `rel`, creating folders, with a fresh past mtime.
-    pub fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) -> &Self {
+    pub(crate) fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) -> &Self {
         let path = self.path(rel);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {parent:?}: {e}"));
@@ -103,14 +103,14 @@ impl Repo {
     }
 
     /// Deletes the file `rel`.
-    pub fn remove_file(&self, rel: &str) -> &Self {
+    pub(crate) fn remove_file(&self, rel: &str) -> &Self {
         let path = self.path(rel);
         fs::remove_file(&path).unwrap_or_else(|e| panic!("rm {path:?}: {e}"));
         self
     }
 
     /// Deletes the folder `rel` and everything in it.
-    pub fn remove_dir(&self, rel: &str) -> &Self {
+    pub(crate) fn remove_dir(&self, rel: &str) -> &Self {
         let path = self.path(rel);
         fs::remove_dir_all(&path).unwrap_or_else(|e| panic!("rm -r {path:?}: {e}"));
         self
@@ -118,7 +118,7 @@ impl Repo {
 
     /// A small WPKG repository: the top-level XML files, three package XMLs and
     /// their folders with binary-ish files, one of them nested.
-    pub fn write_sample(&self) -> &Self {
+    pub(crate) fn write_sample(&self) -> &Self {
         self.write(
             "config.xml",
             xml("config", "<param name=\"logfilePattern\" />"),
@@ -152,12 +152,12 @@ impl Repo {
     }
 
     /// Runs `wpkgsync publish` with the default expiry and asserts success.
-    pub fn publish(&self) -> Output {
+    pub(crate) fn publish(&self) -> Output {
         self.publish_with(&[])
     }
 
     /// Runs `wpkgsync publish` with extra arguments and asserts success.
-    pub fn publish_with(&self, extra: &[&str]) -> Output {
+    pub(crate) fn publish_with(&self, extra: &[&str]) -> Output {
         let out = wpkgsync()
             .arg("publish")
             .arg("--repo")
@@ -177,14 +177,14 @@ impl Repo {
     }
 
     /// The manifest as published.
-    pub fn manifest(&self) -> Manifest {
+    pub(crate) fn manifest(&self) -> Manifest {
         let path = self.meta().join(MANIFEST_FILE);
         let bytes = fs::read(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
         serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parse {path:?}: {e}"))
     }
 
     /// Copies the four signed records (the rest of the folder stays).
-    pub fn save_records(&self) -> Records {
+    pub(crate) fn save_records(&self) -> Records {
         Records(
             record_names()
                 .into_iter()
@@ -198,7 +198,7 @@ impl Repo {
     }
 
     /// Puts saved records back, as a server replaying an old state would.
-    pub fn restore_records(&self, records: &Records) {
+    pub(crate) fn restore_records(&self, records: &Records) {
         for (name, bytes) in &records.0 {
             let path = self.meta().join(name);
             fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {path:?}: {e}"));
@@ -207,7 +207,7 @@ impl Repo {
 
     /// Flips the bits of one byte in the middle of `rel`, keeping its size and
     /// mtime, as an attacker on the server would after publishing.
-    pub fn tamper(&self, rel: &str) {
+    pub(crate) fn tamper(&self, rel: &str) {
         let path = self.path(rel);
         let mtime = fs::metadata(&path)
             .and_then(|m| m.modified())
@@ -225,7 +225,7 @@ impl Repo {
     /// names it, valid for a day, with a version above any `wpkgsync publish` of
     /// this run. The content itself is not written: the caller decides where it
     /// lies on the server.
-    pub fn publish_forged(&self, files: &[(&str, &[u8])]) {
+    pub(crate) fn publish_forged(&self, files: &[(&str, &[u8])]) {
         static BUMP: AtomicI64 = AtomicI64::new(1_000);
         let version = unix_now() + BUMP.fetch_add(1, Ordering::Relaxed) as u64;
         self.publish_forged_as(version, files);
@@ -233,7 +233,7 @@ impl Repo {
 
     /// [`Self::publish_forged`] under the given `version`: what a publisher
     /// holding the key could sign, such as two manifests of one version.
-    pub fn publish_forged_as(&self, version: u64, files: &[(&str, &[u8])]) {
+    pub(crate) fn publish_forged_as(&self, version: u64, files: &[(&str, &[u8])]) {
         let now = unix_now();
         let mut entries: Vec<FileEntry> = files
             .iter()
@@ -296,12 +296,12 @@ fn record_names() -> Vec<String> {
 }
 
 /// Lowercase hex sha256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
@@ -309,7 +309,7 @@ pub fn unix_now() -> u64 {
 }
 
 /// Sets the modification time of `path`.
-pub fn set_mtime(path: &Path, mtime: SystemTime) {
+pub(crate) fn set_mtime(path: &Path, mtime: SystemTime) {
     fs::File::options()
         .write(true)
         .open(path)
@@ -319,7 +319,7 @@ pub fn set_mtime(path: &Path, mtime: SystemTime) {
 
 /// `len` bytes that look like a compressed installer: deterministic per `seed`,
 /// incompressible, different for different seeds.
-pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..len)
         .map(|_| {

@@ -19,7 +19,7 @@ use wpkgsync::exit::Code;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A command line to run once.
-pub struct Command {
+pub(crate) struct Command {
     program: PathBuf,
     args: Vec<OsString>,
     cwd: Option<PathBuf>,
@@ -28,13 +28,13 @@ pub struct Command {
 }
 
 /// A builder for the `wpkgsync` binary that Cargo built for these tests.
-pub fn wpkgsync() -> Command {
+pub(crate) fn wpkgsync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wpkgsync"))
 }
 
 impl Command {
     /// A command for `program`, with no arguments.
-    pub fn new(program: impl AsRef<Path>) -> Self {
+    pub(crate) fn new(program: impl AsRef<Path>) -> Self {
         Self {
             program: program.as_ref().to_path_buf(),
             args: Vec::new(),
@@ -45,13 +45,13 @@ impl Command {
     }
 
     /// Adds one argument.
-    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.args.push(arg.as_ref().to_os_string());
         self
     }
 
     /// Adds several arguments.
-    pub fn args<I, S>(mut self, args: I) -> Self
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -62,13 +62,13 @@ impl Command {
     }
 
     /// Runs the program in `dir` instead of the test's working folder.
-    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+    pub(crate) fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.cwd = Some(dir.as_ref().to_path_buf());
         self
     }
 
     /// Sets an environment variable for the program.
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.envs
             .push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
         self
@@ -76,7 +76,7 @@ impl Command {
 
     /// Runs the program to its end, with stdin closed; panics if it outlives the
     /// deadline (after killing it) or cannot start.
-    pub fn run(self) -> Output {
+    pub(crate) fn run(self) -> Output {
         let shown = self.display();
         let mut command = std::process::Command::new(&self.program);
         command
@@ -147,7 +147,7 @@ fn wait_with_deadline(child: &mut Child, deadline: Instant) -> Option<std::proce
 }
 
 /// What a finished program said and how it ended.
-pub struct Output {
+pub(crate) struct Output {
     /// The command line, for messages.
     pub command: String,
     /// The exit status; `None` when a signal ended the program.
@@ -164,12 +164,12 @@ pub struct Output {
 
 impl Output {
     /// The exit code as one of the crate's codes, if it is one.
-    pub fn code(&self) -> Option<Code> {
+    pub(crate) fn code(&self) -> Option<Code> {
         self.status.and_then(Code::from_number)
     }
 
     /// Panics, showing everything, unless the program exited with `code`.
-    pub fn assert_code(&self, code: Code) -> &Self {
+    pub(crate) fn assert_code(&self, code: Code) -> &Self {
         if self.status != Some(i32::from(code.number())) {
             panic!(
                 "expected exit {} ({code:?}), got {}\n{self}",
@@ -182,7 +182,7 @@ impl Output {
 
     /// Panics unless the program exited with status zero (for tools other than
     /// `wpkgsync`, whose codes are not ours).
-    pub fn assert_success(&self) -> &Self {
+    pub(crate) fn assert_success(&self) -> &Self {
         if self.status != Some(0) {
             panic!("expected success, got {}\n{self}", self.describe_status());
         }
@@ -191,7 +191,7 @@ impl Output {
 
     /// The one line a failing run writes on stderr; panics unless there is exactly
     /// one non-empty line.
-    pub fn error_line(&self) -> &str {
+    pub(crate) fn error_line(&self) -> &str {
         let lines: Vec<&str> = self
             .stderr
             .lines()

@@ -33,13 +33,13 @@ use super::run::Command;
 use super::workspace;
 
 /// sshd wants to be started by its absolute path.
-pub const SSHD: &str = "/usr/sbin/sshd";
+pub(crate) const SSHD: &str = "/usr/sbin/sshd";
 /// The locked-down client account.
-pub const USER: &str = "wpkgsync-test";
+pub(crate) const USER: &str = "wpkgsync-test";
 /// Where repositories live, as the account sees them inside the chroot.
-pub const UPDATES: &str = "/opt/updates";
+pub(crate) const UPDATES: &str = "/opt/updates";
 /// The reports folder, as the account sees it inside the chroot.
-pub const REPORTS: &str = "/opt/wpkgreports";
+pub(crate) const REPORTS: &str = "/opt/wpkgreports";
 
 /// The server setup administrators run; it fills in the shared sshd template.
 const SETUP_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup-server");
@@ -49,7 +49,7 @@ const PORT_ATTEMPTS: usize = 8;
 const START_DEADLINE: Duration = Duration::from_secs(15);
 
 /// A running sshd and the client-side keys that go with it.
-pub struct Sshd {
+pub(crate) struct Sshd {
     /// The port sshd listens on, on 127.0.0.1.
     pub port: u16,
     base: PathBuf,
@@ -65,7 +65,7 @@ pub struct Sshd {
 impl Sshd {
     /// The instance shared by every test of this binary, started on first use and
     /// stopped when the binary exits.
-    pub fn shared() -> &'static Sshd {
+    pub(crate) fn shared() -> &'static Sshd {
         static SHARED: OnceLock<Sshd> = OnceLock::new();
         SHARED.get_or_init(|| {
             let sshd = Sshd::start();
@@ -80,7 +80,7 @@ impl Sshd {
 
     /// Starts a new instance in its own folder; panics with the reason (and sshd's
     /// own words) if it cannot.
-    pub fn start() -> Sshd {
+    pub(crate) fn start() -> Sshd {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         assert!(
             Path::new(SSHD).exists(),
@@ -135,20 +135,20 @@ impl Sshd {
 
     /// What `scripts/setup-server` printed for the clients: the known_hosts
     /// line and the INI lines.
-    pub fn setup_output(&self) -> &str {
+    pub(crate) fn setup_output(&self) -> &str {
         &self.setup
     }
 
     /// The folder on this machine that the account sees as `inside` (an absolute
     /// path in the chroot, like `/opt/updates/x`).
-    pub fn host_path(&self, inside: &str) -> PathBuf {
+    pub(crate) fn host_path(&self, inside: &str) -> PathBuf {
         self.chroot.join(inside.trim_start_matches('/'))
     }
 
     /// Creates `REPORTS/<name>`, owned by the account like the reports folder
     /// itself, so that tests running at once keep their reports apart; returns
     /// its path as the account sees it.
-    pub fn reports_folder(&self, name: &str) -> String {
+    pub(crate) fn reports_folder(&self, name: &str) -> String {
         let inside = format!("{REPORTS}/{name}");
         let host = self.host_path(&inside);
         workspace::make_private_dir(&host);
@@ -159,30 +159,30 @@ impl Sshd {
 
     /// A client key listed in `authorized_keys`: `"id_ed25519"` or `"id_rsa"`; or one
     /// that is not: `"stranger_ed25519"`.
-    pub fn client_key(&self, name: &str) -> PathBuf {
+    pub(crate) fn client_key(&self, name: &str) -> PathBuf {
         let path = self.base.join("client").join(name);
         assert!(path.exists(), "no client key {name}");
         path
     }
 
     /// The known_hosts line for this server, in OpenSSH's `[host]:port` form.
-    pub fn known_hosts_line(&self) -> String {
+    pub(crate) fn known_hosts_line(&self) -> String {
         format!("[127.0.0.1]:{} {}", self.port, self.host_public)
     }
 
     /// A known_hosts line for this server's address with somebody else's ed25519
     /// key, as if the host key had changed.
-    pub fn wrong_known_hosts_line(&self) -> String {
+    pub(crate) fn wrong_known_hosts_line(&self) -> String {
         format!("[127.0.0.1]:{} {}", self.port, self.other_host_public)
     }
 
     /// The filled-in configuration file.
-    pub fn config_path(&self) -> &Path {
+    pub(crate) fn config_path(&self) -> &Path {
         &self.config
     }
 
     /// The last `lines` lines of sshd's log, for failure messages.
-    pub fn log_tail(&self, lines: usize) -> String {
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
@@ -205,7 +205,7 @@ impl Drop for Sshd {
 }
 
 /// Generates an unencrypted key pair at `path` and `path.pub`.
-pub fn ssh_keygen(kind: &str, path: &Path) {
+pub(crate) fn ssh_keygen(kind: &str, path: &Path) {
     let mut command = Command::new("ssh-keygen")
         .args(["-q", "-N", "", "-C", "wpkgsync-test", "-t", kind])
         .arg("-f")
@@ -217,7 +217,7 @@ pub fn ssh_keygen(kind: &str, path: &Path) {
 }
 
 /// The first two fields (`type base64`) of the public key beside `private`.
-pub fn public_key(private: &Path) -> String {
+pub(crate) fn public_key(private: &Path) -> String {
     let public = private.with_extension("pub");
     let text = fs::read_to_string(&public).unwrap_or_else(|e| panic!("read {public:?}: {e}"));
     text.split_whitespace()
@@ -227,7 +227,7 @@ pub fn public_key(private: &Path) -> String {
 }
 
 /// A port on 127.0.0.1 that nothing listened on a moment ago.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener =
         TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0 for a free port");
     listener.local_addr().expect("local address").port()

@@ -9,11 +9,11 @@ use std::path::Path;
 use wpkgsync::manifest::format::META_DIR;
 
 /// Prefix of the client's temporary files, which must never outlive a run.
-pub const TEMP_PREFIX: &str = ".wpkgsync-tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".wpkgsync-tmp-";
 
 /// One entry of a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Node {
+pub(crate) enum Node {
     /// A folder.
     Dir,
     /// A file: its bytes, mtime in whole seconds, and inode (a rewrite through
@@ -30,13 +30,13 @@ pub enum Node {
 
 /// Every entry below a folder, by `/`-separated relative path.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Tree(pub BTreeMap<String, Node>);
+pub(crate) struct Tree(pub BTreeMap<String, Node>);
 
 impl Tree {
     /// Reads `root` recursively; a missing folder gives an empty tree. Anything
     /// but files and folders (a symlink, say) fails the test: a store never holds
     /// one.
-    pub fn read(root: &Path) -> Tree {
+    pub(crate) fn read(root: &Path) -> Tree {
         let mut tree = Tree::default();
         if root.exists() {
             walk(root, "", &mut tree.0);
@@ -45,12 +45,12 @@ impl Tree {
     }
 
     /// Whether there is nothing at all.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// The file paths only.
-    pub fn files(&self) -> Vec<&str> {
+    pub(crate) fn files(&self) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(_, node)| matches!(node, Node::File { .. }))
@@ -59,7 +59,7 @@ impl Tree {
     }
 
     /// The content of the file `rel`, if there is one.
-    pub fn bytes(&self, rel: &str) -> Option<&[u8]> {
+    pub(crate) fn bytes(&self, rel: &str) -> Option<&[u8]> {
         match self.0.get(rel) {
             Some(Node::File { bytes, .. }) => Some(bytes),
             _ => None,
@@ -67,7 +67,7 @@ impl Tree {
     }
 
     /// Paths of temporary files left behind.
-    pub fn temp_files(&self) -> Vec<&str> {
+    pub(crate) fn temp_files(&self) -> Vec<&str> {
         self.0
             .keys()
             .filter(|path| {
@@ -115,7 +115,7 @@ fn walk(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Node>) {
 /// Asserts that `store` holds exactly the files of `repo` (leaving out the
 /// signed records and any folder in `excluded`), byte for byte and with the same
 /// mtimes, and no folder that holds no file.
-pub fn assert_mirrors(store: &Path, repo: &Path, excluded: &[&str]) {
+pub(crate) fn assert_mirrors(store: &Path, repo: &Path, excluded: &[&str]) {
     let source = Tree::read(repo);
     let local = Tree::read(store);
     let skip = |path: &str| {
@@ -174,7 +174,7 @@ pub fn assert_mirrors(store: &Path, repo: &Path, excluded: &[&str]) {
 }
 
 /// Asserts that `after` is `before`: same paths, bytes, mtimes and inodes.
-pub fn assert_unchanged(before: &Tree, after: &Tree, what: &str) {
+pub(crate) fn assert_unchanged(before: &Tree, after: &Tree, what: &str) {
     if before == after {
         return;
     }

@@ -21,7 +21,7 @@ static HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
 static REGISTER: Once = Once::new();
 
 /// Runs `hook` when the test binary exits (last registered runs first).
-pub fn at_exit(hook: impl FnOnce() + Send + 'static) {
+pub(crate) fn at_exit(hook: impl FnOnce() + Send + 'static) {
     REGISTER.call_once(|| {
         // SAFETY: `run_hooks` is a plain `extern "C"` function that does not unwind
         // across the boundary (it catches panics) and lives for the whole process.
@@ -43,7 +43,7 @@ extern "C" fn run_hooks() {
 
 /// This process's folder, root-owned and 0755, created on first use and removed
 /// at exit.
-pub fn root() -> &'static Path {
+pub(crate) fn root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
         require_root();
@@ -64,7 +64,7 @@ pub fn root() -> &'static Path {
 }
 
 /// A fresh folder `name` inside [`root`], root-owned and 0755.
-pub fn folder(name: &str) -> PathBuf {
+pub(crate) fn folder(name: &str) -> PathBuf {
     let dir = root().join(name);
     make_private_dir(&dir);
     dir
@@ -72,7 +72,7 @@ pub fn folder(name: &str) -> PathBuf {
 
 /// Creates `dir` (and missing parents) owned by root with mode 0755, and checks
 /// that an existing one is not group- or world-writable.
-pub fn make_private_dir(dir: &Path) {
+pub(crate) fn make_private_dir(dir: &Path) {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -84,7 +84,7 @@ pub fn make_private_dir(dir: &Path) {
 
 /// Panics with a clear message unless the tests run as root: the private sshd
 /// chroots the client account, which only root can set up.
-pub fn require_root() {
+pub(crate) fn require_root() {
     // SAFETY: `geteuid` has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(

@@ -10,7 +10,7 @@ mod imp;
 #[path = "windows.rs"]
 mod imp;
 
-pub use imp::repair;
+pub(crate) use imp::repair;
 
 use super::path::StorePath;
 
@@ -18,7 +18,7 @@ use super::path::StorePath;
 /// DACL was not as it should be, or that it unlinked. Until they are hashed
 /// again, such files are not taken as unchanged.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Repaired {
+pub(crate) struct Repaired {
     /// The paths, sorted.
     pub paths: Vec<StorePath>,
     /// The repair failed part way: nothing is known of what it did not reach.
@@ -28,7 +28,7 @@ pub struct Repaired {
 /// Why the repair failed (exit 103 unless a download failure wins).
 #[derive(Debug, thiserror::Error)]
 #[error("failed to repair ownership and permissions of {path}: {why}")]
-pub struct AclError {
+pub(crate) struct AclError {
     /// The file or folder at fault.
     pub path: std::path::PathBuf,
     /// What the system said.

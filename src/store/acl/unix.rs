@@ -24,7 +24,7 @@ use crate::store::path::StorePath;
 use crate::store::walk;
 
 /// Repairs the store and everything in it; returns what it changed.
-pub fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
+pub(crate) fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
     let root = store.dir();
     let fail = |e: std::io::Error| AclError {
         path: store.path().to_path_buf(),

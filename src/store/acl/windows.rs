@@ -56,7 +56,7 @@ const INHERIT_TO_ALL: u8 = 0x01 | 0x02;
 /// Path-based: a reparse point below the root is recognised by its own
 /// attributes and neither followed nor changed, and the store's folders
 /// belong to Administrators, so no one else can swap one in during the walk.
-pub fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
+pub(crate) fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
     let root = store.path();
     // An administrator's token holds these privileges disabled; they let it
     // take ownership of files whose DACL shuts it out.

@@ -13,8 +13,8 @@ mod imp;
 mod imp;
 
 #[cfg(windows)]
-pub use imp::is_admin_account;
-pub use imp::{
+pub(crate) use imp::is_admin_account;
+pub(crate) use imp::{
     check_open, check_open_owner, check_path, check_path_owner, create_private_dir,
     create_store_dir, make_private, open_regular_nofollow, protect_dir,
 };

@@ -15,7 +15,7 @@ const STICKY: u32 = 0o1000;
 
 /// Checks `path` (its target, if it is a link that root placed) and every
 /// folder above it.
-pub fn check_path(path: &Path) -> Result<(), NotAdminOnly> {
+pub(crate) fn check_path(path: &Path) -> Result<(), NotAdminOnly> {
     let fail = |at: &Path, why: String| NotAdminOnly {
         path: at.to_path_buf(),
         why,
@@ -39,7 +39,7 @@ pub fn check_path(path: &Path) -> Result<(), NotAdminOnly> {
 
 /// Checks the object `file` is open on (no ancestors: the handle is what the
 /// caller goes on using).
-pub fn check_open(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
+pub(crate) fn check_open(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
     let meta = file.metadata().map_err(|e| NotAdminOnly {
         path: path.to_path_buf(),
         why: format!("cannot be checked: {e}"),
@@ -54,7 +54,7 @@ pub fn check_open(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
 }
 
 /// Checks only that root owns the object `file` is open on.
-pub fn check_open_owner(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
+pub(crate) fn check_open_owner(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
     match file.metadata() {
         Ok(meta) if meta.uid() == 0 => Ok(()),
         Ok(meta) => Err(NotAdminOnly {
@@ -70,7 +70,7 @@ pub fn check_open_owner(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
 
 /// Opens the regular file `path` for reading without following a link at
 /// its last component and without blocking on a FIFO.
-pub fn open_regular_nofollow(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_regular_nofollow(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -87,7 +87,7 @@ pub fn open_regular_nofollow(path: &Path) -> std::io::Result<File> {
 }
 
 /// Whether root owns `path` itself (owner only, a link not followed).
-pub fn check_path_owner(path: &Path) -> Result<(), NotAdminOnly> {
+pub(crate) fn check_path_owner(path: &Path) -> Result<(), NotAdminOnly> {
     let fail = |why: String| NotAdminOnly {
         path: path.to_path_buf(),
         why,
@@ -101,7 +101,7 @@ pub fn check_path_owner(path: &Path) -> Result<(), NotAdminOnly> {
 
 /// Creates the store root `path` (not its parents): root's, 0755, as the
 /// repair keeps it.
-pub fn create_store_dir(path: &Path) -> std::io::Result<()> {
+pub(crate) fn create_store_dir(path: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().mode(0o755).create(path)?;
     // The umask may have cut the mode; the root's owner is the creator.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
@@ -109,7 +109,7 @@ pub fn create_store_dir(path: &Path) -> std::io::Result<()> {
 
 /// Gives the existing folder `path` owner root and mode 0700, or with
 /// `store`, 0755; a link is not followed.
-pub fn protect_dir(path: &Path, store: bool) -> std::io::Result<()> {
+pub(crate) fn protect_dir(path: &Path, store: bool) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let folder = std::fs::OpenOptions::new()
         .read(true)
@@ -124,14 +124,14 @@ pub fn protect_dir(path: &Path, store: bool) -> std::io::Result<()> {
 }
 
 /// Creates the folder `path` (not its parents) readable by root alone.
-pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(path: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().mode(0o700).create(path)
 }
 
 /// Takes group and other access away from the folder `dir`, so no other
 /// account can even open the files in it (a lock held by a user would block
 /// every sync). The folder is opened without following a link.
-pub fn make_private(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn make_private(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let folder = std::fs::OpenOptions::new()
         .read(true)

@@ -40,7 +40,7 @@ fn is_admin(sid: &str) -> bool {
 
 /// Whether the SID `sid` points at is an administrators' account, as
 /// [`is_admin`] has it.
-pub fn is_admin_account(sid: PSID) -> bool {
+pub(crate) fn is_admin_account(sid: PSID) -> bool {
     is_admin(&sid_text(sid))
 }
 
@@ -100,7 +100,7 @@ const PRIVATE_SDDL: &str = "O:BAD:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
 const STORE_SDDL: &str = "O:BAD:P(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)(A;OICI;0x1200a9;;;BU)";
 
 /// Checks the object `path` names.
-pub fn check_path(path: &Path) -> Result<(), NotAdminOnly> {
+pub(crate) fn check_path(path: &Path) -> Result<(), NotAdminOnly> {
     let wide = wide(path);
     let mut owner: PSID = null_mut();
     let mut dacl: *mut ACL = null_mut();
@@ -123,7 +123,7 @@ pub fn check_path(path: &Path) -> Result<(), NotAdminOnly> {
 }
 
 /// Checks the object `file` is open on.
-pub fn check_open(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
+pub(crate) fn check_open(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
     let mut owner: PSID = null_mut();
     let mut dacl: *mut ACL = null_mut();
     let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
@@ -146,7 +146,7 @@ pub fn check_open(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
 
 /// Checks only that an administrator owns the object `file` is open on:
 /// files below the drive root inherit write access for every signed-in user.
-pub fn check_open_owner(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
+pub(crate) fn check_open_owner(file: &File, path: &Path) -> Result<(), NotAdminOnly> {
     let mut owner: PSID = null_mut();
     let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
     // SAFETY: the handle is open for as long as `file` lives; the out
@@ -183,7 +183,7 @@ fn owner_verdict(
     }
     let owner = sid_text(owner);
     // SAFETY: allocated by GetSecurityInfo or GetNamedSecurityInfoW.
-    unsafe { LocalFree(descriptor as *mut c_void) };
+    unsafe { LocalFree(descriptor) };
     if is_admin(&owner) {
         Ok(())
     } else {
@@ -196,7 +196,7 @@ fn owner_verdict(
 
 /// Opens the regular file `path` for reading; a link or junction is opened
 /// as itself and refused.
-pub fn open_regular_nofollow(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_regular_nofollow(path: &Path) -> std::io::Result<File> {
     use std::os::windows::fs::{MetadataExt, OpenOptionsExt};
     const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
     const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x0400;
@@ -216,19 +216,19 @@ pub fn open_regular_nofollow(path: &Path) -> std::io::Result<File> {
 
 /// Creates the folder `path` owned by Administrators with a protected DACL
 /// that only SYSTEM and Administrators appear in.
-pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(path: &Path) -> std::io::Result<()> {
     create_dir_with(path, PRIVATE_SDDL)
 }
 
 /// Creates the store root `path` owned by Administrators with the protected
 /// DACL the repair gives it.
-pub fn create_store_dir(path: &Path) -> std::io::Result<()> {
+pub(crate) fn create_store_dir(path: &Path) -> std::io::Result<()> {
     create_dir_with(path, STORE_SDDL)
 }
 
 /// Gives the existing folder `path` owner Administrators and the protected
 /// DACL of a private folder, or with `store`, of the store root.
-pub fn protect_dir(path: &Path, store: bool) -> std::io::Result<()> {
+pub(crate) fn protect_dir(path: &Path, store: bool) -> std::io::Result<()> {
     use windows_sys::Win32::Security::Authorization::SetNamedSecurityInfoW;
     use windows_sys::Win32::Security::{
         GetSecurityDescriptorDacl, GetSecurityDescriptorOwner, PROTECTED_DACL_SECURITY_INFORMATION,
@@ -267,7 +267,7 @@ pub fn protect_dir(path: &Path, store: bool) -> std::io::Result<()> {
 }
 
 /// Whether an administrator owns `path` (owner only).
-pub fn check_path_owner(path: &Path) -> Result<(), NotAdminOnly> {
+pub(crate) fn check_path_owner(path: &Path) -> Result<(), NotAdminOnly> {
     let wide = wide(path);
     let mut owner: PSID = null_mut();
     let mut descriptor: PSECURITY_DESCRIPTOR = null_mut();
@@ -314,7 +314,7 @@ impl Descriptor {
 impl Drop for Descriptor {
     fn drop(&mut self) {
         // SAFETY: allocated by ConvertStringSecurityDescriptorToSecurityDescriptorW.
-        unsafe { LocalFree(self.0 as *mut c_void) };
+        unsafe { LocalFree(self.0) };
     }
 }
 
@@ -336,7 +336,7 @@ fn create_dir_with(path: &Path, sddl: &str) -> std::io::Result<()> {
 
 /// On Windows the state folder's DACL is what keeps others out, and the
 /// check refuses one that lets them write; reading is left as the MSI set it.
-pub fn make_private(_dir: &Path) -> std::io::Result<()> {
+pub(crate) fn make_private(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -394,7 +394,7 @@ fn judge(
         Ok(())
     })();
     // SAFETY: allocated by GetNamedSecurityInfoW or GetSecurityInfo.
-    unsafe { LocalFree(descriptor as *mut c_void) };
+    unsafe { LocalFree(descriptor) };
     verdict
 }
 
