@@ -23,8 +23,8 @@ use wpkgsync::manifest::format::{
 use super::run::{Output, wpkgsync};
 use super::workspace;
 
-/// The publisher's key pair, shared by every test of this binary.
-pub(crate) struct PublisherKey {
+/// The publisher's key pair as files, shared by every test of this binary.
+pub(crate) struct KeyFiles {
     /// `publisher-private.pem` (PKCS#8).
     pub private: PathBuf,
     /// `publisher.pem` (SPKI), the key clients pin.
@@ -32,8 +32,8 @@ pub(crate) struct PublisherKey {
 }
 
 /// The key pair, made by `wpkgsync keygen` on first use.
-pub(crate) fn publisher() -> &'static PublisherKey {
-    static KEY: OnceLock<PublisherKey> = OnceLock::new();
+pub(crate) fn publisher() -> &'static KeyFiles {
+    static KEY: OnceLock<KeyFiles> = OnceLock::new();
     KEY.get_or_init(|| {
         let dir = workspace::folder("publisher");
         wpkgsync()
@@ -42,7 +42,7 @@ pub(crate) fn publisher() -> &'static PublisherKey {
             .arg(&dir)
             .run()
             .assert_code(Code::Success);
-        let key = PublisherKey {
+        let key = KeyFiles {
             private: dir.join("publisher-private.pem"),
             public: dir.join("publisher.pem"),
         };
