@@ -262,7 +262,7 @@ impl Run<'_> {
         figures.version = Some(manifest.version());
 
         let surveyed = sync::run::survey(self.store, self.suspect, &manifest, state_dir, log)?;
-        let (folders, notes) = select::policy::package_folders(
+        let (folders, notes) = select::policy::folders_for_run(
             source,
             &manifest,
             surveyed.store,

@@ -15,7 +15,7 @@ use crate::transport::Source;
 
 /// Which package folders this run mirrors, from the INI and the switches, with
 /// lines that say why for the log (and a dry run's output).
-pub(crate) async fn package_folders<S: Source>(
+pub(crate) async fn folders_for_run<S: Source>(
     source: &S,
     manifest: &VerifiedManifest,
     store: Option<&StoreDir>,
