@@ -8,13 +8,14 @@
 //! request only fails when the whole session has been silent for the timeout.
 //! The clock also restarts when a request is sent while none was outstanding,
 //! so time spent on local work between requests never counts as silence.
-//! Once a session has been found silent it stays dead: every later request
-//! fails at once, so the files still queued, and the closing of open files,
-//! do not each wait for the lost server again.
+//! Once a session has been found silent, or a request found it lost, it stays
+//! dead: every later request fails at once with that error, so the files
+//! still queued, and the closing of open files, do not each wait for the lost
+//! server again (a close sent as the connection drops may get no answer).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -34,6 +35,8 @@ struct Clock {
     outstanding: AtomicUsize,
     /// Set once a request ended for silence.
     dead: AtomicBool,
+    /// The first error that said the connection is lost.
+    lost: OnceLock<TransportError>,
 }
 
 impl Default for Progress {
@@ -50,6 +53,7 @@ impl Progress {
             last_ms: AtomicU64::new(0),
             outstanding: AtomicUsize::new(0),
             dead: AtomicBool::new(false),
+            lost: OnceLock::new(),
         }))
     }
 
@@ -88,10 +92,18 @@ impl Progress {
         if self.0.dead.load(Ordering::Relaxed) {
             return Err(silence());
         }
+        if let Some(lost) = self.0.lost.get() {
+            return Err(lost.clone());
+        }
         let _outstanding = Outstanding::new(self);
         tokio::select! {
             result = request => {
                 self.touch();
+                if let Err(e) = &result
+                    && e.kind() == TransportErrorKind::Unreachable
+                {
+                    let _ = self.0.lost.set(e.clone());
+                }
                 result
             }
             () = self.silent(timeout) => {
@@ -197,6 +209,36 @@ mod tests {
             let later: Result<(), _> = progress.watch(timeout, std::future::pending()).await;
             assert_eq!(later.unwrap_err().kind(), TransportErrorKind::Timeout);
             assert_eq!(started.elapsed(), Duration::ZERO);
+        });
+    }
+
+    #[test]
+    fn a_session_found_lost_fails_every_later_request_at_once() {
+        runtime().block_on(async {
+            let progress = Progress::new();
+            let timeout = Duration::from_secs(3);
+            let lost = TransportError::new(TransportErrorKind::Unreachable, "sender dropped");
+            let first: Result<(), _> = progress.watch(timeout, async { Err(lost) }).await;
+            assert!(first.is_err());
+            let started = tokio::time::Instant::now();
+            let later: Result<(), _> = progress.watch(timeout, std::future::pending()).await;
+            let error = later.unwrap_err();
+            assert_eq!(error.kind(), TransportErrorKind::Unreachable);
+            assert_eq!(error.to_string(), "sender dropped");
+            assert_eq!(started.elapsed(), Duration::ZERO);
+        });
+    }
+
+    #[test]
+    fn one_missing_file_does_not_end_the_session() {
+        runtime().block_on(async {
+            let progress = Progress::new();
+            let timeout = Duration::from_secs(3);
+            let missing = TransportError::new(TransportErrorKind::NotFound, "no such file");
+            let first: Result<(), _> = progress.watch(timeout, async { Err(missing) }).await;
+            assert!(first.is_err());
+            let later = progress.watch(timeout, async { Ok(()) }).await;
+            assert!(later.is_ok(), "{later:?}");
         });
     }
 
