@@ -527,9 +527,13 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000;
 
+    /// The crate's one test key pair, generated once per test binary.
     fn private_key() -> &'static RsaPrivateKey {
         static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
-        KEY.get_or_init(|| RsaPrivateKey::new(&mut rand::thread_rng(), 3072).unwrap())
+        KEY.get_or_init(|| {
+            use rsa::pkcs8::DecodePrivateKey;
+            RsaPrivateKey::from_pkcs8_pem(&super::super::sign::test_key_pair().private_pem).unwrap()
+        })
     }
 
     fn public_key() -> PinnedKey {
