@@ -122,4 +122,23 @@ mod tests {
             StoreIndex::default()
         );
     }
+
+    #[test]
+    fn an_index_naming_a_path_outside_the_store_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = format!(r#"{{"size":3,"mtime":4,"sha256":"{}"}}"#, "ab".repeat(32));
+        for hostile in ["../outside", "/etc/passwd", "a//b", ".wpkgsync-tmp-x"] {
+            let text = format!(r#"{{"files":{{"{hostile}":{entry},"ok.msi":{entry}}}}}"#);
+            std::fs::write(dir.path().join(StateFile::StoreIndex.name()), &text).unwrap();
+            assert_eq!(
+                StoreIndex::load(&StateDir::new(dir.path())),
+                StoreIndex::default(),
+                "{hostile}"
+            );
+        }
+        // The same file with only the good key loads, so the key is what was refused.
+        let text = format!(r#"{{"files":{{"ok.msi":{entry}}}}}"#);
+        std::fs::write(dir.path().join(StateFile::StoreIndex.name()), &text).unwrap();
+        assert_eq!(StoreIndex::load(&StateDir::new(dir.path())).files.len(), 1);
+    }
 }
