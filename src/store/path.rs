@@ -89,9 +89,10 @@ impl PartialEq<String> for StorePath {
 }
 
 /// A path the store may be handed: relative, `/`-separated, with no
-/// component that leads out of the root. Sealed: only [`StorePath`] and the
-/// manifest's [`RelPath`] are one.
-pub(crate) trait InStore: sealed::Sealed {
+/// component that leads out of the root. Only [`StorePath`] and the
+/// manifest's [`RelPath`] are one; the trait is the crate's own, so nothing
+/// outside can add another.
+pub(crate) trait InStore {
     /// The path, `/`-separated.
     fn rel(&self) -> &str;
 }
@@ -106,12 +107,6 @@ impl InStore for RelPath {
     fn rel(&self) -> &str {
         self.as_str()
     }
-}
-
-mod sealed {
-    pub(crate) trait Sealed {}
-    impl Sealed for super::StorePath {}
-    impl Sealed for crate::manifest::path::RelPath {}
 }
 
 #[cfg(test)]
