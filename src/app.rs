@@ -256,12 +256,12 @@ impl Run<'_> {
         let config = self.config;
         let dry_run = self.args.dry_run;
         let state_dir = &config.sync.state;
-        let manifest =
+        let mut manifest =
             manifest::load::load(source, key, state.accepted(), state_dir, !dry_run).await?;
         log.line(&format!("manifest version {} verified", manifest.version()));
         figures.version = Some(manifest.version());
 
-        let surveyed = sync::run::survey(self.store, self.suspect, &manifest, state_dir, log)?;
+        let mut surveyed = sync::run::survey(self.store, self.suspect, state_dir)?;
         let (folders, notes) = select::policy::folders_for_run(
             source,
             &manifest,
@@ -278,6 +278,10 @@ impl Run<'_> {
             }
         }
         let scope = Scope::new(folders, &config.sync.exclude);
+        let mirrored_folder = |folder: Option<&str>| folder.is_some_and(|f| scope.mirrors_folder(f));
+        manifest::load::load_parts(source, &mut manifest, mirrored_folder, state_dir, !dry_run)
+            .await?;
+        surveyed.rehash(&manifest, log);
         let Some(store) = self.store.filter(|_| !dry_run) else {
             surveyed
                 .preview(source, &manifest, &scope, self.cap_kib())

@@ -11,7 +11,7 @@ use crate::manifest::verify::{VerifiedFile, VerifiedManifest};
 use crate::sync::apply::Arrival;
 use crate::sync::events::Events;
 use crate::sync::plan::Plan;
-use crate::sync::scope::{Scope, Verdict};
+use crate::sync::scope::Scope;
 
 /// A progress bar or nothing.
 pub(crate) struct Display {
@@ -91,17 +91,12 @@ impl Events for Display {
 
 /// The package folders of the repository this run does not mirror.
 pub(crate) fn print_excluded(manifest: &VerifiedManifest, scope: &Scope) {
-    let mut excluded = std::collections::BTreeSet::new();
-    for file in manifest.files() {
-        let mut parts = file.path().as_str().splitn(3, '/');
-        if let (Some(top), Some(folder), Some(_)) = (parts.next(), parts.next(), parts.next())
-            && top.eq_ignore_ascii_case("packages")
-            && scope.judge(file.path().as_str()) != Verdict::Mirrored
-        {
-            excluded.insert(folder);
-        }
-    }
-    let list: Vec<&str> = excluded.into_iter().collect();
+    let list: Vec<&str> = manifest
+        .parts()
+        .iter()
+        .filter_map(|part| part.folder())
+        .filter(|folder| !scope.mirrors_folder(folder))
+        .collect();
     println!(
         "package folders not mirrored: {}",
         if list.is_empty() {

@@ -10,8 +10,12 @@ use std::io::Read;
 
 use fast_rsync::{Signature, SignatureOptions};
 
-/// Files below this size are always fetched whole.
-pub const THRESHOLD: u64 = 64 * 1024;
+/// Files below this size are always fetched whole: a delta could not save
+/// more than the requests it costs.
+pub const MIN_SIGNED: u64 = 4 * 1024;
+/// Signatures of files below this size go in their part's bundle, so that a
+/// small file's signature costs no file of its own to open.
+pub const BUNDLED_BELOW: u64 = 64 * 1024;
 /// Bytes of the MD4 digest kept per block; the sha256 check catches the rare
 /// false match this allows.
 pub const HASH_BYTES: u32 = 8;

@@ -2,6 +2,7 @@
 //! verification and the rules a path must pass before it may touch the store.
 
 pub mod format;
+pub(crate) mod compress;
 pub(crate) mod load;
 pub(crate) mod path;
 pub(crate) mod sign;

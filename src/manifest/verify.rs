@@ -1,10 +1,11 @@
-//! The client's side of the trust chain: pinned key, timestamp, manifest.
+//! The client's side of the trust chain: pinned key, timestamp, manifest, parts.
 //!
-//! Each step bounds the size, checks the signature over the exact bytes, and only
-//! then parses. Only this file builds a [`VerifiedManifest`]; the sync code takes
-//! nothing else, so an unverified list of files cannot reach the store. Fetching
-//! the bytes is the transport's job, checking each file's content after download
-//! is the sync's (against the sha256 kept here).
+//! Each step bounds the size, checks the signature (or, for a part, the sha256
+//! the signed manifest names) over the exact bytes, and only then parses. Only
+//! this file builds a [`VerifiedManifest`] and adds files to it; the sync code
+//! takes nothing else, so an unverified list of files cannot reach the store.
+//! Fetching the bytes is the transport's job, checking each file's content after
+//! download is the sync's (against the sha256 kept here).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -16,14 +17,10 @@ use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
 
 use super::format::{
-    FORMAT, MANIFEST_FILE, META_DIR, MIN_KEY_BITS, Manifest, SIGS_DIR, TIMESTAMP_FILE, Timestamp,
+    FORMAT, FileEntry, MANIFEST_FILE, MIN_KEY_BITS, Manifest, PACKAGES_DIR, PART_MAX_BYTES, Part,
+    SignatureAt, TIMESTAMP_FILE, Timestamp, bundle_path, own_signature_path, part_folder,
 };
 use super::path::{PathError, RelPath, check_case_duplicates};
-
-/// Block signatures live under this prefix and nowhere else.
-fn signatures_prefix() -> String {
-    format!("{META_DIR}/{SIGS_DIR}/")
-}
 
 /// The publisher's public key, pinned on the client.
 #[derive(Clone, Debug)]
@@ -72,6 +69,9 @@ pub enum ManifestError {
     /// The manifest's bytes are not the ones the timestamp names.
     #[error("{MANIFEST_FILE} does not match the sha256 and size in {TIMESTAMP_FILE}")]
     ManifestMismatch,
+    /// A part's bytes are not the ones the manifest names.
+    #[error("the part of {0} does not match the sha256 and size in {MANIFEST_FILE}")]
+    PartMismatch(String),
     /// The record is signed but not what this client understands.
     #[error("{name} is malformed: {why}")]
     Malformed {
@@ -132,6 +132,7 @@ impl ManifestError {
             | ManifestError::TooLarge { .. }
             | ManifestError::BadSignature { .. }
             | ManifestError::ManifestMismatch
+            | ManifestError::PartMismatch(_)
             | ManifestError::Malformed { .. }
             | ManifestError::HostilePath(_) => ManifestErrorKind::Invalid,
         }
@@ -227,15 +228,36 @@ impl VerifiedTimestamp {
     }
 }
 
-/// One file the publisher vouches for. Only [`verify_manifest`] makes one, so
-/// a file the store receives is always one the signed manifest lists.
+/// Where a file's block signature can be read: `len` bytes at `offset` of
+/// `path`, a file of its own or a part's bundle. Unsigned data: it only guides
+/// which blocks to reuse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SignatureLocation {
+    path: RelPath,
+    offset: Option<u64>,
+}
+
+impl SignatureLocation {
+    /// The file that holds it, repository-relative.
+    pub(crate) fn path(&self) -> &RelPath {
+        &self.path
+    }
+
+    /// Where in that file it starts; `None` for a file of its own.
+    pub(crate) fn offset(&self) -> Option<u64> {
+        self.offset
+    }
+}
+
+/// One file the publisher vouches for. Only this file makes one, so a file
+/// the store receives is always one the signed manifest lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct VerifiedFile {
     path: RelPath,
     size: u64,
     mtime: i64,
     sha256: [u8; 32],
-    block_signature: Option<RelPath>,
+    block_signature: Option<SignatureLocation>,
 }
 
 impl VerifiedFile {
@@ -260,17 +282,49 @@ impl VerifiedFile {
     }
 
     /// Where the publisher put this content's block signature, if anywhere.
-    /// Unsigned data: it only guides which blocks to reuse.
-    pub(crate) fn block_signature(&self) -> Option<&RelPath> {
+    pub(crate) fn block_signature(&self) -> Option<&SignatureLocation> {
         self.block_signature.as_ref()
     }
 }
 
-/// The signed list of files, checked against the timestamp and every path rule.
+/// A part the verified manifest names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PartInfo {
+    folder: Option<String>,
+    sha256: [u8; 32],
+    size: u64,
+    loaded: bool,
+}
+
+impl PartInfo {
+    /// The folder below `packages/` it lists; `None` for every other file.
+    pub(crate) fn folder(&self) -> Option<&str> {
+        self.folder.as_deref()
+    }
+
+    /// The sha256 of its exact bytes.
+    pub(crate) fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
+    /// The exact size of those bytes: the read limit for it.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Its files are among the manifest's.
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+}
+
+/// The signed list of parts, checked against the timestamp, and the files of
+/// the parts added so far, checked against every path rule.
 #[derive(Clone, Debug)]
 pub(crate) struct VerifiedManifest {
     version: u64,
     sha256: [u8; 32],
+    parts: Vec<PartInfo>,
     files: Vec<VerifiedFile>,
 }
 
@@ -285,45 +339,141 @@ impl VerifiedManifest {
         &self.sha256
     }
 
-    /// Every file, sorted by path.
+    /// Every part the manifest names: the one without a folder first, then
+    /// the package folders in order.
+    pub(crate) fn parts(&self) -> &[PartInfo] {
+        &self.parts
+    }
+
+    /// The files of the parts added so far, sorted by path.
     pub(crate) fn files(&self) -> &[VerifiedFile] {
         &self.files
     }
+
+    /// Checks each part's bytes (`parts[index]`) against the sha256 and size
+    /// the manifest names, then every path in it, and adds its files. A part
+    /// lists only the files of its folder; the one without a folder lists no
+    /// file inside a package folder and none whose name is a package folder's.
+    pub(crate) fn add_parts(&mut self, parts: Vec<(usize, Vec<u8>)>) -> Result<(), ManifestError> {
+        for (index, bytes) in parts {
+            let info = &self.parts[index];
+            let name = info.folder.as_deref().unwrap_or("the top level").to_owned();
+            let digest: [u8; 32] = Sha256::digest(&bytes).into();
+            if bytes.len() as u64 != info.size || digest != info.sha256 {
+                return Err(ManifestError::PartMismatch(name));
+            }
+            let part_name = format!("the part of {name}");
+            let record: Part = parse(&part_name, &bytes)?;
+            check_format(&part_name, record.format)?;
+            let malformed = |why: String| ManifestError::Malformed {
+                name: part_name.clone(),
+                why,
+            };
+            let bundle = record
+                .bundle
+                .as_deref()
+                .map(|text| {
+                    parse_sha256(text)
+                        .map(|_| text.to_ascii_lowercase())
+                        .ok_or_else(|| malformed("bundle is not 64 hex digits".into()))
+                })
+                .transpose()?;
+            let folder = info.folder.clone();
+            let mut files = Vec::with_capacity(record.files.len());
+            for entry in record.files {
+                if part_folder(&entry.path) != folder.as_deref() {
+                    return Err(malformed(format!("{:?} belongs to another part", entry.path)));
+                }
+                files.push(verified_file(entry, bundle.as_deref(), &malformed)?);
+            }
+            if folder.is_none() {
+                self.check_no_file_is_a_package_folder(&files)?;
+            }
+            check_case_duplicates(files.iter().map(|f| &f.path))?;
+            self.parts[index].loaded = true;
+            self.files.extend(files);
+        }
+        self.files.sort_by(|a, b| a.path.cmp(&b.path));
+        check_file_folder_conflicts(&self.files)
+    }
+
+    /// The files outside the package folders must not take a package
+    /// folder's name (or `packages` itself), whether or not this client loads
+    /// that folder's part.
+    fn check_no_file_is_a_package_folder(&self, files: &[VerifiedFile]) -> Result<(), ManifestError> {
+        let packages = PACKAGES_DIR.to_lowercase();
+        let folders: HashSet<String> = self
+            .parts
+            .iter()
+            .filter_map(|p| p.folder.as_deref())
+            .map(|f| format!("{packages}/{}", f.to_lowercase()))
+            .chain((self.parts.len() > 1).then(|| packages.clone()))
+            .collect();
+        match files.iter().find(|f| folders.contains(&f.path.fold_key())) {
+            Some(file) => Err(ManifestError::Malformed {
+                name: MANIFEST_FILE.into(),
+                why: format!("{:?} is both a file and a folder", file.path.as_str()),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One entry of a part, its path and digests checked.
+fn verified_file(
+    entry: FileEntry,
+    bundle: Option<&str>,
+    malformed: &dyn Fn(String) -> ManifestError,
+) -> Result<VerifiedFile, ManifestError> {
+    let sha256 = parse_sha256(&entry.sha256)
+        .ok_or_else(|| malformed(format!("sha256 of {:?} is not 64 hex digits", entry.path)))?;
+    let block_signature = match entry.signature {
+        None => None,
+        Some(SignatureAt::Own) => Some(SignatureLocation {
+            path: RelPath::new(&own_signature_path(&hex::encode(sha256)))?,
+            offset: None,
+        }),
+        Some(SignatureAt::Bundle(offset)) => {
+            let bundle = bundle.ok_or_else(|| {
+                malformed(format!("{:?} points into a bundle the part does not name", entry.path))
+            })?;
+            Some(SignatureLocation {
+                path: RelPath::new(&bundle_path(bundle))?,
+                offset: Some(offset),
+            })
+        }
+    };
+    Ok(VerifiedFile {
+        path: RelPath::new(&entry.path)?,
+        size: entry.size,
+        mtime: entry.mtime,
+        sha256,
+        block_signature,
+    })
 }
 
 #[cfg(test)]
 impl VerifiedManifest {
-    /// A manifest for tests of the code that consumes one: `files` signed
-    /// with the test key and taken through the whole verification, so a test
-    /// gets only what a real run could.
-    pub(crate) fn for_tests(
-        version: u64,
-        files: Vec<super::format::FileEntry>,
-    ) -> VerifiedManifest {
+    /// A manifest for tests of the code that consumes one: `files` split into
+    /// parts as the publisher splits them, signed with the test key and taken
+    /// through the whole verification with every part added, so a test gets
+    /// only what a real run could.
+    pub(crate) fn for_tests(version: u64, files: Vec<FileEntry>) -> VerifiedManifest {
         use super::sign::{SigningKey, test_key_pair};
         let pair = test_key_pair();
         let signer = SigningKey::from_pkcs8_pem(&pair.private_pem).expect("test key");
         let key = PinnedKey::from_pem(&pair.public_pem).expect("test key");
-        let manifest = serde_json::to_vec(&Manifest {
-            format: FORMAT,
-            version,
-            files,
-        })
-        .expect("manifest");
-        let timestamp = serde_json::to_vec(&Timestamp {
-            format: FORMAT,
-            version,
-            manifest_sha256: hex::encode(Sha256::digest(&manifest)),
-            manifest_size: manifest.len() as u64,
-            published: 0,
-            expires: u64::MAX,
-        })
-        .expect("timestamp");
+        let (manifest, parts) = tests::encode(version, files);
+        let timestamp = tests::timestamp_for(version, &manifest, u64::MAX);
         let sign = |bytes: &[u8]| signer.sign(bytes).expect("signature");
         let timestamp = verify_timestamp(&key, &timestamp, &sign(&timestamp), None, 1)
             .expect("test timestamp verifies");
-        verify_manifest(&key, &timestamp, &manifest, &sign(&manifest))
-            .expect("test manifest verifies")
+        let mut verified = verify_manifest(&key, &timestamp, &manifest, &sign(&manifest))
+            .expect("test manifest verifies");
+        verified
+            .add_parts(parts.into_iter().enumerate().collect())
+            .expect("test parts verify");
+        verified
     }
 }
 
@@ -401,8 +551,8 @@ fn signed_timestamp(
     Ok((record, manifest_sha256))
 }
 
-/// Checks `manifest.json` against the verified timestamp, then its own signature,
-/// then every path in it.
+/// Checks `manifest.json` against the verified timestamp, then its own
+/// signature, then the parts it names. No part is added yet.
 pub(crate) fn verify_manifest(
     key: &PinnedKey,
     timestamp: &VerifiedTimestamp,
@@ -421,50 +571,56 @@ pub(crate) fn verify_manifest(
     }
     let record: Manifest = parse(name, bytes)?;
     check_format(name, record.format)?;
+    let malformed = |why: String| ManifestError::Malformed {
+        name: name.into(),
+        why,
+    };
     if record.version != timestamp.record.version {
-        return Err(ManifestError::Malformed {
-            name: name.into(),
-            why: format!(
-                "version {} differs from {TIMESTAMP_FILE} version {}",
-                record.version, timestamp.record.version
-            ),
-        });
+        return Err(malformed(format!(
+            "version {} differs from {TIMESTAMP_FILE} version {}",
+            record.version, timestamp.record.version
+        )));
     }
-    let mut files = Vec::with_capacity(record.files.len());
-    for entry in record.files {
-        let sha256 = parse_sha256(&entry.sha256).ok_or_else(|| ManifestError::Malformed {
-            name: name.into(),
-            why: format!("sha256 of {:?} is not 64 hex digits", entry.path),
-        })?;
-        let block_signature = match entry.block_signature {
-            Some(text) => {
-                let path = RelPath::new(&text)?;
-                let prefix = signatures_prefix();
-                if !path.as_str().starts_with(&prefix) {
-                    return Err(ManifestError::Malformed {
-                        name: name.into(),
-                        why: format!("block signature {text:?} is outside {prefix}"),
-                    });
+    let mut parts = Vec::with_capacity(record.parts.len());
+    let mut folders = HashSet::new();
+    for (index, part) in record.parts.into_iter().enumerate() {
+        let label = part.folder.as_deref().unwrap_or("the top level").to_owned();
+        let sha256 = parse_sha256(&part.sha256)
+            .ok_or_else(|| malformed(format!("sha256 of the part of {label} is not 64 hex digits")))?;
+        if part.size > PART_MAX_BYTES {
+            return Err(malformed(format!(
+                "the part of {label} is larger than {PART_MAX_BYTES} bytes"
+            )));
+        }
+        match &part.folder {
+            // The part without a folder comes first, and only there.
+            None if index == 0 => {}
+            None => return Err(malformed("more than one part without a folder".into())),
+            Some(_) if index == 0 => return Err(malformed("no part without a folder".into())),
+            Some(folder) => {
+                let path = RelPath::new(&format!("{PACKAGES_DIR}/{folder}"))?;
+                if folder.contains('/') || !folders.insert(path.fold_key()) {
+                    return Err(malformed(format!(
+                        "package folder {folder:?} is not one folder name, or named twice"
+                    )));
                 }
-                Some(path)
             }
-            None => None,
-        };
-        files.push(VerifiedFile {
-            path: RelPath::new(&entry.path)?,
-            size: entry.size,
-            mtime: entry.mtime,
+        }
+        parts.push(PartInfo {
+            folder: part.folder,
             sha256,
-            block_signature,
+            size: part.size,
+            loaded: false,
         });
     }
-    check_case_duplicates(files.iter().map(|f| &f.path))?;
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    check_file_folder_conflicts(&files)?;
+    if parts.is_empty() {
+        return Err(malformed("no part without a folder".into()));
+    }
     Ok(VerifiedManifest {
         version: record.version,
         sha256: digest,
-        files,
+        parts,
+        files: Vec::new(),
     })
 }
 
@@ -519,7 +675,7 @@ pub(crate) fn parse_sha256(text: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::format::FileEntry;
+    use crate::manifest::format::{PartRef, group_into_parts};
     use rsa::RsaPrivateKey;
     use rsa::pkcs8::EncodePublicKey;
     use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
@@ -550,26 +706,35 @@ mod tests {
             .to_vec()
     }
 
-    fn manifest_bytes(version: u64, paths: &[&str]) -> Vec<u8> {
-        let files = paths
-            .iter()
-            .map(|p| FileEntry {
-                path: (*p).into(),
-                size: 1,
-                mtime: 0,
-                sha256: "00".repeat(32),
-                block_signature: None,
+    /// The manifest and the parts of `files`, split as the publisher splits
+    /// them, in the manifest's order.
+    pub(super) fn encode(version: u64, files: Vec<FileEntry>) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut refs = Vec::new();
+        let mut parts = Vec::new();
+        for (folder, files) in group_into_parts(files) {
+            let bytes = serde_json::to_vec(&Part {
+                format: FORMAT,
+                bundle: None,
+                files,
             })
-            .collect();
-        serde_json::to_vec(&Manifest {
+            .unwrap();
+            refs.push(PartRef {
+                folder,
+                sha256: hex::encode(Sha256::digest(&bytes)),
+                size: bytes.len() as u64,
+            });
+            parts.push(bytes);
+        }
+        let manifest = serde_json::to_vec(&Manifest {
             format: FORMAT,
             version,
-            files,
+            parts: refs,
         })
-        .unwrap()
+        .unwrap();
+        (manifest, parts)
     }
 
-    fn timestamp_bytes(version: u64, manifest: &[u8], expires: u64) -> Vec<u8> {
+    pub(super) fn timestamp_for(version: u64, manifest: &[u8], expires: u64) -> Vec<u8> {
         serde_json::to_vec(&Timestamp {
             format: FORMAT,
             version,
@@ -581,12 +746,41 @@ mod tests {
         .unwrap()
     }
 
+    fn entries(paths: &[&str]) -> Vec<FileEntry> {
+        paths
+            .iter()
+            .map(|p| FileEntry {
+                path: (*p).into(),
+                size: 1,
+                mtime: 0,
+                sha256: "00".repeat(32),
+                signature: None,
+            })
+            .collect()
+    }
+
+    fn manifest_bytes(version: u64, paths: &[&str]) -> Vec<u8> {
+        encode(version, entries(paths)).0
+    }
+
+    fn timestamp_bytes(version: u64, manifest: &[u8], expires: u64) -> Vec<u8> {
+        timestamp_for(version, manifest, expires)
+    }
+
+    /// The manifest of `paths` verified, with every part added.
     fn chain(version: u64, paths: &[&str]) -> Result<VerifiedManifest, ManifestError> {
+        let (manifest, parts) = encode(version, entries(paths));
+        let mut verified = top(version, &manifest)?;
+        verified.add_parts(parts.into_iter().enumerate().collect())?;
+        Ok(verified)
+    }
+
+    /// `manifest` verified under a timestamp of `version`, no part added.
+    fn top(version: u64, manifest: &[u8]) -> Result<VerifiedManifest, ManifestError> {
         let key = public_key();
-        let manifest = manifest_bytes(version, paths);
-        let ts = timestamp_bytes(version, &manifest, NOW + 100);
+        let ts = timestamp_bytes(version, manifest, NOW + 100);
         let verified = verify_timestamp(&key, &ts, &sign(&ts), None, NOW)?;
-        verify_manifest(&key, &verified, &manifest, &sign(&manifest))
+        verify_manifest(&key, &verified, manifest, &sign(manifest))
     }
 
     #[test]

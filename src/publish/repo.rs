@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::block_signatures;
 use super::error::PublishError;
+use super::parts::{self, Previous};
 use super::hash_cache::{CACHE_FILE, CachedHash, HashCache, hash_candidate, read_cache, reusable};
 use super::imp;
 use super::staged::Staged;
@@ -27,7 +28,8 @@ use super::walk::{self, Candidate};
 use crate::clock::checked_now_unix;
 use crate::delta;
 use crate::manifest::format::{
-    FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, TIMESTAMP_FILE, Timestamp, signature_of,
+    FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, PartRef, SignatureAt, TIMESTAMP_FILE,
+    Timestamp, signature_of,
 };
 use crate::manifest::sign::SigningKey;
 
@@ -77,18 +79,17 @@ pub(crate) fn publish(
     write_cache(&meta_dir, &listing.cache)?;
 
     let files = listing.entries.len();
-    let records = Records::sign(
-        &signer,
-        &meta_dir,
-        version,
-        now,
-        expires_days,
-        listing.entries,
-    )?;
+    let previous = Previous::read(&meta_dir);
+    let mut parts = parts::write(&meta_dir, listing.entries, &previous)?;
+    let records = Records::sign(&signer, &meta_dir, version, now, expires_days, parts.refs)?;
+    if let Some(patch) = parts::write_manifest_patch(&meta_dir, &previous, &records.manifest)? {
+        parts.keep.insert(patch);
+    }
     records.write(&meta_dir)?;
-    // Only now, with the new records in place, may signatures that no longer
-    // serve any listed content go.
+    // Only now, with the new records in place, may what no longer serves the
+    // new version or the one before go.
     block_signatures::prune(&meta_dir, &listing.referenced, &mut warnings);
+    parts::prune(&meta_dir, &parts.keep, &mut warnings);
 
     Ok(PublishSummary {
         version,
@@ -171,16 +172,15 @@ fn list_files(
             }
         };
         listing.bytes += hash.size;
-        let block_signature = block_signature(meta_dir, &candidate, &hash)?;
-        if let Some(signature) = &block_signature {
-            listing.referenced.insert(signature.clone());
-        }
+        let signature = block_signature(meta_dir, &candidate, &hash)?;
+        let at = signature.as_ref().map(|_| SignatureAt::Own);
+        listing.referenced.extend(signature);
         listing.entries.push(FileEntry {
             path: candidate.path.to_string(),
             size: hash.size,
             mtime: hash.mtime,
             sha256: hash.sha256.clone(),
-            block_signature,
+            signature: at,
         });
         listing.cache.insert(candidate.path.to_string(), hash);
     }
@@ -188,13 +188,14 @@ fn list_files(
 }
 
 /// The block signature of a content large enough for deltas to pay, written
-/// if it is not there yet; `None` for smaller files.
+/// if it is not there yet; `None` for smaller files. The part bundles those of
+/// small files.
 fn block_signature(
     meta_dir: &Path,
     candidate: &Candidate,
     hash: &CachedHash,
 ) -> Result<Option<String>, PublishError> {
-    if hash.size < delta::signature::THRESHOLD {
+    if hash.size < delta::signature::MIN_SIGNED {
         return Ok(None);
     }
     block_signatures::ensure(meta_dir, &candidate.source, hash.size, &hash.sha256).map(Some)
@@ -220,7 +221,7 @@ struct Records {
 }
 
 impl Records {
-    /// Encodes the manifest of `entries` and the timestamp naming it, published
+    /// Encodes the manifest of `parts` and the timestamp naming it, published
     /// `now` and expiring `expires_days` days later, and signs both.
     fn sign(
         signer: &SigningKey,
@@ -228,12 +229,12 @@ impl Records {
         version: u64,
         now: u64,
         expires_days: u64,
-        entries: Vec<FileEntry>,
+        parts: Vec<PartRef>,
     ) -> Result<Records, PublishError> {
         let manifest = Manifest {
             format: FORMAT,
             version,
-            files: entries,
+            parts,
         };
         let manifest_bytes = to_json(&manifest, &meta_dir.join(MANIFEST_FILE))?;
         let timestamp = Timestamp {
@@ -328,6 +329,7 @@ fn to_json<T: Serialize>(value: &T, path: &Path) -> Result<Vec<u8>, PublishError
 mod tests {
     use super::*;
     use crate::clock::unix_time;
+    use crate::manifest::format::{own_signature_path, part_path};
     use crate::manifest::sign::test_key_pair;
     use rsa::RsaPublicKey;
     use rsa::pkcs1v15::{Signature, VerifyingKey};
@@ -393,8 +395,29 @@ mod tests {
             fs::write(meta_dir.join(signature_of(TIMESTAMP_FILE)), signature).expect("write");
         }
 
+        /// The parts the manifest names, decompressed, in its order.
+        fn parts(&self) -> Vec<crate::manifest::format::Part> {
+            self.manifest()
+                .parts
+                .iter()
+                .map(|part| {
+                    let data = fs::read(self.repo.join(part_path(&part.sha256))).expect("part");
+                    let bytes = crate::manifest::compress::decompress(&data, part.size).unwrap();
+                    assert_eq!(sha256_hex(&bytes), part.sha256);
+                    serde_json::from_slice(&bytes).expect("part json")
+                })
+                .collect()
+        }
+
+        /// Every file the parts list, sorted by path.
+        fn files(&self) -> Vec<FileEntry> {
+            let mut files: Vec<FileEntry> = self.parts().into_iter().flat_map(|p| p.files).collect();
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            files
+        }
+
         fn paths(&self) -> Vec<String> {
-            self.manifest().files.into_iter().map(|f| f.path).collect()
+            self.files().into_iter().map(|f| f.path).collect()
         }
     }
 
@@ -425,8 +448,8 @@ mod tests {
         );
 
         let summary = fx.publish(30);
-        let manifest = fx.manifest();
-        let paths: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+        let files = fx.files();
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
             [
@@ -437,23 +460,20 @@ mod tests {
                 "sub/.wpkgsync/kept.txt"
             ]
         );
-        let exe = &manifest.files[2];
+        let exe = &files[2];
         assert_eq!(exe.size, 100_000);
         assert_eq!(exe.sha256, sha256_hex(&[7u8; 100_000]));
         let meta = fs::metadata(fx.repo.join("packages/b/setup.exe")).expect("meta");
         assert_eq!(exe.mtime, unix_time(meta.modified().expect("mtime")).0);
-        // At or above 64 KiB a file gets a block signature named by its content.
-        assert_eq!(
-            exe.block_signature,
-            Some(format!(".wpkgsync/sigs/{}.sig", exe.sha256))
-        );
-        assert_eq!(manifest.files[3].sha256, sha256_hex(b"<profiles/>"));
+        // At or above 64 KiB a file gets a block signature of its own.
+        assert_eq!(exe.signature, Some(SignatureAt::Own));
+        assert_eq!(files[3].sha256, sha256_hex(b"<profiles/>"));
+        // One part without a folder, one for packages/b.
+        let folders: Vec<_> = fx.manifest().parts.into_iter().map(|p| p.folder).collect();
+        assert_eq!(folders, [None, Some("b".to_owned())]);
 
         assert_eq!(summary.files, 5);
-        assert_eq!(
-            summary.bytes,
-            manifest.files.iter().map(|f| f.size).sum::<u64>()
-        );
+        assert_eq!(summary.bytes, files.iter().map(|f| f.size).sum::<u64>());
         assert_eq!((summary.hashed, summary.reused), (5, 0));
         assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
         assert!(fx.repo.join(META_DIR).join(CACHE_FILE).is_file());
@@ -624,18 +644,19 @@ mod tests {
         fixture.publish(30);
         let entry = |path: &str| {
             fixture
-                .manifest()
-                .files
+                .files()
                 .into_iter()
                 .find(|f| f.path == path)
                 .expect("listed")
         };
-        let named = entry("packages/a/big.msi").block_signature.expect("named");
-        assert_eq!(named, format!(".wpkgsync/sigs/{}.sig", sha256_hex(&big)));
-        let sig = fixture.repo.join(&named);
+        assert_eq!(
+            entry("packages/a/big.msi").signature,
+            Some(SignatureAt::Own)
+        );
+        let sig = fixture.repo.join(own_signature_path(&sha256_hex(&big)));
         let expected = crate::delta::signature::calculate(&big[..], big.len() as u64).unwrap();
         assert_eq!(fs::read(&sig).unwrap(), expected);
-        assert_eq!(entry("packages/a/small.txt").block_signature, None);
+        assert_eq!(entry("packages/a/small.txt").signature, None);
 
         // Republishing reuses it; a copy under another name shares it.
         let written = fs::metadata(&sig).unwrap().modified().unwrap();
@@ -643,8 +664,8 @@ mod tests {
         fixture.publish(30);
         assert_eq!(fs::metadata(&sig).unwrap().modified().unwrap(), written);
         assert_eq!(
-            entry("packages/b/copy.msi").block_signature,
-            Some(named.clone())
+            entry("packages/b/copy.msi").signature,
+            Some(SignatureAt::Own)
         );
 
         // Content no longer listed loses its signature.
@@ -686,8 +707,7 @@ mod tests {
         let fourth = fx.publish(1);
         assert_eq!((fourth.hashed, fourth.reused), (1, 9));
         let entry = fx
-            .manifest()
-            .files
+            .files()
             .into_iter()
             .find(|f| f.path == "packages/p3/file.bin")
             .expect("entry");
@@ -840,7 +860,7 @@ mod tests {
                 fx.paths(),
                 ["dir-link/file.txt", "file-link.txt", "real/file.txt"]
             );
-            let files = fx.manifest().files;
+            let files = fx.files();
             assert!(files.iter().all(|f| f.sha256 == sha256_hex(b"inside")));
             let warnings = summary.warnings.join("\n");
             assert!(

@@ -1,6 +1,6 @@
 //! The state folder (`sync.state`) and the names of its files, in one place:
 //! the state file, the lock, the local log, and the caches of the last
-//! verified records.
+//! verified records (the manifest, and its parts in `parts/`).
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,10 @@ use super::{StoreError, write_atomically};
 /// The state folder: the administrators' alone, beside the store, never in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateDir(PathBuf);
+
+/// The folder of the state folder that caches the last verified part of each
+/// package folder.
+const PARTS_FOLDER: &str = "parts";
 
 /// A file of the state folder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +69,11 @@ impl StateDir {
     /// Where `file` is.
     pub fn file(&self, file: StateFile) -> PathBuf {
         self.0.join(file.name())
+    }
+
+    /// The folder of the cached manifest parts.
+    pub(crate) fn parts(&self) -> PathBuf {
+        self.0.join(PARTS_FOLDER)
     }
 
     /// Replaces `file` with `bytes` through a temporary file and a rename.

@@ -27,7 +27,7 @@ use crate::delta::matching::BlockMap;
 use crate::delta::plan::{Piece, plan as plan_pieces, remote_bytes};
 use crate::delta::signature;
 use crate::manifest::path::RelPath;
-use crate::manifest::verify::{VerifiedFile, parse_sha256};
+use crate::manifest::verify::{SignatureLocation, VerifiedFile, parse_sha256};
 use crate::store::StoreError;
 use crate::store::dir::StoreDir;
 use crate::store::index::StoreIndex;
@@ -290,21 +290,11 @@ async fn fetch<S: Source>(
 
     let bases = Bases::gather(Some(store), inventory, file);
     let mut fetched = 0;
-    if let Some(signature_path) = &file.block_signature()
+    if let Some(signature) = file.block_signature()
         && !bases.files.is_empty()
     {
         let temp = TempFile::create(store, target)?;
-        match download_delta(
-            source,
-            store,
-            file,
-            signature_path.as_str(),
-            &bases,
-            temp,
-            events,
-        )
-        .await
-        {
+        match download_delta(source, store, file, signature, &bases, temp, events).await {
             Ok((bytes, temp)) => {
                 bases.close();
                 place(store, file, temp).await?;
@@ -368,12 +358,11 @@ type Chunk = Result<Vec<u8>, FileError>;
 async fn delta_pieces<S: Source>(
     source: &Throttled<S>,
     file: &VerifiedFile,
-    signature_path: &str,
+    location: &SignatureLocation,
     bases: &Bases,
 ) -> Result<(Vec<Piece>, u64), (u64, FileError)> {
-    let limit = signature::signature_len(file.size());
-    let bytes = source
-        .read_limited(signature_path, limit)
+    let signature_path = location.path();
+    let bytes = read_signature(source, file, location)
         .await
         .map_err(|e| (0, e.into()))?;
     let signature_bytes = bytes.len() as u64;
@@ -399,12 +388,12 @@ async fn download_delta<S: Source>(
     source: &Throttled<S>,
     store: &StoreDir,
     file: &VerifiedFile,
-    signature_path: &str,
+    signature: &SignatureLocation,
     bases: &Bases,
     temp: TempFile,
     events: &dyn Events,
 ) -> Result<(u64, TempFile), (u64, FileError)> {
-    let (pieces, signature_bytes) = match delta_pieces(source, file, signature_path, bases).await {
+    let (pieces, signature_bytes) = match delta_pieces(source, file, signature, bases).await {
         Ok(found) => found,
         Err(e) => {
             temp.discard(store);
@@ -497,9 +486,9 @@ pub(crate) async fn estimate<'p, S: Source>(
             continue;
         }
         let bases = Bases::gather(store, inventory, file);
-        let arrival = match &file.block_signature() {
-            Some(signature_path) if !bases.files.is_empty() => {
-                match delta_pieces(source, file, signature_path.as_str(), &bases).await {
+        let arrival = match file.block_signature() {
+            Some(signature) if !bases.files.is_empty() => {
+                match delta_pieces(source, file, signature, &bases).await {
                     Ok((pieces, signature_bytes)) => {
                         Arrival::Delta(signature_bytes + remote_bytes(&pieces))
                     }
@@ -580,6 +569,24 @@ async fn write_verified(
         ));
     }
     Ok((written, temp))
+}
+
+/// The block signature of `file`: a file of its own, read bounded by the
+/// length a genuine one has, or that many bytes of a part's bundle.
+async fn read_signature<S: Source>(
+    source: &Throttled<S>,
+    file: &VerifiedFile,
+    location: &SignatureLocation,
+) -> Result<Vec<u8>, TransportError> {
+    let len = signature::signature_len(file.size());
+    let path = location.path().as_str();
+    let Some(offset) = location.offset() else {
+        return source.read_limited(path, len).await;
+    };
+    let bundle = source.open(path).await?;
+    let read = read_exact_at(source, &bundle, offset, len as u32).await;
+    source.close(bundle).await;
+    read
 }
 
 /// Reads `len` bytes at `offset`, asking again after a short answer; fewer only

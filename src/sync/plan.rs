@@ -150,7 +150,7 @@ mod tests {
             size,
             mtime: 100,
             sha256: hex::encode([0u8; 32]),
-            block_signature: None,
+            signature: None,
         }
     }
 

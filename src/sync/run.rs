@@ -41,14 +41,11 @@ pub(crate) struct Mirrored {
 
 /// Scans the store and distrusts what it cannot vouch for: files the ACL
 /// repair had to fix (`suspect`) and files that are not the ones the index
-/// recorded as verified. Those are hashed again, which costs a read of the
-/// disk rather than a download.
+/// recorded as verified. [`Surveyed::rehash`] then hashes those again.
 pub(crate) fn survey<'a>(
     store: Option<&'a StoreDir>,
     suspect: &Repaired,
-    manifest: &VerifiedManifest,
     state_dir: &StateDir,
-    log: &mut RunLog,
 ) -> Result<Surveyed<'a>, Error> {
     let index = StoreIndex::load(state_dir);
     let Some(dir) = store else {
@@ -61,9 +58,6 @@ pub(crate) fn survey<'a>(
     let mut inventory = Inventory::scan(dir)?;
     inventory.distrust(suspect);
     inventory.distrust_other_files(&index);
-    if let Some(note) = inventory.rehash_suspects(dir, manifest) {
-        log.line(&note);
-    }
     Ok(Surveyed {
         store,
         inventory,
@@ -72,6 +66,17 @@ pub(crate) fn survey<'a>(
 }
 
 impl Surveyed<'_> {
+    /// Hashes the distrusted files that `manifest` lists (the parts this run
+    /// loaded): the ones that still hold their content count as unchanged,
+    /// which costs a read of the disk rather than a download.
+    pub(crate) fn rehash(&mut self, manifest: &VerifiedManifest, log: &mut RunLog) {
+        if let Some(dir) = self.store
+            && let Some(note) = self.inventory.rehash_suspects(dir, manifest)
+        {
+            log.line(&note);
+        }
+    }
+
     /// The dry run: prints the package folders left out and the plan, with
     /// the bytes each download would take from `source` at `cap` KiB/s.
     pub(crate) async fn preview<S: Source>(

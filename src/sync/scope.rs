@@ -88,16 +88,31 @@ impl Scope {
         }
     }
 
-    /// The verdict for a relative, `/`-separated path of a file or folder.
-    pub(crate) fn judge(&self, path: &str) -> Verdict {
-        let lower = path.to_lowercase();
-        let excluded = self.exclude.iter().any(|e| {
-            lower == *e
+    /// Whether some file of the package folder `folder` (a name below
+    /// `packages/`) may be mirrored: the folder is selected and not excluded.
+    pub(crate) fn mirrors_folder(&self, folder: &str) -> bool {
+        let folder = folder.to_lowercase();
+        let selected = match &self.folders {
+            PackageFolders::All => true,
+            PackageFolders::Selected { mirror, .. } => mirror.contains(&folder),
+        };
+        selected && !self.excluded(&format!("{PACKAGES}/{folder}"))
+    }
+
+    /// `lower` (a lowercase path) is an excluded name or lies below one.
+    fn excluded(&self, lower: &str) -> bool {
+        self.exclude.iter().any(|e| {
+            lower == e
                 || lower
                     .strip_prefix(e.as_str())
                     .is_some_and(|r| r.starts_with('/'))
-        });
-        if excluded {
+        })
+    }
+
+    /// The verdict for a relative, `/`-separated path of a file or folder.
+    pub(crate) fn judge(&self, path: &str) -> Verdict {
+        let lower = path.to_lowercase();
+        if self.excluded(&lower) {
             return Verdict::Excluded;
         }
         let mut parts = lower.split('/');
@@ -174,5 +189,22 @@ mod tests {
         let setup = Scope::new(PackageFolders::setup(), &[]);
         assert_eq!(setup.judge("packages/7zip/7z.msi"), Verdict::Untouched);
         assert_eq!(setup.judge("packages/7zip"), Verdict::Untouched);
+    }
+
+    #[test]
+    fn a_folder_is_mirrored_when_selected_and_not_excluded() {
+        let all = Scope::new(PackageFolders::All, &["Packages/Old".into()]);
+        assert!(all.mirrors_folder("7zip"));
+        assert!(!all.mirrors_folder("old"));
+        // Excluding a path inside the folder leaves the rest of it mirrored.
+        let deeper = Scope::new(PackageFolders::All, &["packages/office/old".into()]);
+        assert!(deeper.mirrors_folder("Office"));
+        let none = Scope::new(PackageFolders::All, &["packages".into()]);
+        assert!(!none.mirrors_folder("7zip"));
+
+        let some = Scope::new(PackageFolders::only(vec!["7Zip".into()]), &[]);
+        assert!(some.mirrors_folder("7zip"));
+        assert!(!some.mirrors_folder("firefox"));
+        assert!(!Scope::new(PackageFolders::setup(), &[]).mirrors_folder("7zip"));
     }
 }

@@ -74,9 +74,7 @@ fn lying_block_signature_falls_back_to_the_whole_file() {
     env.repo().write(BIG, &content).publish();
     // A signature claiming every block is unchanged: the matcher then "finds"
     // the old blocks, and only the sha256 can tell.
-    let manifest = env.repo().manifest();
-    let entry = manifest.files.iter().find(|f| f.path == BIG).unwrap();
-    let signature = env.repo().path(entry.block_signature.as_deref().unwrap());
+    let signature = env.repo().own_signature(BIG);
     let old = fs::read(env.store().join(BIG)).unwrap();
     let lie =
         wpkgsync::delta::signature::calculate(&old[..], content.len() as u64).expect("signature");
@@ -97,13 +95,7 @@ fn garbage_block_signature_and_tampered_content_end_206_with_the_old_copy() {
     let before = fs::read(env.store().join(BIG)).unwrap();
     content[SIZE / 2] ^= 1;
     env.repo().write(BIG, &content).publish();
-    let manifest = env.repo().manifest();
-    let entry = manifest.files.iter().find(|f| f.path == BIG).unwrap();
-    fs::write(
-        env.repo().path(entry.block_signature.as_deref().unwrap()),
-        noise(7, 999),
-    )
-    .unwrap();
+    fs::write(env.repo().own_signature(BIG), noise(7, 999)).unwrap();
     env.repo().tamper(BIG);
 
     let out = env.sync();

@@ -31,8 +31,8 @@ fn publish_lists_every_file_and_versions_go_up() {
         })
         .collect();
     expected.sort();
-    let mut listed: Vec<(String, u64, i64, String)> = first
-        .files
+    let mut listed: Vec<(String, u64, i64, String)> = repo
+        .files()
         .iter()
         .map(|f| (f.path.clone(), f.size, f.mtime, f.sha256.clone()))
         .collect();

@@ -65,7 +65,7 @@ fn uploads_the_log_and_appends_a_line_per_run(via: Via, name: &str) {
     assert!(line.split(' ').next().unwrap().ends_with('Z'), "{line}");
     assert_eq!(field(line, "exit"), "0");
     assert_eq!(field(line, "version"), version.to_string());
-    let files = env.repo().manifest().files.len();
+    let files = env.repo().files().len();
     assert_eq!(field(line, "fetched"), files.to_string());
     assert_eq!(field(line, "deleted"), "0");
     let bytes: u64 = field(line, "bytes").parse().unwrap();

@@ -142,10 +142,20 @@ fn unchanged_manifest_is_not_downloaded_again() {
     // the server's copy is not needed.
     std::fs::remove_file(env.repo().meta().join("manifest.json")).unwrap();
     env.sync().assert_code(Code::Success);
+    // A changed manifest arrives as a patch against the cached one: the
+    // server's whole copy is not needed either.
     env.repo()
         .write("config.xml", "<config changed=\"1\" />")
         .publish();
     std::fs::remove_file(env.repo().meta().join("manifest.json")).unwrap();
+    env.sync().assert_code(Code::Success);
+    env.assert_store_mirrors_repo();
+    // Without the patch and the whole copy, there is no manifest.
+    env.repo()
+        .write("config.xml", "<config changed=\"2\" />")
+        .publish();
+    std::fs::remove_file(env.repo().meta().join("manifest.json")).unwrap();
+    std::fs::remove_dir_all(env.repo().meta().join("deltas")).unwrap();
     let out = env.sync();
     env.assert_failed(&out, Code::ManifestInvalid);
 }
@@ -162,12 +172,8 @@ fn content_changed_without_new_size_or_mtime_is_fetched() {
     // new content is hashed, as it is for files written just before a publish.
     std::fs::remove_file(env.repo().meta().join("cache.json")).unwrap();
     env.repo().publish();
-    let manifest = env.repo().manifest();
-    let entry = manifest
-        .files
-        .iter()
-        .find(|f| f.path == "config.xml")
-        .unwrap();
+    let files = env.repo().files();
+    let entry = files.iter().find(|f| f.path == "config.xml").unwrap();
     let published = std::fs::read(env.repo().path("config.xml")).unwrap();
     assert_eq!(
         entry.sha256,

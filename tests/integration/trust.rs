@@ -63,29 +63,28 @@ fn tampered_file_keeps_the_old_copy_and_applies_the_rest() {
 }
 
 #[test]
-fn tampered_manifest_is_refused() {
-    let env = TestEnv::sftp("tampered_manifest_is_refused");
+fn tampered_part_is_refused() {
+    let env = TestEnv::sftp("tampered_part_is_refused");
     let repo = env.repo();
     repo.write_sample().publish();
     env.sync().assert_code(Code::Success);
     let v1 = env.store_tree();
 
-    // The attacker replaces an installer and makes the manifest vouch for it.
+    // The attacker replaces an installer and makes its folder's part vouch
+    // for it; the signed manifest still names the genuine part.
     let planted = noise(40, 40_000);
     repo.write("packages/7zip/7z.msi", &planted).publish();
-    let manifest_path = repo.meta().join(MANIFEST_FILE);
-    let text = fs::read_to_string(&manifest_path).unwrap();
+    let part = repo.part_of(Some("7zip"));
+    let text = serde_json::to_string(&repo.part(&part)).unwrap();
     let genuine = sha256_hex(&planted);
-    assert!(
-        text.contains(&genuine),
-        "the manifest does not list the sha256 as hex"
-    );
+    assert!(text.contains(&genuine), "the part does not list the sha256 as hex");
     repo.tamper("packages/7zip/7z.msi");
     let tampered = sha256_hex(&fs::read(repo.path("packages/7zip/7z.msi")).unwrap());
-    fs::write(&manifest_path, text.replace(&genuine, &tampered)).unwrap();
+    repo.replace_part(&part, text.replace(&genuine, &tampered).as_bytes());
 
     let out = env.sync();
     env.assert_failed(&out, Code::ManifestInvalid);
+    assert!(out.stderr.contains("the part of 7zip does not match"), "{out}");
     assert_unchanged(&v1, &env.store_tree(), "the store");
 }
 

@@ -16,8 +16,8 @@ use rsa::signature::{SignatureEncoding, Signer};
 use sha2::{Digest, Sha256};
 use wpkgsync::exit::Code;
 use wpkgsync::manifest::format::{
-    FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, SIGNATURE_SUFFIX, TIMESTAMP_FILE,
-    Timestamp,
+    DELTAS_DIR, FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, Part, PartRef,
+    SIGNATURE_SUFFIX, SignatureAt, TIMESTAMP_FILE, Timestamp, group_into_parts, own_signature_path, part_path,
 };
 
 use super::run::{Output, wpkgsync};
@@ -183,6 +183,56 @@ impl Repo {
         serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parse {path:?}: {e}"))
     }
 
+    /// Every file the published parts list, sorted by path.
+    pub(crate) fn files(&self) -> Vec<FileEntry> {
+        let mut files: Vec<FileEntry> = self
+            .manifest()
+            .parts
+            .iter()
+            .flat_map(|part| self.part(part).files)
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        files
+    }
+
+    /// The block signature file of `rel`, which must have one of its own.
+    pub(crate) fn own_signature(&self, rel: &str) -> PathBuf {
+        let file = self.files().into_iter().find(|f| f.path == rel).expect("listed");
+        assert_eq!(file.signature, Some(SignatureAt::Own), "{rel}");
+        self.path(&own_signature_path(&file.sha256))
+    }
+
+    /// The published part of `folder` (`None`: the part of every other file).
+    pub(crate) fn part_of(&self, folder: Option<&str>) -> PartRef {
+        self.manifest()
+            .parts
+            .into_iter()
+            .find(|p| p.folder.as_deref() == folder)
+            .unwrap_or_else(|| panic!("no part of {folder:?}"))
+    }
+
+    /// The compressed file of a part on the server.
+    pub(crate) fn part_file(&self, part: &PartRef) -> PathBuf {
+        self.path(&part_path(&part.sha256))
+    }
+
+    /// A part as published.
+    pub(crate) fn part(&self, part: &PartRef) -> Part {
+        let path = self.part_file(part);
+        let data = fs::read(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+        let bytes = zstd::decode_all(&data[..]).unwrap_or_else(|e| panic!("unzstd {path:?}: {e}"));
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parse {path:?}: {e}"))
+    }
+
+    /// Replaces the compressed file of `part` with `bytes` compressed, and
+    /// removes every patch, so that a client must read the part whole: what
+    /// an attacker on the server could do.
+    pub(crate) fn replace_part(&self, part: &PartRef, bytes: &[u8]) {
+        let path = self.part_file(part);
+        fs::write(&path, zstd::encode_all(bytes, 3).unwrap()).expect("write part");
+        let _ = fs::remove_dir_all(self.meta().join(DELTAS_DIR));
+    }
+
     /// Copies the four signed records (the rest of the folder stays).
     pub(crate) fn save_records(&self) -> Records {
         Records(
@@ -242,14 +292,33 @@ impl Repo {
                 size: bytes.len() as u64,
                 mtime: 1_600_000_000,
                 sha256: sha256_hex(bytes),
-                block_signature: None,
+                signature: None,
             })
             .collect();
         entries.sort_by(|a, b| a.path.cmp(&b.path));
+        workspace::make_private_dir(&self.meta());
+        let mut parts = Vec::new();
+        for (folder, files) in group_into_parts(entries) {
+            let bytes = serde_json::to_vec(&Part {
+                format: FORMAT,
+                bundle: None,
+                files,
+            })
+            .expect("part json");
+            let part = PartRef {
+                folder,
+                sha256: sha256_hex(&bytes),
+                size: bytes.len() as u64,
+            };
+            let path = self.part_file(&part);
+            fs::create_dir_all(path.parent().unwrap()).expect("parts folder");
+            fs::write(&path, zstd::encode_all(&bytes[..], 3).unwrap()).expect("write part");
+            parts.push(part);
+        }
         let manifest = Manifest {
             format: FORMAT,
             version,
-            files: entries,
+            parts,
         };
         let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest json");
         let timestamp = Timestamp {
@@ -261,7 +330,6 @@ impl Repo {
             expires: now + 24 * 3600,
         };
         let timestamp_bytes = serde_json::to_vec_pretty(&timestamp).expect("timestamp json");
-        workspace::make_private_dir(&self.meta());
         for (name, bytes) in [
             (MANIFEST_FILE, manifest_bytes),
             (TIMESTAMP_FILE, timestamp_bytes),
