@@ -278,7 +278,8 @@ impl Run<'_> {
             }
         }
         let scope = Scope::new(folders, &config.sync.exclude);
-        let mirrored_folder = |folder: Option<&str>| folder.is_some_and(|f| scope.mirrors_folder(f));
+        let mirrored_folder =
+            |folder: Option<&str>| folder.is_some_and(|f| scope.mirrors_folder(f));
         manifest::load::load_parts(source, &mut manifest, mirrored_folder, state_dir, !dry_run)
             .await?;
         surveyed.rehash(&manifest, log);

@@ -15,6 +15,8 @@ use zstd::stream::write::Encoder;
 /// Compression level of whole records: the hex digests that fill them gain
 /// little from more effort.
 const LEVEL: i32 = 9;
+/// The decoder accepts windows of 8 MiB whatever the record's size.
+const MIN_WINDOW_LOG: u32 = 23;
 
 /// Why compressed bytes did not decode into a record.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +65,11 @@ fn encode(bytes: &[u8], prefix: &[u8]) -> io::Result<Vec<u8>> {
 
 fn decode(data: &[u8], prefix: &[u8], size: u64) -> Result<Vec<u8>, DecodeError> {
     let mut decoder = Decoder::with_ref_prefix(data, prefix).map_err(DecodeError::Invalid)?;
+    // Frames made without their size in the header declare the level's
+    // default window; up to 8 MiB costs little, beyond that only what the
+    // record needs.
     decoder
-        .window_log_max(window_log(prefix.len() as u64 + size))
+        .window_log_max(window_log(prefix.len() as u64 + size).max(MIN_WINDOW_LOG))
         .map_err(DecodeError::Invalid)?;
     let mut out = Vec::with_capacity(size.min(1 << 20) as usize);
     decoder
@@ -147,11 +152,11 @@ mod tests {
 
     #[test]
     fn a_frame_needing_a_larger_window_than_the_size_allows_is_refused() {
-        // A genuine frame for 4 MiB, claimed to be a 2 KiB record: the decoder
-        // refuses the window instead of allocating it.
+        // A frame declaring a 128 MiB window, claimed to be a 2 KiB record:
+        // the decoder refuses the window instead of allocating it.
         let big = vec![7u8; 4 << 20];
         let mut encoder = Encoder::new(Vec::new(), 3).unwrap();
-        encoder.window_log(23).unwrap();
+        encoder.window_log(27).unwrap();
         encoder.write_all(&big).unwrap();
         let frame = encoder.finish().unwrap();
         assert!(decompress(&frame, 2048).is_err());

@@ -67,7 +67,14 @@ pub(crate) async fn load<S: Source>(
         manifest = Some(verified);
     }
     let mut manifest = manifest.expect("verified above");
-    load_parts(source, &mut manifest, |folder| folder.is_none(), state_dir, keep).await?;
+    load_parts(
+        source,
+        &mut manifest,
+        |folder| folder.is_none(),
+        state_dir,
+        keep,
+    )
+    .await?;
     Ok(manifest)
 }
 
@@ -145,7 +152,12 @@ async fn patched<S: Source>(
     let path = delta_path(&hex::encode(sha256), &hex::encode(self::sha256(base)));
     let data = match source.read_limited(&path, compressed_limit(size)).await {
         Ok(data) => data,
-        Err(e) if matches!(e.kind(), TransportErrorKind::Unreachable | TransportErrorKind::Timeout) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                TransportErrorKind::Unreachable | TransportErrorKind::Timeout
+            ) =>
+        {
             return Err(Error::Transport(e));
         }
         Err(_) => return Ok(None),

@@ -382,7 +382,10 @@ impl VerifiedManifest {
             let mut files = Vec::with_capacity(record.files.len());
             for entry in record.files {
                 if part_folder(&entry.path) != folder.as_deref() {
-                    return Err(malformed(format!("{:?} belongs to another part", entry.path)));
+                    return Err(malformed(format!(
+                        "{:?} belongs to another part",
+                        entry.path
+                    )));
                 }
                 files.push(verified_file(entry, bundle.as_deref(), &malformed)?);
             }
@@ -400,7 +403,10 @@ impl VerifiedManifest {
     /// The files outside the package folders must not take a package
     /// folder's name (or `packages` itself), whether or not this client loads
     /// that folder's part.
-    fn check_no_file_is_a_package_folder(&self, files: &[VerifiedFile]) -> Result<(), ManifestError> {
+    fn check_no_file_is_a_package_folder(
+        &self,
+        files: &[VerifiedFile],
+    ) -> Result<(), ManifestError> {
         let packages = PACKAGES_DIR.to_lowercase();
         let folders: HashSet<String> = self
             .parts
@@ -435,7 +441,10 @@ fn verified_file(
         }),
         Some(SignatureAt::Bundle(offset)) => {
             let bundle = bundle.ok_or_else(|| {
-                malformed(format!("{:?} points into a bundle the part does not name", entry.path))
+                malformed(format!(
+                    "{:?} points into a bundle the part does not name",
+                    entry.path
+                ))
             })?;
             Some(SignatureLocation {
                 path: RelPath::new(&bundle_path(bundle))?,
@@ -585,8 +594,11 @@ pub(crate) fn verify_manifest(
     let mut folders = HashSet::new();
     for (index, part) in record.parts.into_iter().enumerate() {
         let label = part.folder.as_deref().unwrap_or("the top level").to_owned();
-        let sha256 = parse_sha256(&part.sha256)
-            .ok_or_else(|| malformed(format!("sha256 of the part of {label} is not 64 hex digits")))?;
+        let sha256 = parse_sha256(&part.sha256).ok_or_else(|| {
+            malformed(format!(
+                "sha256 of the part of {label} is not 64 hex digits"
+            ))
+        })?;
         if part.size > PART_MAX_BYTES {
             return Err(malformed(format!(
                 "the part of {label} is larger than {PART_MAX_BYTES} bytes"

@@ -22,9 +22,8 @@ use super::staged::Staged;
 use crate::delta::signature::BUNDLED_BELOW;
 use crate::manifest::compress;
 use crate::manifest::format::{
-    DELTAS_DIR, FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, PARTS_DIR, Part, PartRef, SIGS_DIR,
-    SignatureAt, bundle_path, delta_path, group_into_parts, part_path,
-    signature_of,
+    DELTAS_DIR, FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, PARTS_DIR, Part, PartRef,
+    SIGS_DIR, SignatureAt, bundle_path, delta_path, group_into_parts, part_path, signature_of,
 };
 
 /// The manifest of the previous publish, as far as this one can use it: its
@@ -174,7 +173,8 @@ fn bundle_signatures(
         .filter(|f| f.signature == Some(SignatureAt::Own) && f.size < BUNDLED_BELOW)
     {
         let own = meta_dir.join(SIGS_DIR).join(signature_of(&file.sha256));
-        let signature = fs::read(&own).map_err(|source| PublishError::Read { path: own, source })?;
+        let signature =
+            fs::read(&own).map_err(|source| PublishError::Read { path: own, source })?;
         file.signature = Some(SignatureAt::Bundle(bundle.len() as u64));
         bundle.extend_from_slice(&signature);
     }

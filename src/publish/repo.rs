@@ -19,9 +19,9 @@ use sha2::{Digest, Sha256};
 
 use super::block_signatures;
 use super::error::PublishError;
-use super::parts::{self, Previous};
 use super::hash_cache::{CACHE_FILE, CachedHash, HashCache, hash_candidate, read_cache, reusable};
 use super::imp;
+use super::parts::{self, Previous};
 use super::staged::Staged;
 use super::version;
 use super::walk::{self, Candidate};
@@ -411,7 +411,8 @@ mod tests {
 
         /// Every file the parts list, sorted by path.
         fn files(&self) -> Vec<FileEntry> {
-            let mut files: Vec<FileEntry> = self.parts().into_iter().flat_map(|p| p.files).collect();
+            let mut files: Vec<FileEntry> =
+                self.parts().into_iter().flat_map(|p| p.files).collect();
             files.sort_by(|a, b| a.path.cmp(&b.path));
             files
         }

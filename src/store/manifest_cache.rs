@@ -32,7 +32,11 @@ pub(crate) fn part(dir: &StateDir, folder: Option<&str>) -> Option<Vec<u8>> {
 }
 
 /// Keeps the verified part of `folder`.
-pub(crate) fn save_part(dir: &StateDir, folder: Option<&str>, bytes: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn save_part(
+    dir: &StateDir,
+    folder: Option<&str>,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
     let parts = dir.parts();
     std::fs::create_dir_all(&parts).map_err(|e| StoreError::io("create folder", &parts, e))?;
     write_atomically(&parts, &part_name(folder), bytes)
@@ -80,7 +84,10 @@ mod tests {
         save_part(&state, Some("../x"), b"odd name").unwrap();
         assert_eq!(part(&state, None).as_deref(), Some(&b"rest"[..]));
         assert_eq!(part(&state, Some("7zip")).as_deref(), Some(&b"7zip"[..]));
-        assert_eq!(part(&state, Some("../x")).as_deref(), Some(&b"odd name"[..]));
+        assert_eq!(
+            part(&state, Some("../x")).as_deref(),
+            Some(&b"odd name"[..])
+        );
         assert!(!dir.path().join("x").exists());
 
         prune_parts(&state, [None, Some("7zip")].into_iter());

@@ -138,26 +138,26 @@ fn unchanged_manifest_is_not_downloaded_again() {
     let env = TestEnv::sftp("unchanged_manifest_is_not_downloaded_again");
     env.repo().write_sample().publish();
     env.sync().assert_code(Code::Success);
-    // The timestamp still names the manifest the client verified last time, so
-    // the server's copy is not needed.
-    std::fs::remove_file(env.repo().meta().join("manifest.json")).unwrap();
-    env.sync().assert_code(Code::Success);
-    // A changed manifest arrives as a patch against the cached one: the
-    // server's whole copy is not needed either.
+    // A changed manifest arrives as a patch against the one the client
+    // verified last time: the server's whole copy is not needed.
     env.repo()
         .write("config.xml", "<config changed=\"1\" />")
         .publish();
     std::fs::remove_file(env.repo().meta().join("manifest.json")).unwrap();
     env.sync().assert_code(Code::Success);
     env.assert_store_mirrors_repo();
-    // Without the patch and the whole copy, there is no manifest.
+    // The timestamp still names the manifest the client verified last time:
+    // nothing is needed.
+    env.sync().assert_code(Code::Success);
+    // Published without the previous manifest there is no patch, and without
+    // the whole copy no manifest.
     env.repo()
         .write("config.xml", "<config changed=\"2\" />")
         .publish();
     std::fs::remove_file(env.repo().meta().join("manifest.json")).unwrap();
-    std::fs::remove_dir_all(env.repo().meta().join("deltas")).unwrap();
     let out = env.sync();
     env.assert_failed(&out, Code::ManifestInvalid);
+    assert!(out.stderr.contains("manifest.json is missing"), "{out}");
 }
 
 #[test]

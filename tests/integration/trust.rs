@@ -77,14 +77,20 @@ fn tampered_part_is_refused() {
     let part = repo.part_of(Some("7zip"));
     let text = serde_json::to_string(&repo.part(&part)).unwrap();
     let genuine = sha256_hex(&planted);
-    assert!(text.contains(&genuine), "the part does not list the sha256 as hex");
+    assert!(
+        text.contains(&genuine),
+        "the part does not list the sha256 as hex"
+    );
     repo.tamper("packages/7zip/7z.msi");
     let tampered = sha256_hex(&fs::read(repo.path("packages/7zip/7z.msi")).unwrap());
     repo.replace_part(&part, text.replace(&genuine, &tampered).as_bytes());
 
     let out = env.sync();
     env.assert_failed(&out, Code::ManifestInvalid);
-    assert!(out.stderr.contains("the part of 7zip does not match"), "{out}");
+    assert!(
+        out.stderr.contains("the part of 7zip does not match"),
+        "{out}"
+    );
     assert_unchanged(&v1, &env.store_tree(), "the store");
 }
 

@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 use wpkgsync::exit::Code;
 use wpkgsync::manifest::format::{
     DELTAS_DIR, FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, Part, PartRef,
-    SIGNATURE_SUFFIX, SignatureAt, TIMESTAMP_FILE, Timestamp, group_into_parts, own_signature_path, part_path,
+    SIGNATURE_SUFFIX, SignatureAt, TIMESTAMP_FILE, Timestamp, group_into_parts, own_signature_path,
+    part_path,
 };
 
 use super::run::{Output, wpkgsync};
@@ -197,7 +198,11 @@ impl Repo {
 
     /// The block signature file of `rel`, which must have one of its own.
     pub(crate) fn own_signature(&self, rel: &str) -> PathBuf {
-        let file = self.files().into_iter().find(|f| f.path == rel).expect("listed");
+        let file = self
+            .files()
+            .into_iter()
+            .find(|f| f.path == rel)
+            .expect("listed");
         assert_eq!(file.signature, Some(SignatureAt::Own), "{rel}");
         self.path(&own_signature_path(&file.sha256))
     }
