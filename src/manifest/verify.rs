@@ -691,6 +691,7 @@ mod tests {
     use rsa::RsaPrivateKey;
     use rsa::pkcs8::EncodePublicKey;
     use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+    use sha2::Digest as _;
     use std::sync::OnceLock;
 
     const NOW: u64 = 1_800_000_000;
@@ -987,6 +988,150 @@ mod tests {
             .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
             .unwrap();
         assert!(PinnedKey::from_pem(&pem).is_ok());
+    }
+
+    /// The manifest of `parts` (folder, files) as given, each part encoded
+    /// as is, with the parts' bytes in the same order.
+    fn hand_made(parts: Vec<(Option<&str>, Vec<FileEntry>)>) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut refs = Vec::new();
+        let mut encoded = Vec::new();
+        for (folder, files) in parts {
+            let bytes = serde_json::to_vec(&Part {
+                format: FORMAT,
+                bundle: None,
+                files,
+            })
+            .unwrap();
+            refs.push(PartRef {
+                folder: folder.map(str::to_owned),
+                sha256: hex::encode(Sha256::digest(&bytes)),
+                size: bytes.len() as u64,
+            });
+            encoded.push(bytes);
+        }
+        let manifest = serde_json::to_vec(&Manifest {
+            format: FORMAT,
+            version: 1,
+            parts: refs,
+        })
+        .unwrap();
+        (manifest, encoded)
+    }
+
+    #[test]
+    fn parts_are_added_only_as_the_manifest_names_them() {
+        let (manifest, parts) = encode(
+            1,
+            entries(&[
+                "config.xml",
+                "packages/a.xml",
+                "packages/a/x.msi",
+                "packages/b/y.msi",
+            ]),
+        );
+        let mut verified = top(1, &manifest).unwrap();
+        let folders: Vec<_> = verified.parts().iter().map(|p| p.folder()).collect();
+        assert_eq!(folders, [None, Some("a"), Some("b")]);
+        assert!(verified.files().is_empty());
+
+        // A part's bytes must be the ones named: another part's are refused.
+        let err = verified.add_parts(vec![(1, parts[2].clone())]).unwrap_err();
+        assert!(
+            matches!(&err, ManifestError::PartMismatch(f) if f == "a"),
+            "{err}"
+        );
+        let mut tampered = parts[1].clone();
+        tampered[20] ^= 1;
+        assert!(matches!(
+            verified.add_parts(vec![(1, tampered)]),
+            Err(ManifestError::PartMismatch(_))
+        ));
+
+        verified
+            .add_parts(vec![(0, parts[0].clone()), (2, parts[2].clone())])
+            .unwrap();
+        let paths: Vec<_> = verified.files().iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["config.xml", "packages/a.xml", "packages/b/y.msi"]);
+        assert!(!verified.parts()[1].is_loaded() && verified.parts()[2].is_loaded());
+    }
+
+    #[test]
+    fn a_part_may_list_only_its_own_folder() {
+        let file = |p: &str| entries(&[p]).remove(0);
+        for (parts, why) in [
+            (
+                vec![(None, vec![file("packages/a/x")]), (Some("a"), vec![])],
+                "belongs to another part",
+            ),
+            (
+                vec![(None, vec![]), (Some("a"), vec![file("packages/b/x")])],
+                "belongs to another part",
+            ),
+            (
+                vec![(None, vec![]), (Some("a"), vec![file("packages/a")])],
+                "belongs to another part",
+            ),
+            // A file of the top-level part named like a package folder whose
+            // part this client may never load.
+            (
+                vec![(None, vec![file("Packages/A")]), (Some("a"), vec![])],
+                "both a file and a folder",
+            ),
+            (
+                vec![(None, vec![file("packages")]), (Some("a"), vec![])],
+                "both a file and a folder",
+            ),
+        ] {
+            let (manifest, encoded) = hand_made(parts);
+            let mut verified = top(1, &manifest).unwrap();
+            let err = verified
+                .add_parts(encoded.into_iter().enumerate().collect())
+                .unwrap_err();
+            assert!(err.to_string().contains(why), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_list_of_parts_is_checked() {
+        for (parts, why) in [
+            (vec![], "no part without a folder"),
+            (vec![(Some("a"), vec![])], "no part without a folder"),
+            (
+                vec![(None, vec![]), (None, vec![])],
+                "more than one part without a folder",
+            ),
+            (
+                vec![(None, vec![]), (Some("a"), vec![]), (Some("A"), vec![])],
+                "named twice",
+            ),
+            (
+                vec![(None, vec![]), (Some("a/b"), vec![])],
+                "not one folder name",
+            ),
+        ] {
+            let (manifest, _) = hand_made(parts);
+            let err = top(1, &manifest).unwrap_err();
+            assert!(err.to_string().contains(why), "{why}: {err}");
+        }
+        let (manifest, _) = hand_made(vec![(None, vec![]), (Some(".."), vec![])]);
+        assert!(matches!(
+            top(1, &manifest),
+            Err(ManifestError::HostilePath(_))
+        ));
+    }
+
+    #[test]
+    fn an_unknown_format_is_named() {
+        let mut record: Manifest = serde_json::from_slice(&manifest_bytes(1, &["a"])).unwrap();
+        record.format = 1;
+        let manifest = serde_json::to_vec(&record).unwrap();
+        let err = top(1, &manifest).unwrap_err();
+        assert_eq!(err.kind(), ManifestErrorKind::Invalid);
+        assert!(
+            err.to_string()
+                .contains("format 1 is not supported (expected 2)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod delta;
 mod dry_run;
 mod gossip;
 mod lockdown;
+mod parts;
 mod publish;
 mod report;
 mod schedule;
