@@ -161,3 +161,34 @@ fn killed_run_leaves_the_old_file_and_the_next_run_resumes() {
         "the resumed run fetched {fetched} of {SIZE} bytes"
     );
 }
+
+#[test]
+fn small_files_cost_their_changed_blocks_through_the_bundle() {
+    let env = TestEnv::sftp("small_files_cost_their_changed_blocks_through_the_bundle");
+    let files: Vec<(String, Vec<u8>)> = (0..8)
+        .map(|i| (format!("packages/small/f{i}.bin"), noise(80 + i, 24 * 1024)))
+        .collect();
+    for (path, content) in &files {
+        env.repo().write(path, content);
+    }
+    env.repo().write("config.xml", "<config />\r\n").publish();
+    env.sync().assert_code(Code::Success);
+    let part = env.repo().part(&env.repo().part_of(Some("small")));
+    assert!(part.bundle.is_some(), "no signature bundle for the small files");
+
+    // 1 KiB overwritten in each: about two 1 KiB blocks and a signature each.
+    for (path, content) in &files {
+        let mut changed = content.clone();
+        changed[5000..6024].copy_from_slice(&noise(90, 1024));
+        env.repo().write(path, &changed);
+    }
+    env.repo().publish();
+    env.sync().assert_code(Code::Success);
+    env.assert_store_mirrors_repo();
+    let fetched = fetched_bytes(&env);
+    let whole = 8 * 24 * 1024;
+    assert!(
+        fetched < whole / 4,
+        "fetched {fetched} bytes for 8 files of 24 KiB with 1 KiB changed each"
+    );
+}
