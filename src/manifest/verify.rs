@@ -691,7 +691,6 @@ mod tests {
     use rsa::RsaPrivateKey;
     use rsa::pkcs8::EncodePublicKey;
     use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
-    use sha2::Digest as _;
     use std::sync::OnceLock;
 
     const NOW: u64 = 1_800_000_000;

@@ -145,13 +145,17 @@ struct Listing {
 }
 
 /// Hashes every candidate, reusing the previous cache where it still holds,
-/// and makes sure each large content has its block signature.
+/// and makes sure each content of [`delta::signature::MIN_SIGNED`] bytes or
+/// more has its block signature. Files are read on every core.
 fn list_files(
     meta_dir: &Path,
     candidates: Vec<Candidate>,
     warnings: &mut Vec<String>,
 ) -> Result<Listing, PublishError> {
     let previous = read_cache(meta_dir, warnings);
+    let listed = in_parallel(&candidates, |candidate| {
+        list_one(meta_dir, &previous, candidate)
+    })?;
     let mut listing = Listing {
         entries: Vec::with_capacity(candidates.len()),
         cache: HashCache::new(),
@@ -160,31 +164,90 @@ fn list_files(
         reused: 0,
         bytes: 0,
     };
-    for candidate in candidates {
-        let hash = match reusable(&previous, &candidate)? {
-            Some(hash) => {
-                listing.reused += 1;
-                hash
-            }
-            None => {
-                listing.hashed += 1;
-                hash_candidate(&candidate, warnings)?
-            }
-        };
+    for (candidate, one) in candidates.into_iter().zip(listed) {
+        let Listed {
+            hash,
+            reused,
+            signature,
+            warnings: more,
+        } = one;
+        warnings.extend(more);
+        if reused {
+            listing.reused += 1;
+        } else {
+            listing.hashed += 1;
+        }
         listing.bytes += hash.size;
-        let signature = block_signature(meta_dir, &candidate, &hash)?;
-        let at = signature.as_ref().map(|_| SignatureAt::Own);
-        listing.referenced.extend(signature);
         listing.entries.push(FileEntry {
             path: candidate.path.to_string(),
             size: hash.size,
             mtime: hash.mtime,
             sha256: hash.sha256.clone(),
-            signature: at,
+            signature: signature.as_ref().map(|_| SignatureAt::Own),
         });
+        listing.referenced.extend(signature);
         listing.cache.insert(candidate.path.to_string(), hash);
     }
     Ok(listing)
+}
+
+/// What listing one candidate found.
+struct Listed {
+    hash: CachedHash,
+    /// The hash came from the previous cache.
+    reused: bool,
+    /// Its block signature's repository-relative path.
+    signature: Option<String>,
+    warnings: Vec<String>,
+}
+
+fn list_one(
+    meta_dir: &Path,
+    previous: &HashCache,
+    candidate: &Candidate,
+) -> Result<Listed, PublishError> {
+    let mut warnings = Vec::new();
+    let (hash, reused) = match reusable(previous, candidate)? {
+        Some(hash) => (hash, true),
+        None => (hash_candidate(candidate, &mut warnings)?, false),
+    };
+    let signature = block_signature(meta_dir, candidate, &hash)?;
+    Ok(Listed {
+        hash,
+        reused,
+        signature,
+        warnings,
+    })
+}
+
+/// `work` applied to every item on one thread per core, the results in the
+/// items' order; the first error (in that order) wins.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&T) -> Result<R, PublishError> + Sync,
+) -> Result<Vec<R>, PublishError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<R, PublishError>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break done };
+                        done.push((i, work(item)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a publish worker panicked"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The block signature of a content large enough for deltas to pay, written

@@ -174,7 +174,10 @@ fn small_files_cost_their_changed_blocks_through_the_bundle() {
     env.repo().write("config.xml", "<config />\r\n").publish();
     env.sync().assert_code(Code::Success);
     let part = env.repo().part(&env.repo().part_of(Some("small")));
-    assert!(part.bundle.is_some(), "no signature bundle for the small files");
+    assert!(
+        part.bundle.is_some(),
+        "no signature bundle for the small files"
+    );
 
     // 1 KiB overwritten in each: about two 1 KiB blocks and a signature each.
     for (path, content) in &files {
