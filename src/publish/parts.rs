@@ -48,9 +48,15 @@ impl Previous {
         Previous { manifest, parts }
     }
 
-    /// The previous part of `folder`'s exact bytes, when it is still there.
-    fn part(&self, meta_dir: &Path, folder: &Option<String>) -> Option<(String, Vec<u8>)> {
-        let part = self.parts.get(folder)?;
+    /// The previous part of `folder` (its sha256 and exact bytes) when it
+    /// differs from `sha256` and is still there.
+    fn changed_part(
+        &self,
+        meta_dir: &Path,
+        folder: &Option<String>,
+        sha256: &str,
+    ) -> Option<(String, Vec<u8>)> {
+        let part = self.parts.get(folder).filter(|p| p.sha256 != sha256)?;
         let data = fs::read(repo_path(meta_dir, &part_path(&part.sha256))).ok()?;
         let bytes = compress::decompress(&data, part.size).ok()?;
         (hex::encode(Sha256::digest(&bytes)) == part.sha256).then(|| (part.sha256.clone(), bytes))
@@ -101,8 +107,7 @@ pub(super) fn write(
             write_record(meta_dir, &path, &compressed(meta_dir, &path, &bytes)?)?;
         }
         written.keep.insert(path);
-        if let Some((old, base)) = previous.part(meta_dir, &folder)
-            && old != sha256
+        if let Some((old, base)) = previous.changed_part(meta_dir, &folder, &sha256)
             && let Some(patch) = write_patch(meta_dir, &old, &base, &sha256, &bytes)?
         {
             written.keep.insert(patch);

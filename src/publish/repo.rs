@@ -392,7 +392,7 @@ fn to_json<T: Serialize>(value: &T, path: &Path) -> Result<Vec<u8>, PublishError
 mod tests {
     use super::*;
     use crate::clock::unix_time;
-    use crate::manifest::format::{own_signature_path, part_path};
+    use crate::manifest::format::{bundle_path, delta_path, own_signature_path, part_path};
     use crate::manifest::sign::test_key_pair;
     use rsa::RsaPublicKey;
     use rsa::pkcs1v15::{Signature, VerifyingKey};
@@ -737,6 +737,90 @@ mod tests {
         fs::remove_file(fixture.repo.join("packages/b/copy.msi")).unwrap();
         fixture.publish(30);
         assert!(!sig.exists(), "unused signature kept");
+    }
+
+    #[test]
+    fn parts_change_only_with_their_folder_and_come_with_a_patch() {
+        let fx = Fixture::new();
+        fx.write("config.xml", b"<config/>");
+        fx.write("packages/a/x.bin", b"a one");
+        fx.write("packages/b/y.bin", b"b one");
+        fx.publish(1);
+        let first = fx.manifest().parts;
+        let first_manifest = fx.meta(MANIFEST_FILE);
+
+        fx.write("packages/b/y.bin", b"b two");
+        fx.publish(1);
+        let second = fx.manifest().parts;
+        assert_eq!(first[0], second[0], "the top level did not change");
+        assert_eq!(first[1], second[1], "packages/a did not change");
+        assert_ne!(first[2].sha256, second[2].sha256);
+        // The patch from b's previous part makes exactly the new one.
+        let patch = fs::read(
+            fx.repo
+                .join(delta_path(&second[2].sha256, &first[2].sha256)),
+        )
+        .unwrap();
+        let old = fs::read(fx.repo.join(part_path(&first[2].sha256))).unwrap();
+        let old = crate::manifest::compress::decompress(&old, first[2].size).unwrap();
+        let new = crate::manifest::compress::apply_patch(&old, &patch, second[2].size).unwrap();
+        assert_eq!(sha256_hex(&new), second[2].sha256);
+        // And the manifest's patch makes the new manifest.
+        let manifest = fx.meta(MANIFEST_FILE);
+        let patch = fs::read(fx.repo.join(delta_path(
+            &sha256_hex(&manifest),
+            &sha256_hex(&first_manifest),
+        )))
+        .unwrap();
+        let made =
+            crate::manifest::compress::apply_patch(&first_manifest, &patch, manifest.len() as u64)
+                .unwrap();
+        assert_eq!(made, manifest);
+
+        // The previous version's part stays for one more publish, then goes
+        // with its patch.
+        assert!(fx.repo.join(part_path(&first[2].sha256)).is_file());
+        fx.write("packages/b/y.bin", b"b three");
+        fx.publish(1);
+        assert!(!fx.repo.join(part_path(&first[2].sha256)).exists());
+        assert!(fx.repo.join(part_path(&second[2].sha256)).is_file());
+        assert!(
+            !fx.repo
+                .join(delta_path(&second[2].sha256, &first[2].sha256))
+                .exists()
+        );
+    }
+
+    #[test]
+    fn small_files_have_their_signatures_in_the_parts_bundle() {
+        let fx = Fixture::new();
+        let small: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        let smaller: Vec<u8> = (0..5_000u32).map(|i| (i % 241) as u8).collect();
+        fx.write("packages/a/small.bin", &small);
+        fx.write("packages/a/smaller.bin", &smaller);
+        fx.write("packages/a/tiny.txt", b"below 4 KiB: no signature");
+        fx.publish(1);
+        let part = fx.parts().remove(1);
+        let bundle = fs::read(
+            fx.repo
+                .join(bundle_path(part.bundle.as_deref().expect("bundle"))),
+        )
+        .unwrap();
+        for (file, content) in part.files.iter().zip([&small, &smaller]) {
+            let Some(SignatureAt::Bundle(offset)) = file.signature else {
+                panic!("{} has no bundled signature", file.path);
+            };
+            let expected =
+                crate::delta::signature::calculate(&content[..], content.len() as u64).unwrap();
+            let at = offset as usize;
+            assert_eq!(
+                &bundle[at..at + expected.len()],
+                &expected[..],
+                "{}",
+                file.path
+            );
+        }
+        assert_eq!(part.files[2].signature, None);
     }
 
     #[test]
