@@ -13,7 +13,8 @@ use super::format::{
     TIMESTAMP_MAX_BYTES, compressed_limit, delta_path, part_path, signature_of,
 };
 use super::verify::{
-    Accepted, ManifestError, PinnedKey, VerifiedManifest, verify_manifest, verify_timestamp,
+    Accepted, ManifestError, PinnedKey, VerifiedManifest, VerifiedTimestamp, verify_manifest,
+    verify_timestamp,
 };
 use crate::clock::now_unix;
 use crate::error::Error;
@@ -45,28 +46,22 @@ pub(crate) async fn load<S: Source>(
         SignedRecord { record, signature }.keep(state_dir)?;
     }
     let cached = manifest_cache::load(state_dir);
-    let mut manifest = match &cached {
-        Some((bytes, signature)) if sha256(bytes) == *timestamp.manifest_sha256() => {
-            verify_manifest(key, &timestamp, bytes, signature).ok()
+    let unchanged = cached
+        .as_ref()
+        .filter(|(bytes, _)| sha256(bytes) == *timestamp.manifest_sha256())
+        .and_then(|(bytes, signature)| verify_manifest(key, &timestamp, bytes, signature).ok());
+    let mut manifest = match unchanged {
+        Some(manifest) => manifest,
+        None => {
+            let base = cached.as_ref().map(|(bytes, _)| bytes.as_slice());
+            let (bytes, signature) = download_manifest(source, &timestamp, base).await?;
+            let verified = verify_manifest(key, &timestamp, &bytes, &signature)?;
+            if keep {
+                manifest_cache::save(state_dir, &bytes, &signature)?;
+            }
+            verified
         }
-        _ => None,
     };
-    if manifest.is_none() {
-        let size = timestamp.manifest_size().min(MANIFEST_MAX_BYTES);
-        let base = cached.as_ref().map(|(bytes, _)| bytes.as_slice());
-        let bytes = match patched(source, timestamp.manifest_sha256(), size, base).await? {
-            Some(bytes) => bytes,
-            None => read_record(source, MANIFEST_FILE, size).await?,
-        };
-        let signature =
-            read_record(source, &signature_of(MANIFEST_FILE), SIGNATURE_MAX_BYTES).await?;
-        let verified = verify_manifest(key, &timestamp, &bytes, &signature)?;
-        if keep {
-            manifest_cache::save(state_dir, &bytes, &signature)?;
-        }
-        manifest = Some(verified);
-    }
-    let mut manifest = manifest.expect("verified above");
     load_parts(
         source,
         &mut manifest,
@@ -76,6 +71,22 @@ pub(crate) async fn load<S: Source>(
     )
     .await?;
     Ok(manifest)
+}
+
+/// The manifest the timestamp names and its signature, from a patch against
+/// `base` (the cached manifest) when the server has one, else whole.
+async fn download_manifest<S: Source>(
+    source: &S,
+    timestamp: &VerifiedTimestamp,
+    base: Option<&[u8]>,
+) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    let size = timestamp.manifest_size().min(MANIFEST_MAX_BYTES);
+    let bytes = match patched(source, timestamp.manifest_sha256(), size, base).await? {
+        Some(bytes) => bytes,
+        None => read_record(source, MANIFEST_FILE, size).await?,
+    };
+    let signature = read_record(source, &signature_of(MANIFEST_FILE), SIGNATURE_MAX_BYTES).await?;
+    Ok((bytes, signature))
 }
 
 /// Adds to `manifest` the parts of the package folders `wanted` accepts
@@ -116,20 +127,14 @@ pub(crate) async fn load_parts<S: Source>(
         .buffered(PARTS_IN_FLIGHT)
         .try_collect()
         .await?;
-    let fetched: Vec<(Option<String>, Vec<u8>)> = loaded
-        .iter()
-        .filter(|(_, _, fetched)| *fetched && keep)
-        .map(|(index, bytes, _)| (parts[*index].folder().map(str::to_owned), bytes.clone()))
-        .collect();
-    manifest.add_parts(
-        loaded
-            .into_iter()
-            .map(|(index, bytes, _)| (index, bytes))
-            .collect(),
-    )?;
+    let (loaded, fetched): (Vec<(usize, Vec<u8>)>, Vec<bool>) = loaded
+        .into_iter()
+        .map(|(index, bytes, fetched)| ((index, bytes), fetched))
+        .unzip();
+    manifest.add_parts(&loaded)?;
     if keep {
-        for (folder, bytes) in &fetched {
-            manifest_cache::save_part(state_dir, folder.as_deref(), bytes)?;
+        for ((index, bytes), _) in loaded.iter().zip(fetched).filter(|(_, fetched)| *fetched) {
+            manifest_cache::save_part(state_dir, manifest.parts()[*index].folder(), bytes)?;
         }
         manifest_cache::prune_parts(state_dir, manifest.parts().iter().map(|p| p.folder()));
     }

@@ -354,16 +354,17 @@ impl VerifiedManifest {
     /// the manifest names, then every path in it, and adds its files. A part
     /// lists only the files of its folder; the one without a folder lists no
     /// file inside a package folder and none whose name is a package folder's.
-    pub(crate) fn add_parts(&mut self, parts: Vec<(usize, Vec<u8>)>) -> Result<(), ManifestError> {
+    pub(crate) fn add_parts(&mut self, parts: &[(usize, Vec<u8>)]) -> Result<(), ManifestError> {
         for (index, bytes) in parts {
+            let index = *index;
             let info = &self.parts[index];
             let name = info.folder.as_deref().unwrap_or("the top level").to_owned();
-            let digest: [u8; 32] = Sha256::digest(&bytes).into();
+            let digest: [u8; 32] = Sha256::digest(bytes).into();
             if bytes.len() as u64 != info.size || digest != info.sha256 {
                 return Err(ManifestError::PartMismatch(name));
             }
             let part_name = format!("the part of {name}");
-            let record: Part = parse(&part_name, &bytes)?;
+            let record: Part = parse(&part_name, bytes)?;
             check_format(&part_name, record.format)?;
             let malformed = |why: String| ManifestError::Malformed {
                 name: part_name.clone(),
@@ -480,7 +481,7 @@ impl VerifiedManifest {
         let mut verified = verify_manifest(&key, &timestamp, &manifest, &sign(&manifest))
             .expect("test manifest verifies");
         verified
-            .add_parts(parts.into_iter().enumerate().collect())
+            .add_parts(&parts.into_iter().enumerate().collect::<Vec<_>>())
             .expect("test parts verify");
         verified
     }
@@ -783,7 +784,7 @@ mod tests {
     fn chain(version: u64, paths: &[&str]) -> Result<VerifiedManifest, ManifestError> {
         let (manifest, parts) = encode(version, entries(paths));
         let mut verified = top(version, &manifest)?;
-        verified.add_parts(parts.into_iter().enumerate().collect())?;
+        verified.add_parts(&parts.into_iter().enumerate().collect::<Vec<_>>())?;
         Ok(verified)
     }
 
@@ -1034,7 +1035,7 @@ mod tests {
         assert!(verified.files().is_empty());
 
         // A part's bytes must be the ones named: another part's are refused.
-        let err = verified.add_parts(vec![(1, parts[2].clone())]).unwrap_err();
+        let err = verified.add_parts(&[(1, parts[2].clone())]).unwrap_err();
         assert!(
             matches!(&err, ManifestError::PartMismatch(f) if f == "a"),
             "{err}"
@@ -1042,12 +1043,12 @@ mod tests {
         let mut tampered = parts[1].clone();
         tampered[20] ^= 1;
         assert!(matches!(
-            verified.add_parts(vec![(1, tampered)]),
+            verified.add_parts(&[(1, tampered)]),
             Err(ManifestError::PartMismatch(_))
         ));
 
         verified
-            .add_parts(vec![(0, parts[0].clone()), (2, parts[2].clone())])
+            .add_parts(&[(0, parts[0].clone()), (2, parts[2].clone())])
             .unwrap();
         let paths: Vec<_> = verified.files().iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["config.xml", "packages/a.xml", "packages/b/y.msi"]);
@@ -1084,7 +1085,7 @@ mod tests {
             let (manifest, encoded) = hand_made(parts);
             let mut verified = top(1, &manifest).unwrap();
             let err = verified
-                .add_parts(encoded.into_iter().enumerate().collect())
+                .add_parts(&encoded.into_iter().enumerate().collect::<Vec<_>>())
                 .unwrap_err();
             assert!(err.to_string().contains(why), "{err}");
         }
