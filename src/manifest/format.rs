@@ -190,18 +190,22 @@ pub enum SignatureAt {
     Bundle(u64),
 }
 
-/// `files` (sorted by path) split into parts: the part without a folder first,
-/// always there, then one per package folder in the order of folder names.
-pub fn group_into_parts(files: Vec<FileEntry>) -> Vec<(Option<String>, Vec<FileEntry>)> {
-    let mut folders: std::collections::BTreeMap<String, Vec<FileEntry>> = Default::default();
+/// `items` (sorted by the path `path_of` gives) split into parts: the part
+/// without a folder first, always there, then one per package folder in the
+/// order of folder names.
+pub fn group_into_parts<T>(
+    items: Vec<T>,
+    path_of: impl Fn(&T) -> &str,
+) -> Vec<(Option<String>, Vec<T>)> {
+    let mut folders: std::collections::BTreeMap<String, Vec<T>> = Default::default();
     let mut rest = Vec::new();
-    for file in files {
-        match part_folder(&file.path) {
-            Some(folder) => folders.entry(folder.to_owned()).or_default().push(file),
-            None => rest.push(file),
+    for item in items {
+        match part_folder(path_of(&item)) {
+            Some(folder) => folders.entry(folder.to_owned()).or_default().push(item),
+            None => rest.push(item),
         }
     }
     std::iter::once((None, rest))
-        .chain(folders.into_iter().map(|(f, files)| (Some(f), files)))
+        .chain(folders.into_iter().map(|(f, items)| (Some(f), items)))
         .collect()
 }

@@ -724,7 +724,7 @@ mod tests {
     pub(super) fn encode(version: u64, files: Vec<FileEntry>) -> (Vec<u8>, Vec<Vec<u8>>) {
         let mut refs = Vec::new();
         let mut parts = Vec::new();
-        for (folder, files) in group_into_parts(files) {
+        for (folder, files) in group_into_parts(files, |f| &f.path) {
             let bytes = serde_json::to_vec(&Part {
                 format: FORMAT,
                 bundle: None,

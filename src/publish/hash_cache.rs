@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::PublishError;
 use super::imp;
+use super::parts::CachedPart;
 use super::walk::Candidate;
 use crate::clock::{checked_now_unix, unix_time};
 
@@ -34,6 +35,10 @@ pub(super) struct HashCache {
     format: u32,
     /// Manifest path to what was known about the file when it was hashed.
     files: BTreeMap<String, CachedHash>,
+    /// Folder below `packages/` (empty: every other file) to the part its
+    /// listing made.
+    #[serde(default)]
+    pub(super) parts: BTreeMap<String, CachedPart>,
 }
 
 impl HashCache {
@@ -42,6 +47,7 @@ impl HashCache {
         HashCache {
             format: CACHE_FORMAT,
             files: BTreeMap::new(),
+            parts: BTreeMap::new(),
         }
     }
 

@@ -9,6 +9,7 @@ mod block_signatures;
 mod error;
 mod hash_cache;
 mod keygen;
+mod parallel;
 mod parts;
 mod repo;
 mod staged;

@@ -6,24 +6,30 @@
 //! files are gathered into one bundle (`sigs/<sha256>.sigs`), which a client
 //! reads with ranges instead of opening a file per signature.
 //!
-//! A part that did not change keeps its name, so it is neither rewritten nor
-//! fetched again. What the previous version named stays on the server for one
-//! more version, so a client that read the previous manifest just before this
-//! publish can still fetch its parts.
+//! A folder whose listing did not change keeps its part (the hash cache
+//! remembers which listing made which part), so the part is neither encoded,
+//! rewritten nor fetched again. A changed folder's small signatures come from
+//! its previous bundle where the content is the same, and are computed from
+//! the file otherwise. What the previous version named stays on the server
+//! for one more version, so a client that read the previous manifest just
+//! before this publish can still fetch its parts.
 
-use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::PublishError;
+use super::parallel::in_parallel;
 use super::staged::Staged;
-use crate::delta::signature::BUNDLED_BELOW;
+use crate::delta::signature::{self, BUNDLED_BELOW, MIN_SIGNED, signature_len};
 use crate::manifest::compress;
 use crate::manifest::format::{
     DELTAS_DIR, FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, PARTS_DIR, Part, PartRef,
-    SIGS_DIR, SignatureAt, bundle_path, delta_path, group_into_parts, part_path, signature_of,
+    SIGS_DIR, SignatureAt, bundle_path, delta_path, group_into_parts, part_path,
 };
 
 /// The manifest of the previous publish, as far as this one can use it: its
@@ -48,18 +54,53 @@ impl Previous {
         Previous { manifest, parts }
     }
 
-    /// The previous part of `folder` (its sha256 and exact bytes) when it
-    /// differs from `sha256` and is still there.
-    fn changed_part(
-        &self,
-        meta_dir: &Path,
-        folder: &Option<String>,
-        sha256: &str,
-    ) -> Option<(String, Vec<u8>)> {
-        let part = self.parts.get(folder).filter(|p| p.sha256 != sha256)?;
+    /// The previous part of `folder`, when it is still there.
+    fn part(&self, meta_dir: &Path, folder: &Option<String>) -> Option<OldPart> {
+        let part = self.parts.get(folder)?;
         let data = fs::read(repo_path(meta_dir, &part_path(&part.sha256))).ok()?;
         let bytes = compress::decompress(&data, part.size).ok()?;
-        (hex::encode(Sha256::digest(&bytes)) == part.sha256).then(|| (part.sha256.clone(), bytes))
+        if hex::encode(Sha256::digest(&bytes)) != part.sha256 {
+            return None;
+        }
+        let record: Part = serde_json::from_slice(&bytes).ok()?;
+        let bundle = record
+            .bundle
+            .as_deref()
+            .and_then(|sha| fs::read(repo_path(meta_dir, &bundle_path(sha))).ok())
+            .unwrap_or_default();
+        let signatures = record
+            .files
+            .into_iter()
+            .filter_map(|f| match f.signature {
+                Some(SignatureAt::Bundle(offset)) => Some((f.sha256, offset)),
+                _ => None,
+            })
+            .collect();
+        Some(OldPart {
+            sha256: part.sha256.clone(),
+            bytes,
+            bundle,
+            signatures,
+        })
+    }
+}
+
+/// A folder's part of the previous version: the base of its patch, and the
+/// signatures in its bundle by content.
+struct OldPart {
+    sha256: String,
+    bytes: Vec<u8>,
+    bundle: Vec<u8>,
+    /// Content sha256 to the offset of its signature in `bundle`.
+    signatures: HashMap<String, u64>,
+}
+
+impl OldPart {
+    /// The bundled signature of content `sha256`, `len` bytes, if it had one.
+    fn signature(&self, sha256: &str, len: u64) -> Option<&[u8]> {
+        let start = usize::try_from(*self.signatures.get(sha256)?).ok()?;
+        self.bundle
+            .get(start..start.checked_add(usize::try_from(len).ok()?)?)
     }
 }
 
@@ -72,12 +113,15 @@ pub(super) struct Written {
     pub(super) keep: HashSet<String>,
 }
 
-/// Splits `files` into parts and writes each part (and its patch and bundle)
-/// that is not on the server yet.
+/// Splits `files` (each with the file it was read from) into parts and writes
+/// each part (and its patch and bundle) that is not on the server yet. `cache`
+/// holds what the previous publish made of each folder's listing and is
+/// replaced by what this one made.
 pub(super) fn write(
     meta_dir: &Path,
-    files: Vec<FileEntry>,
+    files: Vec<(FileEntry, PathBuf)>,
     previous: &Previous,
+    cache: &mut BTreeMap<String, CachedPart>,
 ) -> Result<Written, PublishError> {
     let mut written = Written {
         refs: Vec::new(),
@@ -87,38 +131,107 @@ pub(super) fn write(
             .map(|p| part_path(&p.sha256))
             .collect(),
     };
-    for (folder, mut files) in group_into_parts(files) {
-        let bundle = bundle_signatures(meta_dir, &mut files)?;
-        if let Some(bundle) = &bundle {
-            written.keep.insert(bundle_path(bundle));
-        }
-        let part = Part {
-            format: FORMAT,
-            bundle,
-            files,
+    let before = std::mem::take(cache);
+    for (folder, files) in group_into_parts(files, |(entry, _)| &entry.path) {
+        let key = folder.clone().unwrap_or_default();
+        let listing = listing_digest(&files);
+        let made = match before.get(&key) {
+            Some(made) if made.listing == listing && made.is_written(meta_dir) => made.clone(),
+            _ => make_part(meta_dir, previous.part(meta_dir, &folder), files, listing)?,
         };
-        let bytes = serde_json::to_vec(&part).map_err(|source| PublishError::Encode {
-            path: meta_dir.join(PARTS_DIR),
-            source,
-        })?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        let path = part_path(&sha256);
-        if !is_written(meta_dir, &path) {
-            write_record(meta_dir, &path, &compressed(meta_dir, &path, &bytes)?)?;
-        }
-        written.keep.insert(path);
-        if let Some((old, base)) = previous.changed_part(meta_dir, &folder, &sha256)
-            && let Some(patch) = write_patch(meta_dir, &old, &base, &sha256, &bytes)?
-        {
-            written.keep.insert(patch);
-        }
+        written.keep.insert(part_path(&made.sha256));
+        written.keep.extend(made.bundle.as_deref().map(bundle_path));
+        written.keep.extend(made.patch.clone());
         written.refs.push(PartRef {
             folder,
-            sha256,
-            size: bytes.len() as u64,
+            sha256: made.sha256.clone(),
+            size: made.size,
         });
+        cache.insert(key, made);
     }
     Ok(written)
+}
+
+/// What a publish made of one folder's listing, kept in the hash cache.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CachedPart {
+    /// sha256 of the listing (paths, sizes, mtimes, contents).
+    listing: String,
+    /// The part's sha256 and size.
+    sha256: String,
+    size: u64,
+    /// Its bundle's sha256, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bundle: Option<String>,
+    /// The patch from the part before it, if one was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+}
+
+impl CachedPart {
+    /// Its part and bundle are still on the server.
+    fn is_written(&self, meta_dir: &Path) -> bool {
+        is_written(meta_dir, &part_path(&self.sha256))
+            && self
+                .bundle
+                .as_deref()
+                .is_none_or(|sha| is_written(meta_dir, &bundle_path(sha)))
+    }
+}
+
+/// Encodes the part of `files`, with a bundle of its small files' signatures,
+/// and writes what is missing on the server, with a patch from `old`.
+fn make_part(
+    meta_dir: &Path,
+    old: Option<OldPart>,
+    files: Vec<(FileEntry, PathBuf)>,
+    listing: String,
+) -> Result<CachedPart, PublishError> {
+    let (files, bundle) = bundle_signatures(meta_dir, files, old.as_ref())?;
+    let part = Part {
+        format: FORMAT,
+        bundle,
+        files,
+    };
+    let bytes = serde_json::to_vec(&part).map_err(|source| PublishError::Encode {
+        path: meta_dir.join(PARTS_DIR),
+        source,
+    })?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let path = part_path(&sha256);
+    if !is_written(meta_dir, &path) {
+        write_record(meta_dir, &path, &compressed(meta_dir, &path, &bytes)?)?;
+    }
+    let patch = match old {
+        Some(old) if old.sha256 != sha256 => {
+            write_patch(meta_dir, &old.sha256, &old.bytes, &sha256, &bytes)?
+        }
+        _ => None,
+    };
+    Ok(CachedPart {
+        listing,
+        sha256,
+        size: bytes.len() as u64,
+        bundle: part.bundle,
+        patch,
+    })
+}
+
+/// A digest of everything a part says about its files but the bundle.
+fn listing_digest(files: &[(FileEntry, PathBuf)]) -> String {
+    let mut hasher = Sha256::new();
+    for (file, _) in files {
+        let own = file.signature == Some(SignatureAt::Own);
+        hasher.update(
+            format!(
+                "{}\0{}\0{}\0{}\0{own}\n",
+                file.path, file.size, file.mtime, file.sha256
+            )
+            .as_bytes(),
+        );
+    }
+    hex::encode(hasher.finalize())
 }
 
 /// Writes the patch from the previous manifest to `manifest`, if there was
@@ -166,32 +279,53 @@ pub(super) fn prune(meta_dir: &Path, keep: &HashSet<String>, warnings: &mut Vec<
     }
 }
 
-/// Moves the signatures of `files` below [`BUNDLED_BELOW`] into one bundle
-/// and returns its sha256, or `None` when the part has no such file.
+/// Gives the files of [`MIN_SIGNED`] bytes up to [`BUNDLED_BELOW`] their
+/// block signature in one bundle, taken from `old`'s bundle for content it
+/// had and computed (on every core) otherwise; returns the files and the
+/// bundle's sha256, `None` when the part has no such file.
 fn bundle_signatures(
     meta_dir: &Path,
-    files: &mut [FileEntry],
-) -> Result<Option<String>, PublishError> {
+    files: Vec<(FileEntry, PathBuf)>,
+    old: Option<&OldPart>,
+) -> Result<(Vec<FileEntry>, Option<String>), PublishError> {
+    let bundled = |f: &FileEntry| (MIN_SIGNED..BUNDLED_BELOW).contains(&f.size);
+    let computed = in_parallel(&files, |(file, source)| {
+        if !bundled(file)
+            || old.is_some_and(|old| {
+                old.signature(&file.sha256, signature_len(file.size))
+                    .is_some()
+            })
+        {
+            return Ok(None);
+        }
+        let read_error = |e| PublishError::Read {
+            path: source.clone(),
+            source: e,
+        };
+        let reader = BufReader::new(File::open(source).map_err(read_error)?);
+        signature::calculate(reader, file.size)
+            .map(Some)
+            .map_err(read_error)
+    })?;
     let mut bundle = Vec::new();
-    for file in files
-        .iter_mut()
-        .filter(|f| f.signature == Some(SignatureAt::Own) && f.size < BUNDLED_BELOW)
-    {
-        let own = meta_dir.join(SIGS_DIR).join(signature_of(&file.sha256));
-        let signature =
-            fs::read(&own).map_err(|source| PublishError::Read { path: own, source })?;
-        file.signature = Some(SignatureAt::Bundle(bundle.len() as u64));
-        bundle.extend_from_slice(&signature);
+    let mut entries = Vec::with_capacity(files.len());
+    for ((mut file, _), computed) in files.into_iter().zip(computed) {
+        if bundled(&file) {
+            let reused = old.and_then(|old| old.signature(&file.sha256, signature_len(file.size)));
+            file.signature = Some(SignatureAt::Bundle(bundle.len() as u64));
+            bundle.extend_from_slice(computed.as_deref().or(reused).unwrap_or_default());
+        }
+        entries.push(file);
     }
     if bundle.is_empty() {
-        return Ok(None);
+        return Ok((entries, None));
     }
     let sha256 = hex::encode(Sha256::digest(&bundle));
     let path = bundle_path(&sha256);
     if !is_written(meta_dir, &path) {
         write_record(meta_dir, &path, &bundle)?;
     }
-    Ok(Some(sha256))
+    Ok((entries, Some(sha256)))
 }
 
 /// Writes the patch from the record `from` (sha256 `from_sha`) to `to` and

@@ -21,6 +21,7 @@ use super::block_signatures;
 use super::error::PublishError;
 use super::hash_cache::{CACHE_FILE, CachedHash, HashCache, hash_candidate, read_cache, reusable};
 use super::imp;
+use super::parallel::in_parallel;
 use super::parts::{self, Previous};
 use super::staged::Staged;
 use super::version;
@@ -73,14 +74,18 @@ pub(crate) fn publish(
 
     let candidates = walk::candidates(&root, &mut warnings)?;
     create_meta_dir(&meta_dir)?;
-    let listing = list_files(&meta_dir, candidates, &mut warnings)?;
+    let mut listing = list_files(&meta_dir, candidates, &mut warnings)?;
+    let files = listing.entries.len();
+    let previous = Previous::read(&meta_dir);
+    let mut parts = parts::write(
+        &meta_dir,
+        listing.entries,
+        &previous,
+        &mut listing.cache.parts,
+    )?;
     // Written before the signed records, so the hashing work survives a failure
     // further on.
     write_cache(&meta_dir, &listing.cache)?;
-
-    let files = listing.entries.len();
-    let previous = Previous::read(&meta_dir);
-    let mut parts = parts::write(&meta_dir, listing.entries, &previous)?;
     let records = Records::sign(&signer, &meta_dir, version, now, expires_days, parts.refs)?;
     if let Some(patch) = parts::write_manifest_patch(&meta_dir, &previous, &records.manifest)? {
         parts.keep.insert(patch);
@@ -130,9 +135,11 @@ fn create_meta_dir(meta_dir: &Path) -> Result<(), PublishError> {
 
 /// The files of the new manifest, and what it took to list them.
 struct Listing {
-    /// One entry per candidate, in candidate order (sorted by path).
-    entries: Vec<FileEntry>,
-    /// The hash cache for the next publish: exactly the files listed.
+    /// One entry per candidate, in candidate order (sorted by path), with the
+    /// file it was read from.
+    entries: Vec<(FileEntry, PathBuf)>,
+    /// The hash cache for the next publish: exactly the files listed, and the
+    /// parts of the previous publish (replaced as the parts are written).
     cache: HashCache,
     /// Block signatures the entries name, repository-relative.
     referenced: HashSet<String>,
@@ -145,20 +152,22 @@ struct Listing {
 }
 
 /// Hashes every candidate, reusing the previous cache where it still holds,
-/// and makes sure each content of [`delta::signature::MIN_SIGNED`] bytes or
-/// more has its block signature. Files are read on every core.
+/// and makes sure each content of [`delta::signature::BUNDLED_BELOW`] bytes
+/// or more has its block signature. Files are read on every core.
 fn list_files(
     meta_dir: &Path,
     candidates: Vec<Candidate>,
     warnings: &mut Vec<String>,
 ) -> Result<Listing, PublishError> {
-    let previous = read_cache(meta_dir, warnings);
+    let mut previous = read_cache(meta_dir, warnings);
     let listed = in_parallel(&candidates, |candidate| {
         list_one(meta_dir, &previous, candidate)
     })?;
+    let mut cache = HashCache::new();
+    cache.parts = std::mem::take(&mut previous.parts);
     let mut listing = Listing {
         entries: Vec::with_capacity(candidates.len()),
-        cache: HashCache::new(),
+        cache,
         referenced: HashSet::new(),
         hashed: 0,
         reused: 0,
@@ -178,15 +187,16 @@ fn list_files(
             listing.hashed += 1;
         }
         listing.bytes += hash.size;
-        listing.entries.push(FileEntry {
+        let entry = FileEntry {
             path: candidate.path.to_string(),
             size: hash.size,
             mtime: hash.mtime,
             sha256: hash.sha256.clone(),
             signature: signature.as_ref().map(|_| SignatureAt::Own),
-        });
+        };
         listing.referenced.extend(signature);
         listing.cache.insert(candidate.path.to_string(), hash);
+        listing.entries.push((entry, candidate.source));
     }
     Ok(listing)
 }
@@ -220,45 +230,15 @@ fn list_one(
     })
 }
 
-/// `work` applied to every item on one thread per core, the results in the
-/// items' order; the first error (in that order) wins.
-fn in_parallel<T: Sync, R: Send>(
-    items: &[T],
-    work: impl Fn(&T) -> Result<R, PublishError> + Sync,
-) -> Result<Vec<R>, PublishError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, Result<R, PublishError>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break done };
-                        done.push((i, work(item)));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("a publish worker panicked"))
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
-}
-
-/// The block signature of a content large enough for deltas to pay, written
-/// if it is not there yet; `None` for smaller files. The part bundles those of
-/// small files.
+/// The block signature of a content large enough for a file of its own,
+/// written if it is not there yet; `None` for smaller files, whose signatures
+/// their part bundles.
 fn block_signature(
     meta_dir: &Path,
     candidate: &Candidate,
     hash: &CachedHash,
 ) -> Result<Option<String>, PublishError> {
-    if hash.size < delta::signature::MIN_SIGNED {
+    if hash.size < delta::signature::BUNDLED_BELOW {
         return Ok(None);
     }
     block_signatures::ensure(meta_dir, &candidate.source, hash.size, &hash.sha256).map(Some)

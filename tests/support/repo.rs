@@ -303,7 +303,7 @@ impl Repo {
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         workspace::make_private_dir(&self.meta());
         let mut parts = Vec::new();
-        for (folder, files) in group_into_parts(entries) {
+        for (folder, files) in group_into_parts(entries, |f| &f.path) {
             let bytes = serde_json::to_vec(&Part {
                 format: FORMAT,
                 bundle: None,
