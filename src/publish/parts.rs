@@ -280,22 +280,30 @@ pub(super) fn prune(meta_dir: &Path, keep: &HashSet<String>, warnings: &mut Vec<
 }
 
 /// Gives the files of [`MIN_SIGNED`] bytes up to [`BUNDLED_BELOW`] their
-/// block signature in one bundle, taken from `old`'s bundle for content it
-/// had and computed (on every core) otherwise; returns the files and the
-/// bundle's sha256, `None` when the part has no such file.
+/// block signature in one bundle and returns the files and the bundle's
+/// sha256, `None` when the part has no such file. The bundle grows from
+/// `old`'s: content it had keeps its offset, so that the part's patch carries
+/// only the entries that changed, and new signatures (computed on every core)
+/// are appended. Once more than half of it serves no file it is written anew.
 fn bundle_signatures(
     meta_dir: &Path,
     files: Vec<(FileEntry, PathBuf)>,
     old: Option<&OldPart>,
 ) -> Result<(Vec<FileEntry>, Option<String>), PublishError> {
     let bundled = |f: &FileEntry| (MIN_SIGNED..BUNDLED_BELOW).contains(&f.size);
+    let live: u64 = files
+        .iter()
+        .filter(|(f, _)| bundled(f))
+        .map(|(f, _)| signature_len(f.size))
+        .sum();
+    let old = old.filter(|old| old.bundle.len() as u64 <= 2 * live);
+    let kept = |file: &FileEntry| {
+        let old = old?;
+        old.signature(&file.sha256, signature_len(file.size))?;
+        old.signatures.get(&file.sha256).copied()
+    };
     let computed = in_parallel(&files, |(file, source)| {
-        if !bundled(file)
-            || old.is_some_and(|old| {
-                old.signature(&file.sha256, signature_len(file.size))
-                    .is_some()
-            })
-        {
+        if !bundled(file) || kept(file).is_some() {
             return Ok(None);
         }
         let read_error = |e| PublishError::Read {
@@ -307,17 +315,23 @@ fn bundle_signatures(
             .map(Some)
             .map_err(read_error)
     })?;
-    let mut bundle = Vec::new();
+    let mut bundle = old.map(|old| old.bundle.clone()).unwrap_or_default();
     let mut entries = Vec::with_capacity(files.len());
     for ((mut file, _), computed) in files.into_iter().zip(computed) {
         if bundled(&file) {
-            let reused = old.and_then(|old| old.signature(&file.sha256, signature_len(file.size)));
-            file.signature = Some(SignatureAt::Bundle(bundle.len() as u64));
-            bundle.extend_from_slice(computed.as_deref().or(reused).unwrap_or_default());
+            let offset = match (kept(&file), computed) {
+                (Some(offset), _) => offset,
+                (None, computed) => {
+                    let offset = bundle.len() as u64;
+                    bundle.extend_from_slice(&computed.unwrap_or_default());
+                    offset
+                }
+            };
+            file.signature = Some(SignatureAt::Bundle(offset));
         }
         entries.push(file);
     }
-    if bundle.is_empty() {
+    if live == 0 {
         return Ok((entries, None));
     }
     let sha256 = hex::encode(Sha256::digest(&bundle));

@@ -801,6 +801,28 @@ mod tests {
             );
         }
         assert_eq!(part.files[2].signature, None);
+
+        // A file added before them leaves their signatures where they were,
+        // so the part's patch carries only the new entry.
+        fx.write("packages/a/added.bin", &[3u8; 6000]);
+        fx.publish(1);
+        let again = fx.parts().remove(1);
+        let offset = |part: &crate::manifest::format::Part, path: &str| {
+            part.files
+                .iter()
+                .find(|f| f.path == path)
+                .unwrap()
+                .signature
+        };
+        for path in ["packages/a/small.bin", "packages/a/smaller.bin"] {
+            assert_eq!(offset(&part, path), offset(&again, path), "{path}");
+        }
+        let bundle = fs::read(fx.repo.join(bundle_path(again.bundle.as_deref().unwrap()))).unwrap();
+        let Some(SignatureAt::Bundle(at)) = offset(&again, "packages/a/added.bin") else {
+            panic!("the added file has no bundled signature");
+        };
+        let expected = crate::delta::signature::calculate(&[3u8; 6000][..], 6000).unwrap();
+        assert_eq!(&bundle[at as usize..], &expected[..]);
     }
 
     #[test]
