@@ -59,6 +59,7 @@ sshd_lib_fill() {
 sshd_lib_start() {
     local first=$1 last=$2 config=$3 log=$4 writer=$5
     local sshd=${SSHD:-/usr/sbin/sshd} candidate
+    # shellcheck disable=SC2174 # /run exists: only /run/sshd is made, 0755
     mkdir -p -m 0755 /run/sshd
     SSHD_PID=""
     SSHD_PORT=""
