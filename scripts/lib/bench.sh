@@ -13,11 +13,12 @@
 #   bench_help SCRIPT ARGS...     prints SCRIPT's header comment for -h/--help
 #                                 and exits; refuses any other argument
 #   bench_read_knobs DEFAULT_DIR  RUNS, WORK, KEEP, checked
-#   bench_start                   prerequisites, the binary (BIN), the work
-#                                 folder, sshd and the relay; sets CHROOT, REPO,
-#                                 KEYS, GEN, SAVED, PORT, RPORT, KH, SSH_CMD,
-#                                 ROWS; the EXIT trap stops both and removes
-#                                 WORK once OK=1 (unless KEEP=1)
+#   bench_start                   prerequisites, the work folder, the binary
+#                                 (BIN: a copy in the work folder), sshd and
+#                                 the relay; sets CHROOT, REPO, KEYS, GEN,
+#                                 SAVED, PORT, RPORT, KH, SSH_CMD, ROWS; the
+#                                 EXIT trap stops both and removes WORK once
+#                                 OK=1 (unless KEEP=1)
 #   run_client NAME DROP CMD...   times CMD (T_SECS, T_RSS_MIB)
 #   make_client DIR [PACKAGES]    a wpkgsync client: DIR/{direct,relay}.ini
 #   wpk NAME DIR direct|relay DROP, rsy NAME DEST direct|relay DROP
@@ -168,6 +169,12 @@ bench_start() {
     GEN="$WORK/gen"     # data being prepared, outside the repository
     SAVED="$WORK/saved" # the clients' old copies, restored before each run
     mkdir -p "$REPO" "$CHROOT/opt/wpkgreports" "$WORK/etc" "$KEYS" "$GEN" "$SAVED" "$WORK/wpk" "$WORK/rsync" "$WORK/sftp"
+    # A copy of the binary: a build finishing elsewhere during the run (cargo
+    # replaces target/release/wpkgsync) must not change the program measured.
+    mkdir -p "$WORK/bin"
+    cp "$BIN" "$WORK/bin/wpkgsync"
+    BIN_SOURCE=$BIN BIN="$WORK/bin/wpkgsync"
+    note "measuring a copy of $BIN_SOURCE (sha256 $(sha256sum "$BIN" | cut -c1-12))"
 
     progress "starting a private sshd on 127.0.0.1 (accounts $WPK_USER: template, chroot; $RSYNC_USER: plain, for rsync and sftp)"
     sshd_lib_account "$WPK_USER"
@@ -405,7 +412,7 @@ bench_environment() {
     local commit
     commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit + local changes"; fi
-    [ -n "${WPKGSYNC_BENCH_BIN:-}" ] && commit="$BIN (WPKGSYNC_BENCH_BIN; scripts at $commit)"
+    [ -n "${WPKGSYNC_BENCH_BIN:-}" ] && commit="$BIN_SOURCE (WPKGSYNC_BENCH_BIN, sha256 $(sha256sum "$BIN" | cut -c1-12); scripts at $commit)"
     printf '%s on %s (%s cores, %s), %s; %s; wpkgsync %s.\n' "$BENCH_NAME" \
         "$(os_name)" "$(nproc)" "$(uname -r)" \
         "$(ssh -V 2>&1 | cut -d, -f1)" "$(rsync --version | head -n 1 | awk '{ print "rsync " $3 }')" "$commit"
