@@ -154,7 +154,7 @@ bench_start() {
     sshd_lib_stop_stale "$WORK/sshd.pid" "$WORK/etc/sshd_config" "bench run"
     if [ -f "$WORK/relay.pid" ]; then
         old_pid="$(cat "$WORK/relay.pid" 2>/dev/null || true)"
-        if [ -n "$old_pid" ] && tr '\0' ' ' <"/proc/$old_pid/cmdline" 2>/dev/null | grep -q -- "bench-relay.py.*--stats $WORK/relay.stats"; then
+        if [ -n "$old_pid" ] && tr '\0' ' ' 2>/dev/null <"/proc/$old_pid/cmdline" | grep -q -- "bench-relay.py.*--stats $WORK/relay.stats"; then
             note "stopping the relay of an earlier bench run (pid $old_pid)"
             kill "$old_pid" 2>/dev/null || true
         fi
