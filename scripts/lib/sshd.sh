@@ -59,6 +59,7 @@ sshd_lib_fill() {
 sshd_lib_start() {
     local first=$1 last=$2 config=$3 log=$4 writer=$5
     local sshd=${SSHD:-/usr/sbin/sshd} candidate
+    # shellcheck disable=SC2174 # /run exists: only /run/sshd is made, 0755
     mkdir -p -m 0755 /run/sshd
     SSHD_PID=""
     SSHD_PORT=""
@@ -100,7 +101,7 @@ sshd_lib_stop_stale() {
     local pid_file=$1 config=$2 label=$3 old_pid
     [ -f "$pid_file" ] || return 0
     old_pid="$(cat "$pid_file" 2>/dev/null || true)"
-    if [ -n "$old_pid" ] && tr '\0' ' ' <"/proc/$old_pid/cmdline" 2>/dev/null | grep -q -- "-f $config"; then
+    if [ -n "$old_pid" ] && tr '\0' ' ' 2>/dev/null <"/proc/$old_pid/cmdline" | grep -q -- "-f $config"; then
         note "stopping the sshd of an earlier $label (pid $old_pid)"
         kill "$old_pid" 2>/dev/null || true
         sleep 0.5
