@@ -722,9 +722,18 @@ mod tests {
     /// The manifest and the parts of `files`, split as the publisher splits
     /// them, in the manifest's order.
     pub(super) fn encode(version: u64, files: Vec<FileEntry>) -> (Vec<u8>, Vec<Vec<u8>>) {
+        hand_made(version, group_into_parts(files, |f| &f.path))
+    }
+
+    /// The manifest of `parts` (folder, files) as given, each part encoded
+    /// as is, with the parts' bytes in the same order.
+    fn hand_made(
+        version: u64,
+        parts: Vec<(Option<String>, Vec<FileEntry>)>,
+    ) -> (Vec<u8>, Vec<Vec<u8>>) {
         let mut refs = Vec::new();
-        let mut parts = Vec::new();
-        for (folder, files) in group_into_parts(files, |f| &f.path) {
+        let mut encoded = Vec::new();
+        for (folder, files) in parts {
             let bytes = serde_json::to_vec(&Part {
                 format: FORMAT,
                 bundle: None,
@@ -736,7 +745,7 @@ mod tests {
                 sha256: hex::encode(Sha256::digest(&bytes)),
                 size: bytes.len() as u64,
             });
-            parts.push(bytes);
+            encoded.push(bytes);
         }
         let manifest = serde_json::to_vec(&Manifest {
             format: FORMAT,
@@ -744,7 +753,7 @@ mod tests {
             parts: refs,
         })
         .unwrap();
-        (manifest, parts)
+        (manifest, encoded)
     }
 
     pub(super) fn timestamp_for(version: u64, manifest: &[u8], expires: u64) -> Vec<u8> {
@@ -990,32 +999,15 @@ mod tests {
         assert!(PinnedKey::from_pem(&pem).is_ok());
     }
 
-    /// The manifest of `parts` (folder, files) as given, each part encoded
-    /// as is, with the parts' bytes in the same order.
-    fn hand_made(parts: Vec<(Option<&str>, Vec<FileEntry>)>) -> (Vec<u8>, Vec<Vec<u8>>) {
-        let mut refs = Vec::new();
-        let mut encoded = Vec::new();
-        for (folder, files) in parts {
-            let bytes = serde_json::to_vec(&Part {
-                format: FORMAT,
-                bundle: None,
-                files,
-            })
-            .unwrap();
-            refs.push(PartRef {
-                folder: folder.map(str::to_owned),
-                sha256: hex::encode(Sha256::digest(&bytes)),
-                size: bytes.len() as u64,
-            });
-            encoded.push(bytes);
-        }
-        let manifest = serde_json::to_vec(&Manifest {
-            format: FORMAT,
-            version: 1,
-            parts: refs,
-        })
-        .unwrap();
-        (manifest, encoded)
+    /// [`hand_made`] with folder names as text.
+    fn parts_of(parts: Vec<(Option<&str>, Vec<FileEntry>)>) -> (Vec<u8>, Vec<Vec<u8>>) {
+        hand_made(
+            1,
+            parts
+                .into_iter()
+                .map(|(folder, files)| (folder.map(str::to_owned), files))
+                .collect(),
+        )
     }
 
     #[test]
@@ -1082,7 +1074,7 @@ mod tests {
                 "both a file and a folder",
             ),
         ] {
-            let (manifest, encoded) = hand_made(parts);
+            let (manifest, encoded) = parts_of(parts);
             let mut verified = top(1, &manifest).unwrap();
             let err = verified
                 .add_parts(&encoded.into_iter().enumerate().collect::<Vec<_>>())
@@ -1109,11 +1101,11 @@ mod tests {
                 "not one folder name",
             ),
         ] {
-            let (manifest, _) = hand_made(parts);
+            let (manifest, _) = parts_of(parts);
             let err = top(1, &manifest).unwrap_err();
             assert!(err.to_string().contains(why), "{why}: {err}");
         }
-        let (manifest, _) = hand_made(vec![(None, vec![]), (Some(".."), vec![])]);
+        let (manifest, _) = parts_of(vec![(None, vec![]), (Some(".."), vec![])]);
         assert!(matches!(
             top(1, &manifest),
             Err(ManifestError::HostilePath(_))

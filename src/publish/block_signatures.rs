@@ -3,9 +3,9 @@
 //!
 //! A signature is named by the sha256 of the content it describes, so
 //! republishing reuses it and a renamed file keeps it. Signatures no manifest
-//! names any more are removed after the new records are in place.
+//! names any more are removed after the new records are in place
+//! (`parts::prune`).
 
-use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::BufReader;
 use std::path::Path;
@@ -13,7 +13,7 @@ use std::path::Path;
 use super::error::PublishError;
 use super::staged::Staged;
 use crate::delta::signature;
-use crate::manifest::format::{META_DIR, SIGNATURE_SUFFIX, SIGS_DIR, signature_of};
+use crate::manifest::format::{META_DIR, SIGS_DIR, signature_of};
 
 /// Makes sure the signature of content `sha256` (read from `source`, `size`
 /// bytes) exists, and returns its path relative to the repository.
@@ -47,28 +47,6 @@ pub(super) fn ensure(
     let bytes = signature::calculate(BufReader::new(file), size).map_err(read_error)?;
     Staged::new(&dir, &name, &bytes)?.persist()?;
     Ok(relative)
-}
-
-/// Removes signatures that `referenced` (repository-relative paths) does not
-/// name; a failure only costs disk space, so it is a warning.
-pub(super) fn prune(meta_dir: &Path, referenced: &HashSet<String>, warnings: &mut Vec<String>) {
-    let dir = meta_dir.join(SIGS_DIR);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let relative = relative_path(&name);
-        if name.ends_with(SIGNATURE_SUFFIX)
-            && !referenced.contains(&relative)
-            && let Err(e) = fs::remove_file(entry.path())
-        {
-            warnings.push(format!(
-                "failed to remove unused {}: {e}",
-                entry.path().display()
-            ));
-        }
-    }
 }
 
 /// The repository-relative path of the signature file `name`, as the manifest

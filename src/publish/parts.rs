@@ -28,8 +28,9 @@ use super::staged::Staged;
 use crate::delta::signature::{self, BUNDLED_BELOW, MIN_SIGNED, signature_len};
 use crate::manifest::compress;
 use crate::manifest::format::{
-    DELTAS_DIR, FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, PARTS_DIR, Part, PartRef,
-    SIGS_DIR, SignatureAt, bundle_path, delta_path, group_into_parts, part_path,
+    BUNDLE_SUFFIX, DELTAS_DIR, FORMAT, FileEntry, MANIFEST_FILE, META_DIR, Manifest, PARTS_DIR,
+    Part, PartRef, SIGNATURE_SUFFIX, SIGS_DIR, SignatureAt, bundle_path, delta_path,
+    group_into_parts, part_path,
 };
 
 /// The manifest of the previous publish, as far as this one can use it: its
@@ -252,13 +253,15 @@ pub(super) fn write_manifest_patch(
     write_patch(meta_dir, &from, old, &to, manifest)
 }
 
-/// Removes the parts, patches and bundles that `keep` does not name; a failure
-/// only costs disk space, so it is a warning.
+/// Removes the parts, patches, bundles and block signatures that `keep`
+/// (repository-relative paths) does not name; a failure only costs disk
+/// space, so it is a warning.
 pub(super) fn prune(meta_dir: &Path, keep: &HashSet<String>, warnings: &mut Vec<String>) {
     for (dir, suffix) in [
         (PARTS_DIR, ".json.zst"),
         (DELTAS_DIR, ".zst"),
-        (SIGS_DIR, ".sigs"),
+        (SIGS_DIR, BUNDLE_SUFFIX),
+        (SIGS_DIR, SIGNATURE_SUFFIX),
     ] {
         let Ok(entries) = fs::read_dir(meta_dir.join(dir)) else {
             continue;

@@ -93,7 +93,7 @@ pub(crate) fn publish(
     records.write(&meta_dir)?;
     // Only now, with the new records in place, may what no longer serves the
     // new version or the one before go.
-    block_signatures::prune(&meta_dir, &listing.referenced, &mut warnings);
+    parts.keep.extend(listing.referenced);
     parts::prune(&meta_dir, &parts.keep, &mut warnings);
 
     Ok(PublishSummary {
