@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use super::events::Events;
 use super::inventory::{Inventory, LocalKind};
 use super::plan::Plan;
+use super::writeback::Writeback;
 use crate::delta::matching::BlockMap;
 use crate::delta::plan::{Piece, plan as plan_pieces, remote_bytes};
 use crate::delta::signature;
@@ -268,7 +269,8 @@ impl Bases {
         Bases { files }
     }
 
-    fn read(&self, basis: usize, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    /// Fills `buffer` from basis `basis` at `offset`.
+    fn read(&self, basis: usize, offset: u64, buffer: &mut [u8]) -> std::io::Result<()> {
         let (_, file, _) = self
             .files
             .get(basis)
@@ -276,10 +278,8 @@ impl Bases {
         let mut file = file
             .lock()
             .map_err(|_| std::io::Error::other("basis lock poisoned"))?;
-        let mut buffer = vec![0; len as usize];
         file.seek(SeekFrom::Start(offset))?;
-        file.read_exact(&mut buffer)?;
-        Ok(buffer)
+        file.read_exact(buffer)
     }
 
     /// Closes the local files before the target is replaced: Windows refuses
@@ -473,30 +473,29 @@ async fn assemble<S: Source>(
             return Err(e.into());
         }
     };
-    let chunks = stream::iter(pieces).map(|piece| {
+    let remote_pieces = pieces.iter().filter_map(|piece| match *piece {
+        Piece::Remote { offset, len } => Some((offset, len)),
+        Piece::Local { .. } => None,
+    });
+    let fetched = stream::iter(remote_pieces).map(|(offset, len)| {
         let remote = &remote;
         async move {
-            match piece {
-                Piece::Local { basis, offset, len } => bases
-                    .read(basis, offset, len)
-                    .map_err(|e| FileError::Failed(format!("basis changed while reading: {e}"))),
-                Piece::Remote { offset, len } => {
-                    let data = read_exact_at(source, remote, offset, len as u32).await?;
-                    if data.len() as u64 == len {
-                        Ok(data)
-                    } else {
-                        Err(FileError::Failed(format!(
-                            "{} is shorter on the source than its manifest size {}",
-                            file.path(),
-                            file.size()
-                        )))
-                    }
-                }
+            let data = read_exact_at(source, remote, offset, len as u32).await?;
+            if data.len() as u64 == len {
+                Ok(data)
+            } else {
+                Err(FileError::Failed(format!(
+                    "{} is shorter on the source than its manifest size {}",
+                    file.path(),
+                    file.size()
+                )))
             }
         }
     });
     let written = write_verified(
-        chunks.buffered(REQUESTS_IN_FLIGHT),
+        &pieces,
+        bases,
+        fetched.buffered(REQUESTS_IN_FLIGHT),
         store,
         file,
         temp,
@@ -572,10 +571,13 @@ async fn download_whole<S: Source>(
     Ok((file.size(), temp))
 }
 
-/// Writes the chunks in order, hashing them, and checks the result against the
-/// manifest. Returns the bytes written; a wrong result is discarded.
+/// Writes the pieces in order, hashing them: local ones read from `bases`
+/// through one buffer, remote ones as `fetched` yields them. Checks the result
+/// against the manifest. Returns the bytes written; a wrong result is discarded.
 async fn write_verified(
-    chunks: impl futures::Stream<Item = Chunk>,
+    pieces: &[Piece],
+    bases: &Bases,
+    fetched: impl futures::Stream<Item = Chunk>,
     store: &StoreDir,
     file: &VerifiedFile,
     mut temp: TempFile,
@@ -583,14 +585,31 @@ async fn write_verified(
 ) -> Result<(u64, TempFile), (u64, FileError)> {
     let mut hasher = Sha256::new();
     let mut written = 0u64;
-    let mut chunks = std::pin::pin!(chunks);
+    let mut writeback = Writeback::default();
+    let mut fetched = std::pin::pin!(fetched);
+    let (mut local, mut remote) = (Vec::new(), Vec::new());
     let outcome: Result<(), FileError> = async {
-        while let Some(chunk) = chunks.try_next().await? {
+        for piece in pieces {
+            let chunk = match *piece {
+                Piece::Local { basis, offset, len } => {
+                    local.resize(len as usize, 0);
+                    bases.read(basis, offset, &mut local).map_err(|e| {
+                        FileError::Failed(format!("basis changed while reading: {e}"))
+                    })?;
+                    &local
+                }
+                // One item for each remote piece; a missing one fails the sha256 check.
+                Piece::Remote { .. } => {
+                    remote = fetched.try_next().await?.unwrap_or_default();
+                    &remote
+                }
+            };
             temp.out
-                .write_all(&chunk)
+                .write_all(chunk)
                 .map_err(|e| StoreError::io("write", &store.full(&temp.rel), e))?;
-            hasher.update(&chunk);
+            hasher.update(chunk);
             written += chunk.len() as u64;
+            writeback.written(&temp.out, written);
             events.bytes_moved(chunk.len() as u64);
         }
         Ok(())
