@@ -8,6 +8,8 @@
 //! window boundary is lost.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fast_rsync::Signature;
 
@@ -83,13 +85,15 @@ impl BlockMap {
     }
 
     /// Matches the basis `basis` (a seekable file of `len` bytes) against the
-    /// new file's signature and records every block found. Windows are read
-    /// one after another and matched on as many threads as there are cores.
+    /// new file's signature and records every block found. As many threads
+    /// as there are cores (at most 4) each take the next window, read it and
+    /// match it, so one reads while another matches; each keeps one window's
+    /// buffer for the whole basis.
     pub(crate) fn match_basis(
         &mut self,
         signature: &Signature,
         basis: usize,
-        mut old: impl Read + Seek,
+        old: impl Read + Seek + Send,
         len: u64,
     ) -> std::io::Result<()> {
         let index = signature.index();
@@ -106,36 +110,55 @@ impl BlockMap {
             start = end - self.block;
         }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        let mut buffers: Vec<Vec<u8>> = Vec::new();
-        for group in ranges.chunks(threads) {
-            buffers.resize_with(group.len(), Vec::new);
-            for (buffer, (start, end)) in buffers.iter_mut().zip(group) {
-                buffer.resize((end - start) as usize, 0);
-                old.seek(SeekFrom::Start(*start))?;
-                old.read_exact(buffer)?;
+        let next = AtomicUsize::new(0);
+        let old = Mutex::new(old);
+        let (found, matched) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let mut matchers = Vec::with_capacity(threads);
+            for _ in 0..threads {
+                let found = found.clone();
+                let (index, ranges, next, old) = (&index, &ranges, &next, &old);
+                matchers.push(scope.spawn(move || {
+                    let mut buffer = Vec::new();
+                    while let Some(&(start, end)) = ranges.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        let copies = read_window(old, start, end, &mut buffer)
+                            .and_then(|()| window_copies(index, &buffer));
+                        let failed = copies.is_err();
+                        if found.send((start, copies)).is_err() || failed {
+                            break;
+                        }
+                    }
+                }));
             }
-            let found: Vec<std::io::Result<Vec<(u64, u64, u64)>>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = buffers[..group.len()]
-                    .iter()
-                    .map(|buffer| scope.spawn(|| window_copies(&index, buffer)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(std::io::Error::other("matcher thread panicked"))
-                        })
-                    })
-                    .collect()
-            });
-            for ((start, _), copies) in group.iter().zip(found) {
+            drop(found);
+            for (start, copies) in matched {
                 for (old_at, new_offset, copy_len) in copies? {
                     self.record(basis, new_offset, start + old_at, copy_len);
                 }
             }
-        }
-        Ok(())
+            matchers.into_iter().try_for_each(|matcher| {
+                matcher
+                    .join()
+                    .map_err(|_| std::io::Error::other("matcher thread panicked"))
+            })
+        })
     }
+}
+
+/// Reads `[start, end)` of the old file into `buffer`.
+fn read_window(
+    old: &Mutex<impl Read + Seek>,
+    start: u64,
+    end: u64,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    buffer.resize((end - start) as usize, 0);
+    let mut old = old
+        .lock()
+        .map_err(|_| std::io::Error::other("basis lock poisoned"))?;
+    old.seek(SeekFrom::Start(start))?;
+    old.read_exact(buffer)
 }
 
 /// Matches one window of the old file: its COPY commands.

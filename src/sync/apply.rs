@@ -2,7 +2,8 @@
 //!
 //! Every download goes to a temporary file beside its target, is checked against
 //! the manifest's sha256, gets the manifest's mtime, is flushed to disk, and only
-//! then renamed over the target. Every file operation goes through the store's
+//! then renamed over the target; the files verified meanwhile are flushed
+//! together, so the disk commits them at once. Every file operation goes through the store's
 //! handle ([`StoreDir`]): nothing is followed out of the store, temporary files
 //! are new and unpredictable, and only the very file verified is renamed. A file is assembled from the cheapest source
 //! that has it: a verified local file with the same content (moved or copied on
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 use super::events::Events;
 use super::inventory::{Inventory, LocalKind};
 use super::plan::Plan;
+use super::writeback::Writeback;
 use crate::delta::matching::BlockMap;
 use crate::delta::plan::{Piece, plan as plan_pieces, remote_bytes};
 use crate::delta::signature;
@@ -38,6 +40,8 @@ use crate::transport::{Source, Throttled, TransportError, TransportErrorKind};
 const REQUESTS_IN_FLIGHT: usize = 32;
 /// Files downloaded at once, so small files do not wait on each other's round trips.
 const FILES_IN_FLIGHT: usize = 16;
+/// Verified files flushed and renamed at once, at most; as many again wait.
+const PLACED_AT_ONCE: usize = 64;
 
 /// What a run did to the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -132,15 +136,43 @@ pub(crate) async fn apply<S: Source>(
 ) -> Result<Applied, ApplyError> {
     let mut applied = Applied::default();
     delete(store, &plan.clear, &mut applied, events);
-    let results: Vec<(&VerifiedFile, Result<u64, FileError>)> = stream::iter(plan.fetch.iter())
-        .map(|file| async move {
-            let result = fetch(source, store, inventory, file, known, events).await;
-            (*file, result)
-        })
-        .buffer_unordered(FILES_IN_FLIGHT)
-        .collect()
-        .await;
-    for (file, result) in results {
+    // A verified file leaves its download slot at once; the placing side takes
+    // whatever has arrived, flushes it all together (the disk commits the
+    // flushes at once) and renames each file once its own flush is done.
+    let (verified, mut arrived) = tokio::sync::mpsc::channel(PLACED_AT_ONCE);
+    let downloading = async move {
+        let mut failed = Vec::new();
+        let mut downloads = std::pin::pin!(
+            stream::iter(plan.fetch.iter())
+                .map(|file| async move {
+                    let result = fetch(source, store, inventory, file, known, events).await;
+                    (*file, result)
+                })
+                .buffer_unordered(FILES_IN_FLIGHT)
+        );
+        while let Some((file, result)) = downloads.next().await {
+            match result {
+                // The placing side receives until this side is done.
+                Ok(ready) => _ = verified.send((file, ready)).await,
+                Err(e) => failed.push((file, Err(e))),
+            }
+        }
+        failed
+    };
+    let placing = async {
+        let mut placed = Vec::new();
+        let mut batch = Vec::with_capacity(PLACED_AT_ONCE);
+        while arrived.recv_many(&mut batch, PLACED_AT_ONCE).await > 0 {
+            let batch = batch.drain(..).map(|(file, ready)| async move {
+                (file, place(store, inventory, file, ready).await)
+            });
+            placed.extend(futures::future::join_all(batch).await);
+        }
+        placed
+    };
+    let (failed, placed): (Vec<(&VerifiedFile, Result<u64, FileError>)>, _) =
+        tokio::join!(downloading, placing);
+    for (file, result) in placed.into_iter().chain(failed) {
         match result {
             Ok(bytes) => {
                 applied.fetched += 1;
@@ -237,7 +269,8 @@ impl Bases {
         Bases { files }
     }
 
-    fn read(&self, basis: usize, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    /// Fills `buffer` from basis `basis` at `offset`.
+    fn read(&self, basis: usize, offset: u64, buffer: &mut [u8]) -> std::io::Result<()> {
         let (_, file, _) = self
             .files
             .get(basis)
@@ -245,10 +278,8 @@ impl Bases {
         let mut file = file
             .lock()
             .map_err(|_| std::io::Error::other("basis lock poisoned"))?;
-        let mut buffer = vec![0; len as usize];
         file.seek(SeekFrom::Start(offset))?;
-        file.read_exact(&mut buffer)?;
-        Ok(buffer)
+        file.read_exact(buffer)
     }
 
     /// Closes the local files before the target is replaced: Windows refuses
@@ -263,7 +294,14 @@ fn remove_partial(store: &StoreDir, inventory: &Inventory, file: &VerifiedFile) 
     }
 }
 
-/// Puts one file in place; returns the bytes read from the source.
+/// A download verified in its temporary file, not yet in place.
+struct Ready {
+    temp: TempFile,
+    /// Bytes read from the source for it.
+    bytes: u64,
+}
+
+/// Downloads and verifies one file.
 async fn fetch<S: Source>(
     source: &Throttled<S>,
     store: &StoreDir,
@@ -271,7 +309,7 @@ async fn fetch<S: Source>(
     file: &VerifiedFile,
     known: &KnownContent,
     events: &dyn Events,
-) -> Result<u64, FileError> {
+) -> Result<Ready, FileError> {
     events.file_started(file.path().as_str(), file.size());
     let target = file.path();
     if let Some(parent) = target.parent() {
@@ -283,8 +321,8 @@ async fn fetch<S: Source>(
     // The same content elsewhere in the store: a local copy, no download.
     if let Some(local) = known.0.get(file.sha256()) {
         let temp = TempFile::create(store, target)?;
-        if copy_local(store, local, file, temp, events).await.is_ok() {
-            return Ok(0);
+        if let Ok(temp) = copy_local(store, local, file, temp, events) {
+            return Ok(Ready { temp, bytes: 0 });
         }
     }
 
@@ -297,9 +335,7 @@ async fn fetch<S: Source>(
         match download_delta(source, store, file, signature, &bases, temp, events).await {
             Ok((bytes, temp)) => {
                 bases.close();
-                place(store, file, temp).await?;
-                remove_partial(store, inventory, file);
-                return Ok(bytes);
+                return Ok(Ready { temp, bytes });
             }
             // A lying signature or a basis that changed: fetch the whole file.
             Err((bytes, FileError::Failed(_))) => fetched += bytes,
@@ -309,19 +345,20 @@ async fn fetch<S: Source>(
     bases.close();
     let temp = TempFile::create(store, target)?;
     let (bytes, temp) = download_whole(source, store, file, temp, events).await?;
-    place(store, file, temp).await?;
-    remove_partial(store, inventory, file);
-    Ok(fetched + bytes)
+    Ok(Ready {
+        temp,
+        bytes: fetched + bytes,
+    })
 }
 
-/// Copies a local file of the same content into place.
-async fn copy_local(
+/// Copies a local file of the same content to `temp` and verifies it.
+fn copy_local(
     store: &StoreDir,
     local: &RelPath,
     file: &VerifiedFile,
     mut temp: TempFile,
     events: &dyn Events,
-) -> Result<(), FileError> {
+) -> Result<TempFile, FileError> {
     let copied = (|| -> std::io::Result<[u8; 32]> {
         let mut input = store.open_regular(local)?.take(file.size());
         let mut hasher = Sha256::new();
@@ -338,7 +375,7 @@ async fn copy_local(
         Ok(hasher.finalize().into())
     })();
     match copied {
-        Ok(digest) if digest == *file.sha256() => place(store, file, temp).await,
+        Ok(digest) if digest == *file.sha256() => Ok(temp),
         _ => {
             temp.discard(store);
             Err(FileError::Failed(format!(
@@ -349,7 +386,7 @@ async fn copy_local(
     }
 }
 
-/// One stretch of the new file as it arrives, in order.
+/// One remote piece of the new file as it arrives, in order.
 type Chunk = Result<Vec<u8>, FileError>;
 
 /// Fetches the block signature and matches the bases against it: the pieces
@@ -425,30 +462,29 @@ async fn assemble<S: Source>(
             return Err(e.into());
         }
     };
-    let chunks = stream::iter(pieces).map(|piece| {
+    let remote_pieces = pieces.iter().filter_map(|piece| match *piece {
+        Piece::Remote { offset, len } => Some((offset, len)),
+        Piece::Local { .. } => None,
+    });
+    let fetched = stream::iter(remote_pieces).map(|(offset, len)| {
         let remote = &remote;
         async move {
-            match piece {
-                Piece::Local { basis, offset, len } => bases
-                    .read(basis, offset, len)
-                    .map_err(|e| FileError::Failed(format!("basis changed while reading: {e}"))),
-                Piece::Remote { offset, len } => {
-                    let data = read_exact_at(source, remote, offset, len as u32).await?;
-                    if data.len() as u64 == len {
-                        Ok(data)
-                    } else {
-                        Err(FileError::Failed(format!(
-                            "{} is shorter on the source than its manifest size {}",
-                            file.path(),
-                            file.size()
-                        )))
-                    }
-                }
+            let data = read_exact_at(source, remote, offset, len as u32).await?;
+            if data.len() as u64 == len {
+                Ok(data)
+            } else {
+                Err(FileError::Failed(format!(
+                    "{} is shorter on the source than its manifest size {}",
+                    file.path(),
+                    file.size()
+                )))
             }
         }
     });
     let written = write_verified(
-        chunks.buffered(REQUESTS_IN_FLIGHT),
+        &pieces,
+        bases,
+        fetched.buffered(REQUESTS_IN_FLIGHT),
         store,
         file,
         temp,
@@ -524,10 +560,13 @@ async fn download_whole<S: Source>(
     Ok((file.size(), temp))
 }
 
-/// Writes the chunks in order, hashing them, and checks the result against the
-/// manifest. Returns the bytes written; a wrong result is discarded.
+/// Writes the pieces in order, hashing them: local ones read from `bases`
+/// through one buffer, remote ones as `fetched` yields them. Checks the result
+/// against the manifest. Returns the bytes written; a wrong result is discarded.
 async fn write_verified(
-    chunks: impl futures::Stream<Item = Chunk>,
+    pieces: &[Piece],
+    bases: &Bases,
+    fetched: impl futures::Stream<Item = Chunk>,
     store: &StoreDir,
     file: &VerifiedFile,
     mut temp: TempFile,
@@ -535,14 +574,31 @@ async fn write_verified(
 ) -> Result<(u64, TempFile), (u64, FileError)> {
     let mut hasher = Sha256::new();
     let mut written = 0u64;
-    let mut chunks = std::pin::pin!(chunks);
+    let mut writeback = Writeback::default();
+    let mut fetched = std::pin::pin!(fetched);
+    let (mut local, mut remote) = (Vec::new(), Vec::new());
     let outcome: Result<(), FileError> = async {
-        while let Some(chunk) = chunks.try_next().await? {
+        for piece in pieces {
+            let chunk = match *piece {
+                Piece::Local { basis, offset, len } => {
+                    local.resize(len as usize, 0);
+                    bases.read(basis, offset, &mut local).map_err(|e| {
+                        FileError::Failed(format!("basis changed while reading: {e}"))
+                    })?;
+                    &local
+                }
+                // One item for each remote piece; a missing one fails the sha256 check.
+                Piece::Remote { .. } => {
+                    remote = fetched.try_next().await?.unwrap_or_default();
+                    &remote
+                }
+            };
             temp.out
-                .write_all(&chunk)
+                .write_all(chunk)
                 .map_err(|e| StoreError::io("write", &store.full(&temp.rel), e))?;
-            hasher.update(&chunk);
+            hasher.update(chunk);
             written += chunk.len() as u64;
+            writeback.written(&temp.out, written);
             events.bytes_moved(chunk.len() as u64);
         }
         Ok(())
@@ -611,21 +667,30 @@ async fn read_exact_at<S: Source>(
 }
 
 /// Gives a verified temporary file the manifest's mtime, flushes it and renames
-/// it over its target. The flush waits for the disk, so it runs on a blocking
-/// thread (with a handle of its own on the store) while the other downloads go on.
-async fn place(store: &StoreDir, file: &VerifiedFile, temp: TempFile) -> Result<(), FileError> {
+/// it over its target, then removes the partial download it no longer needs;
+/// returns the bytes read from the source for it. The flush waits for the
+/// disk, so it runs on a blocking thread (with a handle of its own on the
+/// store) while the other downloads and flushes go on.
+async fn place(
+    store: &StoreDir,
+    inventory: &Inventory,
+    file: &VerifiedFile,
+    Ready { temp, bytes }: Ready,
+) -> Result<u64, FileError> {
     let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(file.mtime()).unwrap_or(0));
     let target = file.path().clone();
-    let store = match store.try_clone() {
-        Ok(store) => store,
+    let own = match store.try_clone() {
+        Ok(own) => own,
         Err(e) => {
             temp.discard(store);
             return Err(StoreError::io("open", store.path(), e).into());
         }
     };
-    tokio::task::spawn_blocking(move || finish(&store, temp, &target, mtime))
+    tokio::task::spawn_blocking(move || finish(&own, temp, &target, mtime))
         .await
-        .unwrap_or_else(|e| Err(FileError::Failed(format!("placing the file failed: {e}"))))
+        .unwrap_or_else(|e| Err(FileError::Failed(format!("placing the file failed: {e}"))))?;
+    remove_partial(store, inventory, file);
+    Ok(bytes)
 }
 
 fn finish(

@@ -9,3 +9,4 @@ pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod scope;
 pub(crate) mod watchdog;
+mod writeback;
