@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::PublishError;
 use super::imp;
+use super::parallel::in_parallel;
 use crate::manifest::format::META_DIR;
 use crate::manifest::path::RelPath;
 
@@ -43,6 +44,9 @@ struct Walk<'a> {
     meta_dir: PathBuf,
     /// Files accepted so far, in walk order.
     found: Vec<Candidate>,
+    /// Regular files found by the listing, whose metadata is read after the
+    /// walk on every core (the lookups, not the listing, cost the time).
+    regular: Vec<(RelPath, PathBuf)>,
     /// Where skipped paths are reported.
     warnings: &'a mut Vec<String>,
 }
@@ -54,6 +58,7 @@ impl<'a> Walk<'a> {
             root,
             meta_dir: root.join(META_DIR),
             found: Vec::new(),
+            regular: Vec::new(),
             warnings,
         }
     }
@@ -62,6 +67,20 @@ impl<'a> Walk<'a> {
     fn run(mut self) -> Result<Vec<Candidate>, PublishError> {
         let mut ancestors = vec![self.root.to_path_buf()];
         self.walk_dir(self.root, None, &mut ancestors)?;
+        let regular = std::mem::take(&mut self.regular);
+        let metas = in_parallel(&regular, |(_, full)| {
+            fs::symlink_metadata(full).map_err(|source| PublishError::Metadata {
+                path: full.clone(),
+                source,
+            })
+        })?;
+        for ((path, source), meta) in regular.into_iter().zip(metas) {
+            if meta.is_file() {
+                self.found.push(Candidate { path, source, meta });
+            } else {
+                self.skip(path.as_str(), "changed from a file while it was listed");
+            }
+        }
         let mut found = self.found;
         found.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(found)
@@ -114,15 +133,7 @@ impl<'a> Walk<'a> {
                 // A real folder in a canonical folder has a canonical path.
                 self.descend(full, path, ancestors)?;
             } else if file_type.is_file() {
-                let meta = entry.metadata().map_err(|source| PublishError::Metadata {
-                    path: full.clone(),
-                    source,
-                })?;
-                self.found.push(Candidate {
-                    path,
-                    source: full,
-                    meta,
-                });
+                self.regular.push((path, full));
             } else {
                 let reason = format!("not a regular file ({})", imp::special_kind(&file_type));
                 self.skip(&text, &reason);
