@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use super::events::Events;
 use super::inventory::{Inventory, LocalKind};
 use super::plan::Plan;
+use super::signatures::BundledSignatures;
 use super::writeback::Writeback;
 use crate::delta::matching::BlockMap;
 use crate::delta::plan::{Piece, plan as plan_pieces, remote_bytes};
@@ -123,6 +124,11 @@ impl KnownContent {
         }
         KnownContent(known)
     }
+
+    /// A local file that holds content `sha256`.
+    pub(crate) fn local_copy(&self, sha256: &[u8; 32]) -> Option<&RelPath> {
+        self.0.get(sha256)
+    }
 }
 
 /// Applies `plan` to `store`, whose contents were `inventory`.
@@ -132,6 +138,7 @@ pub(crate) async fn apply<S: Source>(
     inventory: &Inventory,
     plan: &Plan<'_>,
     known: &KnownContent,
+    signatures: &BundledSignatures,
     events: &dyn Events,
 ) -> Result<Applied, ApplyError> {
     let mut applied = Applied::default();
@@ -145,7 +152,8 @@ pub(crate) async fn apply<S: Source>(
         let mut downloads = std::pin::pin!(
             stream::iter(plan.fetch.iter())
                 .map(|file| async move {
-                    let result = fetch(source, store, inventory, file, known, events).await;
+                    let result =
+                        fetch(source, store, inventory, file, known, signatures, events).await;
                     (*file, result)
                 })
                 .buffer_unordered(FILES_IN_FLIGHT)
@@ -308,6 +316,7 @@ async fn fetch<S: Source>(
     inventory: &Inventory,
     file: &VerifiedFile,
     known: &KnownContent,
+    signatures: &BundledSignatures,
     events: &dyn Events,
 ) -> Result<Ready, FileError> {
     events.file_started(file.path().as_str(), file.size());
@@ -319,7 +328,7 @@ async fn fetch<S: Source>(
     }
 
     // The same content elsewhere in the store: a local copy, no download.
-    if let Some(local) = known.0.get(file.sha256()) {
+    if let Some(local) = known.local_copy(file.sha256()) {
         let temp = TempFile::create(store, target)?;
         if let Ok(temp) = copy_local(store, local, file, temp, events) {
             return Ok(Ready { temp, bytes: 0 });
@@ -332,7 +341,17 @@ async fn fetch<S: Source>(
         && !bases.files.is_empty()
     {
         let temp = TempFile::create(store, target)?;
-        match download_delta(source, store, file, signature, &bases, temp, events).await {
+        match download_delta(
+            source,
+            store,
+            file,
+            (signature, signatures),
+            &bases,
+            temp,
+            events,
+        )
+        .await
+        {
             Ok((bytes, temp)) => {
                 bases.close();
                 return Ok(Ready { temp, bytes });
@@ -396,12 +415,16 @@ async fn delta_pieces<S: Source>(
     source: &Throttled<S>,
     file: &VerifiedFile,
     location: &SignatureLocation,
+    signatures: &BundledSignatures,
     bases: &Bases,
 ) -> Result<(Vec<Piece>, u64), (u64, FileError)> {
     let signature_path = location.path();
-    let bytes = read_signature(source, file, location)
-        .await
-        .map_err(|e| (0, e.into()))?;
+    let bytes = match signatures.get(file) {
+        Some(bytes) => bytes.to_vec(),
+        None => read_signature(source, file, location)
+            .await
+            .map_err(|e| (0, e.into()))?,
+    };
     let signature_bytes = bytes.len() as u64;
     let failed = |why: String| (signature_bytes, FileError::Failed(why));
     let signature = signature::parse(bytes, file.size())
@@ -425,18 +448,19 @@ async fn download_delta<S: Source>(
     source: &Throttled<S>,
     store: &StoreDir,
     file: &VerifiedFile,
-    signature: &SignatureLocation,
+    (signature, signatures): (&SignatureLocation, &BundledSignatures),
     bases: &Bases,
     temp: TempFile,
     events: &dyn Events,
 ) -> Result<(u64, TempFile), (u64, FileError)> {
-    let (pieces, signature_bytes) = match delta_pieces(source, file, signature, bases).await {
-        Ok(found) => found,
-        Err(e) => {
-            temp.discard(store);
-            return Err(e);
-        }
-    };
+    let (pieces, signature_bytes) =
+        match delta_pieces(source, file, signature, signatures, bases).await {
+            Ok(found) => found,
+            Err(e) => {
+                temp.discard(store);
+                return Err(e);
+            }
+        };
     let fetched = signature_bytes + remote_bytes(&pieces);
     match assemble(source, store, file, pieces, bases, temp, events).await {
         Ok(temp) => Ok((fetched, temp)),
@@ -514,17 +538,18 @@ pub(crate) async fn estimate<'p, S: Source>(
     inventory: &Inventory,
     plan: &Plan<'p>,
     known: &KnownContent,
+    signatures: &BundledSignatures,
 ) -> Result<Vec<(&'p VerifiedFile, Arrival)>, ApplyError> {
     let mut estimates = Vec::with_capacity(plan.fetch.len());
     for file in &plan.fetch {
-        if let Some(local) = known.0.get(file.sha256()) {
+        if let Some(local) = known.local_copy(file.sha256()) {
             estimates.push((*file, Arrival::Copy(local.clone())));
             continue;
         }
         let bases = Bases::gather(store, inventory, file);
         let arrival = match file.block_signature() {
             Some(signature) if !bases.files.is_empty() => {
-                match delta_pieces(source, file, signature, &bases).await {
+                match delta_pieces(source, file, signature, signatures, &bases).await {
                     Ok((pieces, signature_bytes)) => {
                         Arrival::Delta(signature_bytes + remote_bytes(&pieces))
                     }
@@ -647,7 +672,7 @@ async fn read_signature<S: Source>(
 
 /// Reads `len` bytes at `offset`, asking again after a short answer; fewer only
 /// at the end of the file.
-async fn read_exact_at<S: Source>(
+pub(super) async fn read_exact_at<S: Source>(
     source: &Throttled<S>,
     remote: &S::File,
     offset: u64,

@@ -8,5 +8,6 @@ pub(crate) mod package_files;
 pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod scope;
+mod signatures;
 pub(crate) mod watchdog;
 mod writeback;

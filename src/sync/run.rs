@@ -10,6 +10,7 @@ use super::apply::{self, Applied, KnownContent};
 use super::inventory::{Inventory, LocalKind};
 use super::plan::{Plan, plan};
 use super::scope::{Scope, Verdict};
+use super::signatures::BundledSignatures;
 use super::watchdog::Watched;
 use crate::display::{self, Display};
 use crate::error::Error;
@@ -89,7 +90,16 @@ impl Surveyed<'_> {
         display::print_excluded(manifest, scope);
         let plan = plan(manifest, scope, &self.inventory, Some(&self.index));
         let known = KnownContent::new(&self.index, &self.inventory, &plan);
-        let estimates = apply::estimate(source, self.store, &self.inventory, &plan, &known).await?;
+        let signatures = BundledSignatures::read(source, &plan, &self.inventory, &known).await;
+        let estimates = apply::estimate(
+            source,
+            self.store,
+            &self.inventory,
+            &plan,
+            &known,
+            &signatures,
+        )
+        .await?;
         display::print_plan(&plan, &estimates, cap);
         Ok(())
     }
@@ -114,10 +124,11 @@ impl Surveyed<'_> {
     ) -> Result<Mirrored, Error> {
         let plan = plan(manifest, scope, &self.inventory, Some(&self.index));
         let known = KnownContent::new(&self.index, &self.inventory, &plan);
+        let signatures = BundledSignatures::read(source, &plan, &self.inventory, &known).await;
         display.set_total(plan.fetch_bytes());
         let events = Watched::new(display);
         let applied = tokio::select! {
-            applied = apply::apply(source, store, &self.inventory, &plan, &known, &events) => applied?,
+            applied = apply::apply(source, store, &self.inventory, &plan, &known, &signatures, &events) => applied?,
             stalled = events.stalled(timeout, source.progress()) => return Err(stalled),
         };
         events.inner().finish();
