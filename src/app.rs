@@ -128,8 +128,9 @@ pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Er
 }
 
 /// The repair before the sync, so nothing anyone else could write is taken
-/// as unchanged, used as a basis or copied from. Returns what it had to fix
-/// (everything, when it failed) and its problem for the exit code.
+/// as unchanged, used as a basis or copied from. It lists the store as it
+/// goes, for the inventory. Returns what it had to fix (everything, when it
+/// failed) and its problem for the exit code.
 fn repair_before_sync(
     store: Option<&StoreDir>,
     dry_run: bool,
@@ -138,8 +139,13 @@ fn repair_before_sync(
     let Some(store) = store.filter(|_| !dry_run) else {
         return (acl::Repaired::default(), None);
     };
-    match acl::repair(store) {
-        Ok(repaired) => (repaired, None),
+    match acl::repair_listing(store) {
+        Ok((repaired, listing)) => {
+            if let Some(listing) = listing {
+                store.keep_listing(listing);
+            }
+            (repaired, None)
+        }
         Err(e) => {
             log.line(&format!("{e}: every file is hashed again before it counts"));
             let everything = acl::Repaired {
