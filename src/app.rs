@@ -29,9 +29,11 @@ use crate::store::acl;
 use crate::store::dir::StoreDir;
 use crate::store::lock::RunLock;
 use crate::store::state::State;
+use crate::store::walk::Found;
 use crate::sync;
 use crate::sync::scope::Scope;
 use crate::transport::{self, Connection, Throttled};
+use futures::future::BoxFuture;
 
 /// The client sync: everything after the INI is read is recorded in the state.
 pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
@@ -57,23 +59,27 @@ pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Er
             return Err(e);
         }
     };
-    let (suspect, mut acl_problem) = repair_before_sync(store.as_ref(), args.dry_run, log);
     let started = Instant::now();
     let mut figures = Figures::default();
+    // The repair before the sync walks the store on blocking threads while
+    // the connection is made: the one waits on the disk, the other on the
+    // network and the server.
+    let mut before = RepairBefore::start(store.as_ref(), args.dry_run);
     let run = Run {
         config: &config,
         args: &args,
         store: store.as_ref(),
-        suspect: &suspect,
     };
     // A whole run has a deadline, whatever a source does; the partial
     // downloads it leaves are resumed by the next run.
     let deadline = config.sync.deadline;
-    let syncing = run.connect_and_mirror(&mut state, &mut figures, log);
+    let syncing = run.connect_and_mirror(&mut before, &mut state, &mut figures, log);
     let (result, connection) = match tokio::time::timeout(deadline, syncing).await {
         Ok(done) => done,
         Err(_) => (Err(Error::Deadline(deadline)), None),
     };
+    // Over before the repair after the sync starts, however the sync ended.
+    let mut acl_problem = before.finish(store.as_ref(), log).await;
     let sync_code = match &result {
         Ok(outcome) => outcome.code,
         Err(e) => e.exit_code(),
@@ -127,33 +133,104 @@ pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Er
     result
 }
 
+/// What the repair before the sync returns: what it changed, and the store's
+/// entries as it left them where it lists them.
+type Listed = Result<(acl::Repaired, Option<Vec<Found>>), acl::AclError>;
+
 /// The repair before the sync, so nothing anyone else could write is taken
-/// as unchanged, used as a basis or copied from. It lists the store as it
-/// goes, for the inventory. Returns what it had to fix (everything, when it
-/// failed) and its problem for the exit code.
-fn repair_before_sync(
-    store: Option<&StoreDir>,
-    dry_run: bool,
-    log: &mut RunLog,
-) -> (acl::Repaired, Option<String>) {
-    let Some(store) = store.filter(|_| !dry_run) else {
-        return (acl::Repaired::default(), None);
-    };
-    match acl::repair_listing(store) {
-        Ok((repaired, listing)) => {
-            if let Some(listing) = listing {
-                store.keep_listing(listing);
+/// as unchanged, used as a basis or copied from. It also lists the store for
+/// the inventory, which then need not walk it again.
+enum RepairBefore {
+    /// A dry run repairs nothing.
+    Skipped,
+    /// On a blocking thread, with a second handle on the store root. Kept
+    /// here while it is awaited, so a sync that ends first (the deadline)
+    /// still waits for it before the repair after the sync.
+    Running(BoxFuture<'static, Listed>),
+    /// What it had to fix (everything, when it failed) and its problem for
+    /// the exit code.
+    Done(acl::Repaired, Option<String>),
+}
+
+impl RepairBefore {
+    /// Starts the repair of `store`, unless there is none or this is a dry run.
+    fn start(store: Option<&StoreDir>, dry_run: bool) -> RepairBefore {
+        let Some(store) = store.filter(|_| !dry_run) else {
+            return RepairBefore::Skipped;
+        };
+        let Ok(handle) = store.try_clone() else {
+            // No second handle: the repair runs here, before the connection.
+            return RepairBefore::Running(Box::pin(std::future::ready(acl::repair_listing(store))));
+        };
+        let path = store.path().to_path_buf();
+        let task = tokio::task::spawn_blocking(move || acl::repair_listing(&handle));
+        RepairBefore::Running(Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                Err(acl::AclError {
+                    path,
+                    why: format!("the repair thread stopped: {e}"),
+                })
+            })
+        }))
+    }
+
+    /// Waits for the repair; keeps its listing in `store` for the inventory
+    /// and logs a failure.
+    async fn wait(&mut self, store: Option<&StoreDir>, log: &mut RunLog) {
+        let RepairBefore::Running(task) = self else {
+            return;
+        };
+        let (repaired, problem) = match task.await {
+            Ok((repaired, listing)) => {
+                if let (Some(store), Some(listing)) = (store, listing) {
+                    store.keep_listing(listing);
+                }
+                (repaired, None)
             }
-            (repaired, None)
+            Err(e) => (everything(), Some(e.to_string())),
+        };
+        if let Some(problem) = &problem {
+            log.line(&format!(
+                "{problem}: every file is hashed again before it counts"
+            ));
         }
-        Err(e) => {
-            log.line(&format!("{e}: every file is hashed again before it counts"));
-            let everything = acl::Repaired {
-                everything: true,
-                ..acl::Repaired::default()
-            };
-            (everything, Some(e.to_string()))
+        *self = RepairBefore::Done(repaired, problem);
+    }
+
+    /// What the repair had to fix: nothing in a dry run, everything until
+    /// it is done.
+    fn repaired(&self) -> &acl::Repaired {
+        static NOTHING: acl::Repaired = acl::Repaired {
+            paths: Vec::new(),
+            everything: false,
+        };
+        static EVERYTHING: acl::Repaired = acl::Repaired {
+            paths: Vec::new(),
+            everything: true,
+        };
+        match self {
+            RepairBefore::Skipped => &NOTHING,
+            RepairBefore::Running(_) => &EVERYTHING,
+            RepairBefore::Done(repaired, _) => repaired,
         }
+    }
+
+    /// Waits for the repair if the sync did not (it failed or ran out of
+    /// time first); returns its problem.
+    async fn finish(mut self, store: Option<&StoreDir>, log: &mut RunLog) -> Option<String> {
+        self.wait(store, log).await;
+        match self {
+            RepairBefore::Done(_, problem) => problem,
+            RepairBefore::Skipped | RepairBefore::Running(_) => None,
+        }
+    }
+}
+
+/// What a repair that did not finish leaves known: nothing.
+fn everything() -> acl::Repaired {
+    acl::Repaired {
+        everything: true,
+        ..acl::Repaired::default()
     }
 }
 
@@ -209,14 +286,12 @@ fn open_store(path: &Path, dry_run: bool) -> Result<Option<StoreDir>, Error> {
     Ok(Some(StoreDir::open(path)?))
 }
 
-/// What one sync works with: the INI, the switches, the open store (none in
-/// a dry run before the first sync) and what the repair before the sync had
-/// to fix.
+/// What one sync works with: the INI, the switches and the open store (none
+/// in a dry run before the first sync).
 struct Run<'a> {
     config: &'a Config,
     args: &'a SyncArgs,
     store: Option<&'a StoreDir>,
-    suspect: &'a acl::Repaired,
 }
 
 impl Run<'_> {
@@ -229,10 +304,11 @@ impl Run<'_> {
         }
     }
 
-    /// Connects and mirrors; also returns the connection when there was one,
-    /// for the report upload.
+    /// Connects while the repair `before` runs, then mirrors; also returns
+    /// the connection when there was one, for the report upload.
     async fn connect_and_mirror(
         &self,
+        before: &mut RepairBefore,
         state: &mut State,
         figures: &mut Figures,
         log: &mut RunLog,
@@ -241,11 +317,15 @@ impl Run<'_> {
             Ok(key) => key,
             Err(e) => return (Err(e), None),
         };
-        let source = match transport::connect(self.config, self.cap_kib(), self.args.setup).await {
+        let connecting = transport::connect(self.config, self.cap_kib(), self.args.setup);
+        let (source, ()) = tokio::join!(connecting, before.wait(self.store, log));
+        let source = match source {
             Ok(source) => source,
             Err(e) => return (Err(e.into()), None),
         };
-        let result = self.mirror(&source, &key, state, figures, log).await;
+        let result = self
+            .mirror(&source, &key, before.repaired(), state, figures, log)
+            .await;
         (result, Some(source))
     }
 
@@ -255,6 +335,7 @@ impl Run<'_> {
         &self,
         source: &Throttled<Connection>,
         key: &PinnedKey,
+        suspect: &acl::Repaired,
         state: &mut State,
         figures: &mut Figures,
         log: &mut RunLog,
@@ -267,7 +348,7 @@ impl Run<'_> {
         log.line(&format!("manifest version {} verified", manifest.version()));
         figures.version = Some(manifest.version());
 
-        let surveyed = sync::run::survey(self.store, self.suspect, &manifest, state_dir, log)?;
+        let surveyed = sync::run::survey(self.store, suspect, &manifest, state_dir, log)?;
         let (folders, notes) = select::policy::folders_for_run(
             source,
             &manifest,
