@@ -89,23 +89,30 @@ impl Inventory {
 
     /// The inventory of the entries a walk found.
     fn of(found: Vec<Found>) -> Inventory {
-        let mut inventory = Inventory::default();
-        for Found { path, kind } in found {
-            let name = path.as_str().rsplit('/').next().unwrap_or_default();
-            let kind = match kind {
-                FoundKind::File { .. } if name.starts_with(TEMP_PREFIX) => {
-                    let target =
-                        temp_target(name).and_then(|target| StorePath::beside(&path, target));
-                    inventory.temps.push(Temp { path, target });
-                    continue;
-                }
-                FoundKind::File { size, mtime, id } => LocalKind::File { size, mtime, id },
-                FoundKind::Dir => LocalKind::Dir,
-                FoundKind::Other => LocalKind::Other,
-            };
-            inventory.entries.insert(path, LocalEntry { kind });
+        let mut temps = Vec::new();
+        let entries = found
+            .into_iter()
+            .filter_map(|Found { path, kind }| {
+                let kind = match kind {
+                    FoundKind::File { .. } if is_temp(&path) => {
+                        let name = path.as_str().rsplit('/').next().unwrap_or_default();
+                        let target =
+                            temp_target(name).and_then(|target| StorePath::beside(&path, target));
+                        temps.push(Temp { path, target });
+                        return None;
+                    }
+                    FoundKind::File { size, mtime, id } => LocalKind::File { size, mtime, id },
+                    FoundKind::Dir => LocalKind::Dir,
+                    FoundKind::Other => LocalKind::Other,
+                };
+                Some((path, LocalEntry { kind }))
+            })
+            .collect();
+        Inventory {
+            entries,
+            temps,
+            ..Inventory::default()
         }
-        inventory
     }
 
     /// Marks as suspect every file the repair changed or that lies in a folder
@@ -138,12 +145,23 @@ impl Inventory {
 
     /// Marks as suspect every file that is not the one `index` says was
     /// verified there: same size and mtime, another inode or change time.
+    /// Both maps are ordered by the text of their paths, so one pass over
+    /// the two finds the pairs.
     pub(crate) fn distrust_other_files(&mut self, index: &StoreIndex) {
+        let mut local = self.entries.iter().peekable();
         for (path, entry) in &index.files {
             let Some(known) = entry.id else { continue };
-            if let Some(LocalEntry {
-                kind: LocalKind::File { size, mtime, id },
-            }) = self.entries.get(path.as_str())
+            while local
+                .next_if(|(found, _)| found.as_str() < path.as_str())
+                .is_some()
+            {}
+            if let Some((
+                found,
+                LocalEntry {
+                    kind: LocalKind::File { size, mtime, id },
+                },
+            )) = local.peek()
+                && found.as_str() == path.as_str()
                 && *size == entry.size
                 && *mtime == entry.mtime
                 && *id != known
@@ -199,6 +217,12 @@ impl Inventory {
     }
 }
 
+/// Whether the store file `path` is a partial download, by its name.
+fn is_temp(path: &StorePath) -> bool {
+    let name = path.as_str().rsplit('/').next().unwrap_or_default();
+    name.starts_with(TEMP_PREFIX)
+}
+
 /// The sha256 of the first `size` bytes of the store file `path`.
 fn hash(store: &StoreDir, path: &RelPath, size: u64) -> Option<[u8; 32]> {
     use sha2::Digest;
@@ -249,5 +273,68 @@ mod tests {
                 .entries
                 .contains_key("later.txt")
         );
+    }
+
+    #[test]
+    fn only_files_the_index_knows_by_size_and_mtime_but_not_by_identity_are_unverified() {
+        use crate::store::index::IndexEntry;
+        let id = |ino| FileId { ino, changed: 5 };
+        let file = |ino| LocalEntry {
+            kind: LocalKind::File {
+                size: 3,
+                mtime: 4,
+                id: id(ino),
+            },
+        };
+        let mut inventory = Inventory::default();
+        for (path, entry) in [
+            ("a", file(1)),
+            ("a/b", file(2)),
+            ("a.msi", file(9)),
+            (
+                "b",
+                LocalEntry {
+                    kind: LocalKind::Dir,
+                },
+            ),
+            ("c.msi", file(3)),
+            ("d.msi", file(8)),
+            ("z.msi", file(7)),
+        ] {
+            inventory.entries.insert(store_path(path), entry);
+        }
+        let mut index = StoreIndex::default();
+        for (path, ino, size) in [
+            ("a.msi", Some(1), 3),
+            ("a/b", Some(2), 3),
+            ("b", Some(1), 3),
+            ("c.msi", None, 3),
+            ("d.msi", Some(1), 2),
+            ("e.msi", Some(1), 3),
+            ("z.msi", Some(1), 3),
+        ] {
+            index.files.insert(
+                RelPath::new(path).unwrap(),
+                IndexEntry {
+                    size,
+                    mtime: 4,
+                    sha256: "ab".repeat(32),
+                    id: ino.map(id),
+                },
+            );
+        }
+        inventory.distrust_other_files(&index);
+        // a/b is the same file, b a folder, c.msi has no identity recorded,
+        // d.msi another size, e.msi is missing.
+        let unverified: Vec<&str> = inventory.unverified.iter().map(RelPath::as_str).collect();
+        assert_eq!(unverified, ["a.msi", "z.msi"]);
+    }
+
+    fn store_path(path: &str) -> StorePath {
+        path.split('/')
+            .fold(None, |parent: Option<StorePath>, name| {
+                StorePath::child(parent.as_ref(), name)
+            })
+            .unwrap()
     }
 }

@@ -26,12 +26,19 @@ use crate::store::walk::{self, Found};
 
 /// Repairs the store and everything in it; returns what it changed.
 pub(crate) fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
-    repair_listing(store).map(|(repaired, _)| repaired)
+    walk_and_repair(store).map(|(repaired, _)| repaired)
 }
 
 /// [`repair`], which also returns every entry of the store as the repair
-/// left it: each entry's metadata is read once, for both.
+/// left it, ordered by path: each entry's metadata is read once, for both.
 pub(crate) fn repair_listing(store: &StoreDir) -> Result<(Repaired, Option<Vec<Found>>), AclError> {
+    let (repaired, mut found) = walk_and_repair(store)?;
+    found.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok((repaired, Some(found)))
+}
+
+/// Repairs the store; returns what it changed and every entry it left.
+fn walk_and_repair(store: &StoreDir) -> Result<(Repaired, Vec<Found>), AclError> {
     let root = store.dir();
     let fail = |e: std::io::Error| AclError {
         path: store.path().to_path_buf(),
@@ -75,7 +82,7 @@ pub(crate) fn repair_listing(store: &StoreDir) -> Result<(Repaired, Option<Vec<F
         everything: false,
     };
     repaired.paths.sort();
-    Ok((repaired, Some(found)))
+    Ok((repaired, found))
 }
 
 /// What [`repair_entry`] did.
