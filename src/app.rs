@@ -27,6 +27,7 @@ use crate::select;
 use crate::startup;
 use crate::store::acl;
 use crate::store::dir::StoreDir;
+use crate::store::index::StoreIndex;
 use crate::store::lock::RunLock;
 use crate::store::state::State;
 use crate::store::walk::Found;
@@ -49,6 +50,7 @@ pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Er
     log.line(&format!("sync started, config {}", ini.display()));
 
     let mut state = State::load(&config.sync.state)?;
+    StoreIndex::read_ahead(&config.sync.state);
     let store = match open_store(&config.sync.local, args.dry_run) {
         Ok(store) => store,
         Err(e) => {
