@@ -64,8 +64,8 @@ pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Er
     let started = Instant::now();
     let mut figures = Figures::default();
     // The repair before the sync walks the store on blocking threads while
-    // the connection is made: the one waits on the disk, the other on the
-    // network and the server.
+    // the connection is made and the manifest loaded: the one waits on the
+    // disk, the others on the network and the server.
     let mut before = RepairBefore::start(store.as_ref(), args.dry_run);
     let run = Run {
         config: &config,
@@ -80,13 +80,14 @@ pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Er
         Ok(done) => done,
         Err(_) => (Err(Error::Deadline(deadline)), None),
     };
-    // Over before the repair after the sync starts, however the sync ended.
-    let mut acl_problem = before.finish(store.as_ref(), log).await;
     let sync_code = match &result {
         Ok(outcome) => outcome.code,
         Err(e) => e.exit_code(),
     };
-    // After every run that may have written to the store, failed ones too.
+    // However the sync ended, the repair before it is over before the one
+    // after it starts, and that one runs after every run that may have
+    // written to the store, failed ones too.
+    let mut acl_problem = before.finish(store.as_ref(), log).await;
     if !args.dry_run
         && let Some(store) = &store
         && let Err(e) = acl::repair(store)
@@ -306,8 +307,8 @@ impl Run<'_> {
         }
     }
 
-    /// Connects while the repair `before` runs, then mirrors; also returns
-    /// the connection when there was one, for the report upload.
+    /// Connects and mirrors while the repair `before` runs; also returns the
+    /// connection when there was one, for the report upload.
     async fn connect_and_mirror(
         &self,
         before: &mut RepairBefore,
@@ -319,25 +320,25 @@ impl Run<'_> {
             Ok(key) => key,
             Err(e) => return (Err(e), None),
         };
-        let connecting = transport::connect(self.config, self.cap_kib(), self.args.setup);
-        let (source, ()) = tokio::join!(connecting, before.wait(self.store, log));
-        let source = match source {
+        let source = match transport::connect(self.config, self.cap_kib(), self.args.setup).await {
             Ok(source) => source,
             Err(e) => return (Err(e.into()), None),
         };
         let result = self
-            .mirror(&source, &key, before.repaired(), state, figures, log)
+            .mirror(&source, &key, before, state, figures, log)
             .await;
         (result, Some(source))
     }
 
     /// Loads the verified manifest, selects the package folders and makes the
-    /// store match; a dry run prints the plan instead.
+    /// store match; a dry run prints the plan instead. The store is surveyed
+    /// only once the repair before the sync is done; the manifest, which
+    /// does not depend on it, is loaded meanwhile.
     async fn mirror(
         &self,
         source: &Throttled<Connection>,
         key: &PinnedKey,
-        suspect: &acl::Repaired,
+        before: &mut RepairBefore,
         state: &mut State,
         figures: &mut Figures,
         log: &mut RunLog,
@@ -350,6 +351,8 @@ impl Run<'_> {
         log.line(&format!("manifest version {} verified", manifest.version()));
         figures.version = Some(manifest.version());
 
+        before.wait(self.store, log).await;
+        let suspect = before.repaired();
         let surveyed = sync::run::survey(self.store, suspect, &manifest, state_dir, log)?;
         let (folders, notes) = select::policy::folders_for_run(
             source,
