@@ -27,11 +27,14 @@ use crate::select;
 use crate::startup;
 use crate::store::acl;
 use crate::store::dir::StoreDir;
+use crate::store::index::StoreIndex;
 use crate::store::lock::RunLock;
 use crate::store::state::State;
+use crate::store::walk::Found;
 use crate::sync;
 use crate::sync::scope::Scope;
 use crate::transport::{self, Connection, Throttled};
+use futures::future::BoxFuture;
 
 /// The client sync: everything after the INI is read is recorded in the state.
 pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
@@ -47,6 +50,7 @@ pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Er
     log.line(&format!("sync started, config {}", ini.display()));
 
     let mut state = State::load(&config.sync.state)?;
+    StoreIndex::read_ahead(&config.sync.state);
     let store = match open_store(&config.sync.local, args.dry_run) {
         Ok(store) => store,
         Err(e) => {
@@ -57,19 +61,21 @@ pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Er
             return Err(e);
         }
     };
-    let (suspect, mut acl_problem) = repair_before_sync(store.as_ref(), args.dry_run, log);
     let started = Instant::now();
     let mut figures = Figures::default();
+    // The repair before the sync walks the store on blocking threads while
+    // the connection is made and the manifest loaded: the one waits on the
+    // disk, the others on the network and the server.
+    let mut before = RepairBefore::start(store.as_ref(), args.dry_run);
     let run = Run {
         config: &config,
         args: &args,
         store: store.as_ref(),
-        suspect: &suspect,
     };
     // A whole run has a deadline, whatever a source does; the partial
     // downloads it leaves are resumed by the next run.
     let deadline = config.sync.deadline;
-    let syncing = run.connect_and_mirror(&mut state, &mut figures, log);
+    let syncing = run.connect_and_mirror(&mut before, &mut state, &mut figures, log);
     let (result, connection) = match tokio::time::timeout(deadline, syncing).await {
         Ok(done) => done,
         Err(_) => (Err(Error::Deadline(deadline)), None),
@@ -78,7 +84,10 @@ pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Er
         Ok(outcome) => outcome.code,
         Err(e) => e.exit_code(),
     };
-    // After every run that may have written to the store, failed ones too.
+    // However the sync ended, the repair before it is over before the one
+    // after it starts, and that one runs after every run that may have
+    // written to the store, failed ones too.
+    let mut acl_problem = before.finish(store.as_ref(), log).await;
     if !args.dry_run
         && let Some(store) = &store
         && let Err(e) = acl::repair(store)
@@ -127,27 +136,104 @@ pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Er
     result
 }
 
+/// What the repair before the sync returns: what it changed, and the store's
+/// entries as it left them where it lists them.
+type Listed = Result<(acl::Repaired, Option<Vec<Found>>), acl::AclError>;
+
 /// The repair before the sync, so nothing anyone else could write is taken
-/// as unchanged, used as a basis or copied from. Returns what it had to fix
-/// (everything, when it failed) and its problem for the exit code.
-fn repair_before_sync(
-    store: Option<&StoreDir>,
-    dry_run: bool,
-    log: &mut RunLog,
-) -> (acl::Repaired, Option<String>) {
-    let Some(store) = store.filter(|_| !dry_run) else {
-        return (acl::Repaired::default(), None);
-    };
-    match acl::repair(store) {
-        Ok(repaired) => (repaired, None),
-        Err(e) => {
-            log.line(&format!("{e}: every file is hashed again before it counts"));
-            let everything = acl::Repaired {
-                everything: true,
-                ..acl::Repaired::default()
-            };
-            (everything, Some(e.to_string()))
+/// as unchanged, used as a basis or copied from. It also lists the store for
+/// the inventory, which then need not walk it again.
+enum RepairBefore {
+    /// A dry run repairs nothing.
+    Skipped,
+    /// On a blocking thread, with a second handle on the store root. Kept
+    /// here while it is awaited, so a sync that ends first (the deadline)
+    /// still waits for it before the repair after the sync.
+    Running(BoxFuture<'static, Listed>),
+    /// What it had to fix (everything, when it failed) and its problem for
+    /// the exit code.
+    Done(acl::Repaired, Option<String>),
+}
+
+impl RepairBefore {
+    /// Starts the repair of `store`, unless there is none or this is a dry run.
+    fn start(store: Option<&StoreDir>, dry_run: bool) -> RepairBefore {
+        let Some(store) = store.filter(|_| !dry_run) else {
+            return RepairBefore::Skipped;
+        };
+        let Ok(handle) = store.try_clone() else {
+            // No second handle: the repair runs here, before the connection.
+            return RepairBefore::Running(Box::pin(std::future::ready(acl::repair_listing(store))));
+        };
+        let path = store.path().to_path_buf();
+        let task = tokio::task::spawn_blocking(move || acl::repair_listing(&handle));
+        RepairBefore::Running(Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                Err(acl::AclError {
+                    path,
+                    why: format!("the repair thread stopped: {e}"),
+                })
+            })
+        }))
+    }
+
+    /// Waits for the repair; keeps its listing in `store` for the inventory
+    /// and logs a failure.
+    async fn wait(&mut self, store: Option<&StoreDir>, log: &mut RunLog) {
+        let RepairBefore::Running(task) = self else {
+            return;
+        };
+        let (repaired, problem) = match task.await {
+            Ok((repaired, listing)) => {
+                if let (Some(store), Some(listing)) = (store, listing) {
+                    store.keep_listing(listing);
+                }
+                (repaired, None)
+            }
+            Err(e) => (everything(), Some(e.to_string())),
+        };
+        if let Some(problem) = &problem {
+            log.line(&format!(
+                "{problem}: every file is hashed again before it counts"
+            ));
         }
+        *self = RepairBefore::Done(repaired, problem);
+    }
+
+    /// What the repair had to fix: nothing in a dry run, everything until
+    /// it is done.
+    fn repaired(&self) -> &acl::Repaired {
+        static NOTHING: acl::Repaired = acl::Repaired {
+            paths: Vec::new(),
+            everything: false,
+        };
+        static EVERYTHING: acl::Repaired = acl::Repaired {
+            paths: Vec::new(),
+            everything: true,
+        };
+        match self {
+            RepairBefore::Skipped => &NOTHING,
+            RepairBefore::Running(_) => &EVERYTHING,
+            RepairBefore::Done(repaired, _) => repaired,
+        }
+    }
+
+    /// Waits for the repair if the sync did not (it failed or ran out of
+    /// time first); returns its problem.
+    async fn finish(mut self, store: Option<&StoreDir>, log: &mut RunLog) -> Option<String> {
+        self.wait(store, log).await;
+        match self {
+            RepairBefore::Done(_, problem) => problem,
+            RepairBefore::Skipped | RepairBefore::Running(_) => None,
+        }
+    }
+}
+
+/// What a repair that did not finish leaves known: nothing.
+fn everything() -> acl::Repaired {
+    acl::Repaired {
+        everything: true,
+        ..acl::Repaired::default()
     }
 }
 
@@ -203,14 +289,12 @@ fn open_store(path: &Path, dry_run: bool) -> Result<Option<StoreDir>, Error> {
     Ok(Some(StoreDir::open(path)?))
 }
 
-/// What one sync works with: the INI, the switches, the open store (none in
-/// a dry run before the first sync) and what the repair before the sync had
-/// to fix.
+/// What one sync works with: the INI, the switches and the open store (none
+/// in a dry run before the first sync).
 struct Run<'a> {
     config: &'a Config,
     args: &'a SyncArgs,
     store: Option<&'a StoreDir>,
-    suspect: &'a acl::Repaired,
 }
 
 impl Run<'_> {
@@ -223,10 +307,11 @@ impl Run<'_> {
         }
     }
 
-    /// Connects and mirrors; also returns the connection when there was one,
-    /// for the report upload.
+    /// Connects and mirrors while the repair `before` runs; also returns the
+    /// connection when there was one, for the report upload.
     async fn connect_and_mirror(
         &self,
+        before: &mut RepairBefore,
         state: &mut State,
         figures: &mut Figures,
         log: &mut RunLog,
@@ -239,16 +324,21 @@ impl Run<'_> {
             Ok(source) => source,
             Err(e) => return (Err(e.into()), None),
         };
-        let result = self.mirror(&source, &key, state, figures, log).await;
+        let result = self
+            .mirror(&source, &key, before, state, figures, log)
+            .await;
         (result, Some(source))
     }
 
     /// Loads the verified manifest, selects the package folders and makes the
-    /// store match; a dry run prints the plan instead.
+    /// store match; a dry run prints the plan instead. The store is surveyed
+    /// only once the repair before the sync is done; the manifest, which
+    /// does not depend on it, is loaded meanwhile.
     async fn mirror(
         &self,
         source: &Throttled<Connection>,
         key: &PinnedKey,
+        before: &mut RepairBefore,
         state: &mut State,
         figures: &mut Figures,
         log: &mut RunLog,
@@ -261,7 +351,9 @@ impl Run<'_> {
         log.line(&format!("manifest version {} verified", manifest.version()));
         figures.version = Some(manifest.version());
 
-        let mut surveyed = sync::run::survey(self.store, self.suspect, state_dir)?;
+        before.wait(self.store, log).await;
+        let suspect = before.repaired();
+        let mut surveyed = sync::run::survey(self.store, suspect, state_dir)?;
         let (folders, notes) = select::policy::folders_for_run(
             source,
             &manifest,

@@ -6,6 +6,9 @@
 //! else, even with the same size and mtime, has another identity.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
@@ -75,14 +78,39 @@ pub(crate) struct StoreIndex {
     pub files: BTreeMap<RelPath, IndexEntry>,
 }
 
+/// Indexes being read ahead on threads of their own, by state folder.
+static READ_AHEAD: Mutex<Vec<(PathBuf, JoinHandle<StoreIndex>)>> = Mutex::new(Vec::new());
+
 impl StoreIndex {
-    /// Reads the index; a missing or damaged one is empty (it only saves
-    /// downloads, and every file is verified again anyway).
+    /// Starts reading the index of `dir` on a thread of its own while the
+    /// run connects, for [`StoreIndex::load`] to take. Only a run holding
+    /// the lock of `dir` calls it, and that run writes the index only after
+    /// loading it, so what is read ahead is what `load` would read.
+    pub(crate) fn read_ahead(dir: &StateDir) {
+        let path = dir.file(StateFile::StoreIndex);
+        let Ok(reading) = std::thread::Builder::new()
+            .name("store index".into())
+            .spawn(move || read(&path))
+        else {
+            return;
+        };
+        if let Ok(mut ahead) = READ_AHEAD.lock() {
+            ahead.push((dir.path().to_path_buf(), reading));
+        }
+    }
+
+    /// Reads the index, or takes the one read ahead; a missing or damaged
+    /// one is empty (it only saves downloads, and every file is verified
+    /// again anyway).
     pub(crate) fn load(dir: &StateDir) -> StoreIndex {
-        std::fs::read(dir.file(StateFile::StoreIndex))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+        let ahead = READ_AHEAD.lock().ok().and_then(|mut ahead| {
+            let at = ahead.iter().position(|(path, _)| path == dir.path())?;
+            Some(ahead.swap_remove(at).1)
+        });
+        match ahead.map(JoinHandle::join) {
+            Some(Ok(index)) => index,
+            _ => read(&dir.file(StateFile::StoreIndex)),
+        }
     }
 
     /// Writes the index through a temporary file and a rename.
@@ -90,6 +118,14 @@ impl StoreIndex {
         let bytes = serde_json::to_vec(self).unwrap_or_default();
         dir.write(StateFile::StoreIndex, &bytes)
     }
+}
+
+/// The index in the file `path`; empty when missing or damaged.
+fn read(path: &Path) -> StoreIndex {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -121,6 +157,29 @@ mod tests {
             StoreIndex::load(&StateDir::new(dir.path())),
             StoreIndex::default()
         );
+    }
+
+    #[test]
+    fn an_index_read_ahead_is_taken_once_by_its_own_folder() {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (one, two) = (StateDir::new(one.path()), StateDir::new(two.path()));
+        let mut index = StoreIndex::default();
+        index.files.insert(
+            RelPath::new("a.msi").unwrap(),
+            IndexEntry {
+                size: 1,
+                mtime: 2,
+                sha256: "cd".repeat(32),
+                id: None,
+            },
+        );
+        index.save(&one).unwrap();
+        StoreIndex::read_ahead(&one);
+        assert_eq!(StoreIndex::load(&two), StoreIndex::default());
+        assert_eq!(StoreIndex::load(&one), index);
+        // Taken: the next load reads the file as it is then.
+        StoreIndex::default().save(&one).unwrap();
+        assert_eq!(StoreIndex::load(&one), StoreIndex::default());
     }
 
     #[test]

@@ -3,15 +3,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::time::UNIX_EPOCH;
 
+use crate::manifest::format::TEMP_PREFIX;
 use crate::manifest::path::RelPath;
 use crate::manifest::verify::VerifiedManifest;
+use crate::store::StoreError;
 use crate::store::acl::Repaired;
 use crate::store::dir::{StoreDir, temp_target};
 use crate::store::index::{FileId, StoreIndex};
 use crate::store::path::StorePath;
-use crate::store::{StoreError, walk};
+use crate::store::walk::{self, Found, FoundKind};
 
 /// One thing found in the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,28 +71,48 @@ pub(crate) struct Inventory {
 }
 
 impl Inventory {
-    /// Walks the store level by level on a few threads ([`walk::by_levels`]),
-    /// each folder opened through the store's handle without following a link.
+    /// What the store holds: the listing the repair before the sync left
+    /// when there is one (it walked the store just before, and only this run
+    /// writes there), else a walk of its own ([`walk::store_entries`]), each
+    /// folder opened through the store's handle without following a link.
     pub(crate) fn scan(store: &StoreDir) -> Result<Inventory, StoreError> {
-        let mut inventory = Inventory::default();
-        let listings = walk::by_levels(
-            vec![None],
-            |dirs| {
-                list(store, dirs).map(|mut listing| {
-                    let next = std::mem::take(&mut listing.dirs);
-                    (listing, next)
-                })
-            },
-            || {
-                let panicked = std::io::Error::other("listing thread panicked");
-                StoreError::io("list", store.path(), panicked)
-            },
-        )?;
-        for listing in listings {
-            inventory.temps.extend(listing.temps);
-            inventory.entries.extend(listing.entries);
+        let found = match store.take_listing() {
+            Some(found) => found,
+            None => walk::store_entries(
+                store,
+                |_, _, _, meta| Ok(Some(meta)),
+                |e| StoreError::io(e.op, &e.path, e.error),
+            )?,
+        };
+        Ok(Inventory::of(found))
+    }
+
+    /// The inventory of the entries a walk found.
+    fn of(found: Vec<Found>) -> Inventory {
+        let mut temps = Vec::new();
+        let entries = found
+            .into_iter()
+            .filter_map(|Found { path, kind }| {
+                let kind = match kind {
+                    FoundKind::File { .. } if is_temp(&path) => {
+                        let name = path.as_str().rsplit('/').next().unwrap_or_default();
+                        let target =
+                            temp_target(name).and_then(|target| StorePath::beside(&path, target));
+                        temps.push(Temp { path, target });
+                        return None;
+                    }
+                    FoundKind::File { size, mtime, id } => LocalKind::File { size, mtime, id },
+                    FoundKind::Dir => LocalKind::Dir,
+                    FoundKind::Other => LocalKind::Other,
+                };
+                Some((path, LocalEntry { kind }))
+            })
+            .collect();
+        Inventory {
+            entries,
+            temps,
+            ..Inventory::default()
         }
-        Ok(inventory)
     }
 
     /// Marks as suspect every file the repair changed or that lies in a folder
@@ -124,12 +145,23 @@ impl Inventory {
 
     /// Marks as suspect every file that is not the one `index` says was
     /// verified there: same size and mtime, another inode or change time.
+    /// Both maps are ordered by the text of their paths, so one pass over
+    /// the two finds the pairs.
     pub(crate) fn distrust_other_files(&mut self, index: &StoreIndex) {
+        let mut local = self.entries.iter().peekable();
         for (path, entry) in &index.files {
             let Some(known) = entry.id else { continue };
-            if let Some(LocalEntry {
-                kind: LocalKind::File { size, mtime, id },
-            }) = self.entries.get(path.as_str())
+            while local
+                .next_if(|(found, _)| found.as_str() < path.as_str())
+                .is_some()
+            {}
+            if let Some((
+                found,
+                LocalEntry {
+                    kind: LocalKind::File { size, mtime, id },
+                },
+            )) = local.peek()
+                && found.as_str() == path.as_str()
                 && *size == entry.size
                 && *mtime == entry.mtime
                 && *id != known
@@ -185,6 +217,12 @@ impl Inventory {
     }
 }
 
+/// Whether the store file `path` is a partial download, by its name.
+fn is_temp(path: &StorePath) -> bool {
+    let name = path.as_str().rsplit('/').next().unwrap_or_default();
+    name.starts_with(TEMP_PREFIX)
+}
+
 /// The sha256 of the first `size` bytes of the store file `path`.
 fn hash(store: &StoreDir, path: &RelPath, size: u64) -> Option<[u8; 32]> {
     use sha2::Digest;
@@ -194,60 +232,109 @@ fn hash(store: &StoreDir, path: &RelPath, size: u64) -> Option<[u8; 32]> {
     Some(hasher.finalize().into())
 }
 
-/// What listing some folders found.
-#[derive(Default)]
-struct Listing {
-    entries: Vec<(StorePath, LocalEntry)>,
-    temps: Vec<Temp>,
-    dirs: Vec<Option<StorePath>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Lists the folders `dirs` (`None` for the root), one level deep.
-fn list(store: &StoreDir, dirs: &[Option<StorePath>]) -> Result<Listing, StoreError> {
-    let mut listing = Listing::default();
-    for prefix in dirs {
-        let prefix = prefix.as_ref();
-        let shown = prefix.map_or_else(|| store.path().to_path_buf(), |p| store.full(p));
-        let failed = |op, e| StoreError::io(op, &shown, e);
-        let dir = store.open_folder(prefix).map_err(|e| failed("open", e))?;
-        for entry in dir.entries().map_err(|e| failed("list", e))? {
-            let entry = entry.map_err(|e| failed("list", e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let rel = StorePath::child(prefix, &name).ok_or_else(|| {
-                failed(
-                    "list",
-                    std::io::Error::other(format!("{name:?} is not a file name")),
-                )
-            })?;
-            let meta = dir
-                .symlink_metadata(&name)
-                .map_err(|e| StoreError::io("stat", &store.full(&rel), e))?;
-            let kind = if meta.is_dir() {
-                listing.dirs.push(Some(rel.clone()));
-                LocalKind::Dir
-            } else if meta.is_file() {
-                if name.starts_with(crate::manifest::format::TEMP_PREFIX) {
-                    let target =
-                        temp_target(&name).and_then(|target| StorePath::child(prefix, target));
-                    listing.temps.push(Temp { path: rel, target });
-                    continue;
-                }
-                let mtime = meta
-                    .modified()
-                    .ok()
-                    .map(|t| t.into_std())
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-                LocalKind::File {
-                    size: meta.len(),
-                    mtime,
-                    id: FileId::of(&meta),
-                }
-            } else {
-                LocalKind::Other
-            };
-            listing.entries.push((rel, LocalEntry { kind }));
-        }
+    #[test]
+    fn a_kept_listing_is_taken_once_and_a_walk_finds_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/setup.msi"), "x").unwrap();
+        let temp = format!("{TEMP_PREFIX}0123456789abcdef-setup.msi");
+        std::fs::write(root.join("a/b").join(&temp), "partial").unwrap();
+        let store = StoreDir::open(&root).unwrap();
+
+        let walked = Inventory::scan(&store).unwrap();
+        assert_eq!(
+            walked
+                .entries
+                .keys()
+                .map(StorePath::as_str)
+                .collect::<Vec<_>>(),
+            ["a", "a/b", "a/b/setup.msi"]
+        );
+        assert_eq!(walked.temps.len(), 1);
+        assert_eq!(walked.temps[0].path, format!("a/b/{temp}"));
+        assert_eq!(walked.temps[0].target.as_ref().unwrap(), "a/b/setup.msi");
+
+        let found = walk::store_entries(&store, |_, _, _, m| Ok(Some(m)), |e| e.error).unwrap();
+        store.keep_listing(found);
+        std::fs::write(root.join("later.txt"), "x").unwrap();
+        // The kept listing, not the store as it is now.
+        let kept = Inventory::scan(&store).unwrap();
+        assert_eq!(kept.entries, walked.entries);
+        assert_eq!(kept.temps, walked.temps);
+        // Taken once: the next scan walks again.
+        assert!(
+            Inventory::scan(&store)
+                .unwrap()
+                .entries
+                .contains_key("later.txt")
+        );
     }
-    Ok(listing)
+
+    #[test]
+    fn only_files_the_index_knows_by_size_and_mtime_but_not_by_identity_are_unverified() {
+        use crate::store::index::IndexEntry;
+        let id = |ino| FileId { ino, changed: 5 };
+        let file = |ino| LocalEntry {
+            kind: LocalKind::File {
+                size: 3,
+                mtime: 4,
+                id: id(ino),
+            },
+        };
+        let mut inventory = Inventory::default();
+        for (path, entry) in [
+            ("a", file(1)),
+            ("a/b", file(2)),
+            ("a.msi", file(9)),
+            (
+                "b",
+                LocalEntry {
+                    kind: LocalKind::Dir,
+                },
+            ),
+            ("c.msi", file(3)),
+            ("d.msi", file(8)),
+            ("z.msi", file(7)),
+        ] {
+            inventory.entries.insert(store_path(path), entry);
+        }
+        let mut index = StoreIndex::default();
+        for (path, ino, size) in [
+            ("a.msi", Some(1), 3),
+            ("a/b", Some(2), 3),
+            ("b", Some(1), 3),
+            ("c.msi", None, 3),
+            ("d.msi", Some(1), 2),
+            ("e.msi", Some(1), 3),
+            ("z.msi", Some(1), 3),
+        ] {
+            index.files.insert(
+                RelPath::new(path).unwrap(),
+                IndexEntry {
+                    size,
+                    mtime: 4,
+                    sha256: "ab".repeat(32),
+                    id: ino.map(id),
+                },
+            );
+        }
+        inventory.distrust_other_files(&index);
+        // a/b is the same file, b a folder, c.msi has no identity recorded,
+        // d.msi another size, e.msi is missing.
+        let unverified: Vec<&str> = inventory.unverified.iter().map(RelPath::as_str).collect();
+        assert_eq!(unverified, ["a.msi", "z.msi"]);
+    }
+
+    fn store_path(path: &str) -> StorePath {
+        path.split('/')
+            .fold(None, |parent: Option<StorePath>, name| {
+                StorePath::child(parent.as_ref(), name)
+            })
+            .unwrap()
+    }
 }

@@ -361,7 +361,13 @@ async fn authenticate(
     endpoint: &str,
 ) -> Result<(), TransportError> {
     let authenticating = async {
-        let hash = ssh.best_supported_rsa_hash().await?.flatten();
+        // Only an RSA key needs to know which hashes the server takes, and
+        // asking waits up to a second for a server that does not say.
+        let hash = if key.algorithm().is_rsa() {
+            ssh.best_supported_rsa_hash().await?.flatten()
+        } else {
+            None
+        };
         let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
         ssh.authenticate_publickey(target.user.clone(), key).await
     };

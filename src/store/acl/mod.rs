@@ -10,7 +10,7 @@ mod imp;
 #[path = "windows.rs"]
 mod imp;
 
-pub(crate) use imp::repair;
+pub(crate) use imp::{repair, repair_listing};
 
 use super::path::StorePath;
 

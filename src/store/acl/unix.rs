@@ -15,16 +15,30 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
+use std::sync::Mutex;
+
 use cap_fs_ext::DirExt;
-use cap_std::fs::Dir;
+use cap_std::fs::{Dir, Metadata};
 
 use super::{AclError, Repaired};
 use crate::store::dir::StoreDir;
-use crate::store::path::StorePath;
-use crate::store::walk;
+use crate::store::walk::{self, Found};
 
 /// Repairs the store and everything in it; returns what it changed.
 pub(crate) fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
+    walk_and_repair(store).map(|(repaired, _)| repaired)
+}
+
+/// [`repair`], which also returns every entry of the store as the repair
+/// left it, ordered by path: each entry's metadata is read once, for both.
+pub(crate) fn repair_listing(store: &StoreDir) -> Result<(Repaired, Option<Vec<Found>>), AclError> {
+    let (repaired, mut found) = walk_and_repair(store)?;
+    found.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok((repaired, Some(found)))
+}
+
+/// Repairs the store; returns what it changed and every entry it left.
+fn walk_and_repair(store: &StoreDir) -> Result<(Repaired, Vec<Found>), AclError> {
     let root = store.dir();
     let fail = |e: std::io::Error| AclError {
         path: store.path().to_path_buf(),
@@ -36,56 +50,49 @@ pub(crate) fn repair(store: &StoreDir) -> Result<Repaired, AclError> {
     if mode & 0o7022 != 0 {
         fchmod(root.as_raw_fd(), (mode & 0o755) | 0o700).map_err(fail)?;
     }
-    let found = walk::by_levels(
-        vec![None],
-        |dirs| repair_children(store, dirs),
-        || AclError {
-            path: store.path().to_path_buf(),
-            why: "a repair thread panicked".into(),
+    let changed = Mutex::new(Vec::new());
+    let found = walk::store_entries(
+        store,
+        |dir, name, path, meta| {
+            let fail = |e: std::io::Error| AclError {
+                path: store.full(path),
+                why: e.to_string(),
+            };
+            let fixed = repair_entry(dir, name, &meta).map_err(fail)?;
+            if matches!(fixed, Fixed::Nothing) {
+                return Ok(Some(meta));
+            }
+            changed
+                .lock()
+                .map_err(|_| fail(std::io::Error::other("a repair thread panicked")))?
+                .push(path.clone());
+            match fixed {
+                // Its change time moved: the listing tells it as it is now.
+                Fixed::Changed => dir.symlink_metadata(name).map(Some).map_err(fail),
+                Fixed::Nothing | Fixed::Unlinked => Ok(None),
+            }
+        },
+        |e| AclError {
+            path: e.path,
+            why: e.error.to_string(),
         },
     )?;
-    let mut repaired = Repaired::default();
-    for level in found {
-        repaired.paths.extend(level);
-    }
+    let mut repaired = Repaired {
+        paths: changed.into_inner().unwrap_or_default(),
+        everything: false,
+    };
     repaired.paths.sort();
-    Ok(repaired)
+    Ok((repaired, found))
 }
 
-/// Repairs the entries of the folders `dirs` (`None` for the root); returns
-/// the paths it changed and the folders among the entries.
-fn repair_children(
-    store: &StoreDir,
-    dirs: &[Option<StorePath>],
-) -> Result<(Vec<StorePath>, Vec<Option<StorePath>>), AclError> {
-    let mut changed = Vec::new();
-    let mut subdirs = Vec::new();
-    for prefix in dirs {
-        let prefix = prefix.as_ref();
-        let fail = |rel: Option<&StorePath>, e: std::io::Error| AclError {
-            path: rel.map_or_else(|| store.path().to_path_buf(), |rel| store.full(rel)),
-            why: e.to_string(),
-        };
-        let dir = store.open_folder(prefix).map_err(|e| fail(prefix, e))?;
-        for entry in dir.entries().map_err(|e| fail(prefix, e))? {
-            let name = entry.map_err(|e| fail(prefix, e))?.file_name();
-            let name = name.to_string_lossy().into_owned();
-            let rel = StorePath::child(prefix, &name).ok_or_else(|| {
-                let why = std::io::Error::other(format!("{name:?} is not a file name"));
-                fail(prefix, why)
-            })?;
-            if repair_entry(&dir, &name).map_err(|e| fail(Some(&rel), e))? {
-                changed.push(rel.clone());
-            }
-            if dir
-                .symlink_metadata(&name)
-                .is_ok_and(|m| m.is_dir() && !m.file_type().is_symlink())
-            {
-                subdirs.push(Some(rel));
-            }
-        }
-    }
-    Ok((changed, subdirs))
+/// What [`repair_entry`] did.
+enum Fixed {
+    /// The entry was as it should be.
+    Nothing,
+    /// Its owner or mode was changed.
+    Changed,
+    /// It was unlinked from the store.
+    Unlinked,
 }
 
 /// The mode an entry of this kind and mode should have.
@@ -97,12 +104,12 @@ fn wanted_mode(is_dir: bool, mode: u32) -> u32 {
     }
 }
 
-/// Repairs the entry `name` of `dir`; returns whether it changed anything.
-fn repair_entry(dir: &Dir, name: &str) -> std::io::Result<bool> {
-    let meta = dir.symlink_metadata(name)?;
+/// Repairs the entry `name` of `dir`, whose metadata (a link not followed)
+/// is `meta`; returns what it did.
+fn repair_entry(dir: &Dir, name: &str, meta: &Metadata) -> std::io::Result<Fixed> {
     let kind = meta.file_type();
     if kind.is_symlink() {
-        return Ok(false);
+        return Ok(Fixed::Nothing);
     }
     let mode = cap_std::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
     let (uid, gid, nlink, ino) = {
@@ -111,12 +118,12 @@ fn repair_entry(dir: &Dir, name: &str) -> std::io::Result<bool> {
     };
     let wanted = wanted_mode(kind.is_dir(), mode);
     if uid == 0 && gid == 0 && mode == wanted {
-        return Ok(false);
+        return Ok(Fixed::Nothing);
     }
     let special = !kind.is_dir() && !kind.is_file();
     if special || (kind.is_file() && nlink > 1) {
         dir.remove_file_or_symlink(name)?;
-        return Ok(true);
+        return Ok(Fixed::Unlinked);
     }
     let file = open_nofollow(dir, name, kind.is_dir())?;
     let now = file.metadata()?;
@@ -128,7 +135,7 @@ fn repair_entry(dir: &Dir, name: &str) -> std::io::Result<bool> {
     }
     // chown clears setuid and setgid on its own; set the mode after it.
     file.set_permissions(std::fs::Permissions::from_mode(wanted))?;
-    Ok(true)
+    Ok(Fixed::Changed)
 }
 
 /// Opens `name` in `dir` for reading without following a link, without
@@ -191,6 +198,37 @@ mod tests {
             repair(&store).unwrap().paths.is_empty(),
             "a repaired store changed again"
         );
+    }
+
+    #[test]
+    fn the_listing_tells_the_store_as_the_repair_left_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("open.txt"), "x").unwrap();
+        fs::write(root.join("sub/kept.txt"), "x").unwrap();
+        fs::set_permissions(root.join("open.txt"), fs::Permissions::from_mode(0o666)).unwrap();
+        fs::set_permissions(root.join("sub"), fs::Permissions::from_mode(0o777)).unwrap();
+        let outside = dir.path().join("outside");
+        fs::write(&outside, "x").unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::hard_link(&outside, root.join("sub/linked")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        let store = StoreDir::open(&root).unwrap();
+
+        let (repaired, listing) = repair_listing(&store).unwrap();
+        assert_eq!(repaired.paths, ["open.txt", "sub", "sub/linked"]);
+        let mut listing = listing.unwrap();
+        listing.sort_by(|a, b| a.path.cmp(&b.path));
+        let paths: Vec<&str> = listing.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["link", "open.txt", "sub", "sub/kept.txt"]);
+        // Each entry as it is now: the change times the repair moved included.
+        for found in &listing {
+            let now = store.symlink_metadata(&found.path).unwrap();
+            assert_eq!(found.kind, walk::FoundKind::of(&now), "{}", found.path);
+        }
+        assert_eq!(listing[0].kind, walk::FoundKind::Other);
+        assert_eq!(listing[2].kind, walk::FoundKind::Dir);
     }
 
     #[test]

@@ -41,6 +41,7 @@ use super::{AclError, Repaired};
 use crate::store::dir::StoreDir;
 use crate::store::ownership;
 use crate::store::path::StorePath;
+use crate::store::walk::Found;
 
 const ADMINISTRATORS: &str = "S-1-5-32-544";
 const SYSTEM: &str = "S-1-5-18";
@@ -51,6 +52,12 @@ const FULL_CONTROL: u32 = 0x001F_01FF;
 const READ_AND_EXECUTE: u32 = 0x0012_00A9;
 /// OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE, what icacls calls (OI)(CI).
 const INHERIT_TO_ALL: u8 = 0x01 | 0x02;
+
+/// [`repair`]; the walk here is path-based and lists nothing for the
+/// inventory, which walks the store itself.
+pub(crate) fn repair_listing(store: &StoreDir) -> Result<(Repaired, Option<Vec<Found>>), AclError> {
+    repair(store).map(|repaired| (repaired, None))
+}
 
 /// Repairs the store and everything below it; returns what it changed.
 /// Path-based: a reparse point below the root is recognised by its own
