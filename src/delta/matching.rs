@@ -66,8 +66,8 @@ impl BlockMap {
 
     /// Records that new bytes `[new_offset, new_offset + len)` are at
     /// `old_offset` in `basis`. Only whole blocks count (the matcher never
-    /// matches the new file's short last block), and the first basis to offer a
-    /// block keeps it.
+    /// matches the new file's short last block: [`Self::match_short_tail`]
+    /// looks for it), and the first basis to offer a block keeps it.
     fn record(&mut self, basis: usize, new_offset: u64, old_offset: u64, len: u64) {
         let mut index = new_offset.div_ceil(self.block);
         while (index + 1) * self.block <= (new_offset + len).min(self.size) {
@@ -82,6 +82,37 @@ impl BlockMap {
             }
             index += 1;
         }
+    }
+
+    /// Looks for the new file's short last block, which the matcher never
+    /// finds, where an edit elsewhere leaves it: at the end of `old` (`len`
+    /// bytes) and at its own offset. Records it when `signature` confirms it.
+    pub(crate) fn match_short_tail(
+        &mut self,
+        signature: &Signature,
+        basis: usize,
+        old: &mut (impl Read + Seek),
+        len: u64,
+    ) -> std::io::Result<()> {
+        let tail = self.size % self.block;
+        let last = self.blocks.len().saturating_sub(1);
+        if tail == 0 || self.blocks.get(last).is_none_or(Option::is_some) {
+            return Ok(());
+        }
+        let own = self.size - tail;
+        let mut candidate = vec![0u8; tail as usize];
+        for offset in [len.checked_sub(tail), Some(own)].into_iter().flatten() {
+            if offset + tail > len {
+                continue;
+            }
+            old.seek(SeekFrom::Start(offset))?;
+            old.read_exact(&mut candidate)?;
+            if crate::delta::signature::is_short_last_block(signature, self.size, &candidate) {
+                self.blocks[last] = Some(Located { basis, offset });
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Matches the basis `basis` (a seekable file of `len` bytes) against the
@@ -227,6 +258,44 @@ mod tests {
         map.match_basis(&sig, 0, Cursor::new(old), old.len() as u64)
             .unwrap();
         map
+    }
+
+    /// [`map_for`] with the short last block looked for too, as a sync does.
+    fn full_map_for(new: &[u8], old: &[u8]) -> BlockMap {
+        let size = new.len() as u64;
+        let sig = parse(calculate(new, size).unwrap(), size).unwrap();
+        let mut map = map_for(new, old);
+        map.match_short_tail(&sig, 0, &mut Cursor::new(old), old.len() as u64)
+            .unwrap();
+        map
+    }
+
+    #[test]
+    fn the_short_last_block_is_found_at_the_end_or_in_place() {
+        let old = noise(7, 30_000);
+        // An edit in the middle: the tail sits at the end of the old file.
+        let mut edited = old.clone();
+        edited[12_000..13_000].copy_from_slice(&noise(8, 1000));
+        let map = full_map_for(&edited, &old);
+        let last = map.get(map.len() - 1).expect("tail found");
+        assert_eq!(
+            last.offset,
+            old.len() as u64 - old.len() as u64 % map.block()
+        );
+        // Bytes inserted: the tail is still the old file's last bytes.
+        let mut inserted = old.clone();
+        inserted.splice(5_000..5_000, noise(9, 300));
+        let map = full_map_for(&inserted, &old);
+        let tail = inserted.len() as u64 % map.block();
+        assert_eq!(
+            map.get(map.len() - 1).unwrap().offset,
+            old.len() as u64 - tail
+        );
+        // A changed tail is not taken from the old file.
+        let mut changed = old.clone();
+        *changed.last_mut().unwrap() ^= 1;
+        let map = full_map_for(&changed, &old);
+        assert_eq!(map.get(map.len() - 1), None);
     }
 
     fn noise(seed: u32, len: usize) -> Vec<u8> {

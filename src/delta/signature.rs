@@ -71,6 +71,26 @@ pub fn calculate(mut reader: impl Read, size: u64) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Whether `candidate` is the short last block that `signature` (of a
+/// `size`-byte file) describes: its entry, computed as the publisher computed
+/// it, equals the signature's last one. The matcher only finds whole blocks,
+/// so without this an unchanged tail shorter than a block is always fetched.
+pub fn is_short_last_block(signature: &Signature, size: u64, candidate: &[u8]) -> bool {
+    let block = block_size_for(size);
+    let tail = size % u64::from(block);
+    if tail == 0 || candidate.len() as u64 != tail {
+        return false;
+    }
+    let options = SignatureOptions {
+        block_size: block,
+        crypto_hash_size: HASH_BYTES,
+    };
+    let computed = Signature::calculate(candidate, options).into_serialized();
+    let published = signature.serialized();
+    published.len() as u64 == signature_len(size)
+        && published.ends_with(&computed[HEADER_BYTES as usize..])
+}
+
 fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buffer.len() {
@@ -156,6 +176,21 @@ mod tests {
         assert_eq!(whole.serialized(), &chunked[..]);
         assert_eq!(calculate(&data[..], size).unwrap(), whole.serialized());
         assert_eq!(whole.serialized().len() as u64, signature_len(size));
+    }
+
+    #[test]
+    fn the_short_last_block_is_recognised_by_its_entry() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let signature = parse(calculate(&data[..], 5000).unwrap(), 5000).unwrap();
+        // 1 KiB blocks: the last 904 bytes are the short block.
+        assert!(is_short_last_block(&signature, 5000, &data[4096..]));
+        let mut other = data[4096..].to_vec();
+        other[10] ^= 1;
+        assert!(!is_short_last_block(&signature, 5000, &other));
+        assert!(!is_short_last_block(&signature, 5000, &data[4095..]));
+        // A file of whole blocks has no short block.
+        let whole = parse(calculate(&data[..4096], 4096).unwrap(), 4096).unwrap();
+        assert!(!is_short_last_block(&whole, 4096, &[]));
     }
 
     #[test]

@@ -434,7 +434,10 @@ async fn delta_pieces<S: Source>(
         basis
             .lock()
             .map_err(|_| std::io::Error::other("basis lock poisoned"))
-            .and_then(|mut basis| map.match_basis(&signature, index, &mut *basis, *len))
+            .and_then(|mut basis| {
+                map.match_basis(&signature, index, &mut *basis, *len)?;
+                map.match_short_tail(&signature, index, &mut *basis, *len)
+            })
             .map_err(|e| failed(format!("failed to read {path}: {e}")))?;
     }
     Ok((
