@@ -637,8 +637,14 @@ async fn write_verified(
             temp.discard(store);
             return Err((written, FileError::Failed(why)));
         }
-        // Interrupted: the partial file stays as a basis for the next run.
-        Err(fatal) => return Err((written, fatal)),
+        // Interrupted: the partial file stays as a basis for the next run,
+        // when there is something in it and a block signature can use it.
+        Err(fatal) => {
+            if written == 0 || file.block_signature().is_none() {
+                temp.discard(store);
+            }
+            return Err((written, fatal));
+        }
         Ok(()) => {}
     }
     let digest: [u8; 32] = hasher.finalize().into();
