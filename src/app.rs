@@ -26,15 +26,14 @@ use crate::runlog::RunLog;
 use crate::select;
 use crate::startup;
 use crate::store::acl;
+use crate::store::acl::before::RepairBefore;
 use crate::store::dir::StoreDir;
 use crate::store::index::StoreIndex;
 use crate::store::lock::RunLock;
 use crate::store::state::State;
-use crate::store::walk::Found;
 use crate::sync;
 use crate::sync::scope::Scope;
 use crate::transport::{self, Connection, Throttled};
-use futures::future::BoxFuture;
 
 /// The client sync: everything after the INI is read is recorded in the state.
 pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
@@ -134,107 +133,6 @@ pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Er
         }
     }
     result
-}
-
-/// What the repair before the sync returns: what it changed, and the store's
-/// entries as it left them where it lists them.
-type Listed = Result<(acl::Repaired, Option<Vec<Found>>), acl::AclError>;
-
-/// The repair before the sync, so nothing anyone else could write is taken
-/// as unchanged, used as a basis or copied from. It also lists the store for
-/// the inventory, which then need not walk it again.
-enum RepairBefore {
-    /// A dry run repairs nothing.
-    Skipped,
-    /// On a blocking thread, with a second handle on the store root. Kept
-    /// here while it is awaited, so a sync that ends first (the deadline)
-    /// still waits for it before the repair after the sync.
-    Running(BoxFuture<'static, Listed>),
-    /// What it had to fix (everything, when it failed) and its problem for
-    /// the exit code.
-    Done(acl::Repaired, Option<String>),
-}
-
-impl RepairBefore {
-    /// Starts the repair of `store`, unless there is none or this is a dry run.
-    fn start(store: Option<&StoreDir>, dry_run: bool) -> RepairBefore {
-        let Some(store) = store.filter(|_| !dry_run) else {
-            return RepairBefore::Skipped;
-        };
-        let Ok(handle) = store.try_clone() else {
-            // No second handle: the repair runs here, before the connection.
-            return RepairBefore::Running(Box::pin(std::future::ready(acl::repair_listing(store))));
-        };
-        let path = store.path().to_path_buf();
-        let task = tokio::task::spawn_blocking(move || acl::repair_listing(&handle));
-        RepairBefore::Running(Box::pin(async move {
-            task.await.unwrap_or_else(|e| {
-                Err(acl::AclError {
-                    path,
-                    why: format!("the repair thread stopped: {e}"),
-                })
-            })
-        }))
-    }
-
-    /// Waits for the repair; keeps its listing in `store` for the inventory
-    /// and logs a failure.
-    async fn wait(&mut self, store: Option<&StoreDir>, log: &mut RunLog) {
-        let RepairBefore::Running(task) = self else {
-            return;
-        };
-        let (repaired, problem) = match task.await {
-            Ok((repaired, listing)) => {
-                if let (Some(store), Some(listing)) = (store, listing) {
-                    store.keep_listing(listing);
-                }
-                (repaired, None)
-            }
-            Err(e) => (everything(), Some(e.to_string())),
-        };
-        if let Some(problem) = &problem {
-            log.line(&format!(
-                "{problem}: every file is hashed again before it counts"
-            ));
-        }
-        *self = RepairBefore::Done(repaired, problem);
-    }
-
-    /// What the repair had to fix: nothing in a dry run, everything until
-    /// it is done.
-    fn repaired(&self) -> &acl::Repaired {
-        static NOTHING: acl::Repaired = acl::Repaired {
-            paths: Vec::new(),
-            everything: false,
-        };
-        static EVERYTHING: acl::Repaired = acl::Repaired {
-            paths: Vec::new(),
-            everything: true,
-        };
-        match self {
-            RepairBefore::Skipped => &NOTHING,
-            RepairBefore::Running(_) => &EVERYTHING,
-            RepairBefore::Done(repaired, _) => repaired,
-        }
-    }
-
-    /// Waits for the repair if the sync did not (it failed or ran out of
-    /// time first); returns its problem.
-    async fn finish(mut self, store: Option<&StoreDir>, log: &mut RunLog) -> Option<String> {
-        self.wait(store, log).await;
-        match self {
-            RepairBefore::Done(_, problem) => problem,
-            RepairBefore::Skipped | RepairBefore::Running(_) => None,
-        }
-    }
-}
-
-/// What a repair that did not finish leaves known: nothing.
-fn everything() -> acl::Repaired {
-    acl::Repaired {
-        everything: true,
-        ..acl::Repaired::default()
-    }
 }
 
 /// Logs how the report upload went; returns its problem, if any.

@@ -10,6 +10,8 @@ mod imp;
 #[path = "windows.rs"]
 mod imp;
 
+pub(crate) mod before;
+
 pub(crate) use imp::{repair, repair_listing};
 
 use super::path::StorePath;
