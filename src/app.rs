@@ -86,7 +86,7 @@ pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Er
     // However the sync ended, the repair before it is over before the one
     // after it starts, and that one runs after every run that may have
     // written to the store, failed ones too.
-    let mut acl_problem = before.finish(store.as_ref(), log).await;
+    let mut acl_problem = before.finish(log).await;
     if !args.dry_run
         && let Some(store) = &store
         && let Err(e) = acl::repair(store)
@@ -249,9 +249,9 @@ impl Run<'_> {
         log.line(&format!("manifest version {} verified", manifest.version()));
         figures.version = Some(manifest.version());
 
-        before.wait(self.store, log).await;
-        let suspect = before.repaired();
-        let mut surveyed = sync::run::survey(self.store, suspect, state_dir)?;
+        before.wait(log).await;
+        let listing = before.take_listing();
+        let mut surveyed = sync::run::survey(self.store, before.repaired(), listing, state_dir)?;
         let (folders, notes) = select::policy::folders_for_run(
             source,
             &manifest,

@@ -10,7 +10,6 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::fs::{Dir, Metadata, OpenOptions};
@@ -19,7 +18,6 @@ use rand::Rng;
 use super::StoreError;
 use super::ownership;
 use super::path::{InStore, StorePath};
-use super::walk::Found;
 use crate::manifest::format::TEMP_PREFIX;
 
 /// The open store root.
@@ -27,9 +25,6 @@ use crate::manifest::format::TEMP_PREFIX;
 pub(crate) struct StoreDir {
     dir: Dir,
     path: PathBuf,
-    /// What the repair before the sync found, for the inventory: see
-    /// [`StoreDir::keep_listing`].
-    listing: Mutex<Option<Vec<Found>>>,
 }
 
 /// Why the store root cannot be used (exit 208).
@@ -90,7 +85,6 @@ impl StoreDir {
         Ok(StoreDir {
             dir: Dir::from_std_file(handle),
             path: path.to_path_buf(),
-            listing: Mutex::new(None),
         })
     }
 
@@ -201,24 +195,7 @@ impl StoreDir {
         Ok(StoreDir {
             dir: self.dir.try_clone()?,
             path: self.path.clone(),
-            listing: Mutex::new(None),
         })
-    }
-
-    /// Keeps `found`, every entry of the store as the repair before the sync
-    /// left it, for the inventory ([`StoreDir::take_listing`]) to start from
-    /// instead of walking the store again: in between only the connection and
-    /// the manifest are dealt with, nothing writes to the store, and no one
-    /// but an administrator can once the repair is done.
-    pub(crate) fn keep_listing(&self, found: Vec<Found>) {
-        if let Ok(mut slot) = self.listing.lock() {
-            *slot = Some(found);
-        }
-    }
-
-    /// The listing [`StoreDir::keep_listing`] kept, once.
-    pub(crate) fn take_listing(&self) -> Option<Vec<Found>> {
-        self.listing.lock().ok().and_then(|mut slot| slot.take())
     }
 
     /// Removes `rel`: a file or link itself, or a folder with everything in

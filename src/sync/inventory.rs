@@ -71,12 +71,16 @@ pub(crate) struct Inventory {
 }
 
 impl Inventory {
-    /// What the store holds: the listing the repair before the sync left
-    /// when there is one (it walked the store just before, and only this run
-    /// writes there), else a walk of its own ([`walk::store_entries`]), each
-    /// folder opened through the store's handle without following a link.
-    pub(crate) fn scan(store: &StoreDir) -> Result<Inventory, StoreError> {
-        let found = match store.take_listing() {
+    /// What the store holds: `listing`, what the repair before the sync
+    /// found, when there is one (it walked the store just before, and only
+    /// this run writes there), else a walk of its own
+    /// ([`walk::store_entries`]), each folder opened through the store's
+    /// handle without following a link.
+    pub(crate) fn scan(
+        store: &StoreDir,
+        listing: Option<Vec<Found>>,
+    ) -> Result<Inventory, StoreError> {
+        let found = match listing {
             Some(found) => found,
             None => walk::store_entries(
                 store,
@@ -246,7 +250,7 @@ mod tests {
         std::fs::write(root.join("a/b").join(&temp), "partial").unwrap();
         let store = StoreDir::open(&root).unwrap();
 
-        let walked = Inventory::scan(&store).unwrap();
+        let walked = Inventory::scan(&store, None).unwrap();
         assert_eq!(
             walked
                 .entries
@@ -260,15 +264,14 @@ mod tests {
         assert_eq!(walked.temps[0].target.as_ref().unwrap(), "a/b/setup.msi");
 
         let found = walk::store_entries(&store, |_, _, _, m| Ok(Some(m)), |e| e.error).unwrap();
-        store.keep_listing(found);
         std::fs::write(root.join("later.txt"), "x").unwrap();
         // The kept listing, not the store as it is now.
-        let kept = Inventory::scan(&store).unwrap();
+        let kept = Inventory::scan(&store, Some(found)).unwrap();
         assert_eq!(kept.entries, walked.entries);
         assert_eq!(kept.temps, walked.temps);
         // Taken once: the next scan walks again.
         assert!(
-            Inventory::scan(&store)
+            Inventory::scan(&store, None)
                 .unwrap()
                 .entries
                 .contains_key("later.txt")

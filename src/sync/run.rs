@@ -21,6 +21,7 @@ use crate::store::acl::Repaired;
 use crate::store::dir::StoreDir;
 use crate::store::index::{FileId, IndexEntry, StoreIndex};
 use crate::store::state_dir::StateDir;
+use crate::store::walk::Found;
 use crate::transport::{Source, Throttled};
 
 /// The store as this run found it: the open root (none in a dry run before
@@ -46,6 +47,7 @@ pub(crate) struct Mirrored {
 pub(crate) fn survey<'a>(
     store: Option<&'a StoreDir>,
     suspect: &Repaired,
+    listing: Option<Vec<Found>>,
     state_dir: &StateDir,
 ) -> Result<Surveyed<'a>, Error> {
     let index = StoreIndex::load(state_dir);
@@ -56,7 +58,7 @@ pub(crate) fn survey<'a>(
             index,
         });
     };
-    let mut inventory = Inventory::scan(dir)?;
+    let mut inventory = Inventory::scan(dir, listing)?;
     inventory.distrust(suspect);
     inventory.distrust_other_files(&index);
     Ok(Surveyed {

@@ -22,9 +22,10 @@ pub(crate) enum RepairBefore {
     /// here while it is awaited, so a sync that ends first (the deadline)
     /// still waits for it before the repair after the sync.
     Running(BoxFuture<'static, Listed>),
-    /// What it had to fix (everything, when it failed) and its problem for
-    /// the exit code.
-    Done(super::Repaired, Option<String>),
+    /// What it had to fix (everything, when it failed), its problem for
+    /// the exit code, and the store's entries as it left them, until the
+    /// inventory takes them.
+    Done(super::Repaired, Option<String>, Option<Vec<Found>>),
 }
 
 impl RepairBefore {
@@ -51,27 +52,33 @@ impl RepairBefore {
         }))
     }
 
-    /// Waits for the repair; keeps its listing in `store` for the inventory
-    /// and logs a failure.
-    pub(crate) async fn wait(&mut self, store: Option<&StoreDir>, log: &mut RunLog) {
+    /// Waits for the repair and logs a failure.
+    pub(crate) async fn wait(&mut self, log: &mut RunLog) {
         let RepairBefore::Running(task) = self else {
             return;
         };
-        let (repaired, problem) = match task.await {
-            Ok((repaired, listing)) => {
-                if let (Some(store), Some(listing)) = (store, listing) {
-                    store.keep_listing(listing);
-                }
-                (repaired, None)
-            }
-            Err(e) => (everything(), Some(e.to_string())),
+        let (repaired, problem, listing) = match task.await {
+            Ok((repaired, listing)) => (repaired, None, listing),
+            Err(e) => (everything(), Some(e.to_string()), None),
         };
         if let Some(problem) = &problem {
             log.line(&format!(
                 "{problem}: every file is hashed again before it counts"
             ));
         }
-        *self = RepairBefore::Done(repaired, problem);
+        *self = RepairBefore::Done(repaired, problem, listing);
+    }
+
+    /// Every entry of the store as the repair left it, once, for the
+    /// inventory to start from instead of walking the store again: in
+    /// between only the connection and the manifest are dealt with, nothing
+    /// writes to the store, and no one but an administrator can once the
+    /// repair is done.
+    pub(crate) fn take_listing(&mut self) -> Option<Vec<Found>> {
+        match self {
+            RepairBefore::Done(_, _, listing) => listing.take(),
+            RepairBefore::Skipped | RepairBefore::Running(_) => None,
+        }
     }
 
     /// What the repair had to fix: nothing in a dry run, everything until
@@ -88,20 +95,16 @@ impl RepairBefore {
         match self {
             RepairBefore::Skipped => &NOTHING,
             RepairBefore::Running(_) => &EVERYTHING,
-            RepairBefore::Done(repaired, _) => repaired,
+            RepairBefore::Done(repaired, _, _) => repaired,
         }
     }
 
     /// Waits for the repair if the sync did not (it failed or ran out of
     /// time first); returns its problem.
-    pub(crate) async fn finish(
-        mut self,
-        store: Option<&StoreDir>,
-        log: &mut RunLog,
-    ) -> Option<String> {
-        self.wait(store, log).await;
+    pub(crate) async fn finish(mut self, log: &mut RunLog) -> Option<String> {
+        self.wait(log).await;
         match self {
-            RepairBefore::Done(_, problem) => problem,
+            RepairBefore::Done(_, problem, _) => problem,
             RepairBefore::Skipped | RepairBefore::Running(_) => None,
         }
     }
