@@ -33,7 +33,7 @@ use crate::store::lock::RunLock;
 use crate::store::state::State;
 use crate::sync;
 use crate::sync::scope::Scope;
-use crate::transport::{self, Connection, Throttled};
+use crate::transport::{self, Sources, Throttled};
 
 /// The client sync: everything after the INI is read is recorded in the state.
 pub(crate) async fn sync(args: SyncArgs, log: &mut RunLog) -> Result<Outcome, Error> {
@@ -213,18 +213,25 @@ impl Run<'_> {
         state: &mut State,
         figures: &mut Figures,
         log: &mut RunLog,
-    ) -> (Result<Outcome, Error>, Option<Throttled<Connection>>) {
+    ) -> (Result<Outcome, Error>, Option<Throttled<Sources>>) {
         let key = match startup::pinned_key(self.config) {
             Ok(key) => key,
             Err(e) => return (Err(e), None),
         };
-        let source = match transport::connect(self.config, self.cap_kib(), self.args.setup).await {
+        let state_dir = &self.config.sync.state;
+        let validators = (!self.args.dry_run).then(|| state_dir.path());
+        let connected =
+            transport::connect(self.config, self.cap_kib(), self.args.setup, validators).await;
+        let source = match connected {
             Ok(source) => source,
             Err(e) => return (Err(e.into()), None),
         };
         let result = self
             .mirror(&source, &key, before, state, figures, log)
             .await;
+        for note in source.inner().take_notes() {
+            log.line(&note);
+        }
         (result, Some(source))
     }
 
@@ -234,7 +241,7 @@ impl Run<'_> {
     /// does not depend on it, is loaded meanwhile.
     async fn mirror(
         &self,
-        source: &Throttled<Connection>,
+        source: &Throttled<Sources>,
         key: &PinnedKey,
         before: &mut RepairBefore,
         state: &mut State,
@@ -244,8 +251,17 @@ impl Run<'_> {
         let config = self.config;
         let dry_run = self.args.dry_run;
         let state_dir = &config.sync.state;
+        let newest = manifest::load::newest_timestamp(
+            source.inner(),
+            key,
+            state.accepted(),
+            state_dir,
+            !dry_run,
+        )
+        .await?;
+        state.sources_behind = newest.behind;
         let mut manifest =
-            manifest::load::load(source, key, state.accepted(), state_dir, !dry_run).await?;
+            manifest::load::load(source, key, &newest.timestamp, state_dir, !dry_run).await?;
         log.line(&format!("manifest version {} verified", manifest.version()));
         figures.version = Some(manifest.version());
 

@@ -91,6 +91,20 @@ pub(crate) enum Remote {
     },
     /// A local folder holding a published repository (USB drive, share).
     Folder(PathBuf),
+    /// A web server, CDN or object store at the published repository's root:
+    /// `https://`, or `http://` where `allow_http` says so.
+    Http(reqwest::Url),
+}
+
+impl Remote {
+    /// How the local log names this source.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Remote::Ssh { user, host } => format!("{user}@{host}"),
+            Remote::Folder(path) => path.display().to_string(),
+            Remote::Http(url) => url.to_string(),
+        }
+    }
 }
 
 /// Which package folders are mirrored.
@@ -124,6 +138,25 @@ pub(crate) struct ServerConfig {
     pub identity: PathBuf,
     /// `known_hosts`.
     pub known_hosts: PathBuf,
+    /// `mirrors`: further read-only sources, tried before `remote`.
+    pub mirrors: Vec<Remote>,
+    /// The client side of HTTPS sources.
+    pub web: WebConfig,
+}
+
+/// What HTTPS sources and report URLs need from `[server]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct WebConfig {
+    /// `ca_file`: PEM certificates trusted instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// `token_file`: a bearer token sent to every HTTPS source.
+    pub token_file: Option<PathBuf>,
+    /// `client_certificate`: PEM certificate and key for mutual TLS.
+    pub client_certificate: Option<PathBuf>,
+    /// `proxy`: an HTTP(S) proxy; without it, `HTTPS_PROXY` applies.
+    pub proxy: Option<reqwest::Url>,
+    /// `allow_http`: plain `http://` sources are accepted.
+    pub allow_http: bool,
 }
 
 /// `[sync]`.
@@ -188,6 +221,12 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "reports",
             "identity",
             "known_hosts",
+            "mirrors",
+            "ca_file",
+            "token_file",
+            "client_certificate",
+            "proxy",
+            "allow_http",
         ],
     ),
     (
@@ -434,20 +473,48 @@ impl Reader<'_> {
 impl Reader<'_> {
     /// `[server]`; `None` after a problem.
     fn server(&mut self, defaults: &platform::PathDefaults) -> Option<ServerConfig> {
+        let web = self.web();
+        let allow_http = web.as_ref().is_some_and(|web| web.allow_http);
         let remote = self.text("server", "remote", None).and_then(|text| {
-            parse_remote(&text)
+            parse_remote(&text, allow_http)
                 .map_err(|why| self.problem("server", "remote", why))
+                .ok()
+        });
+        let mirrors = self.list("server", "mirrors", "").and_then(|list| {
+            let parsed: Result<Vec<Remote>, String> = list
+                .iter()
+                .map(|text| parse_remote(text, allow_http))
+                .collect();
+            parsed
+                .map_err(|why| self.problem("server", "mirrors", why))
                 .ok()
         });
         let port = self.number("server", "port", "22", |p: &u16| *p > 0, "a TCP port");
         let path = self.text("server", "path", Some("/opt/updates"));
+        let over_http = matches!(remote, Some(Remote::Http(_)));
+        // Over HTTP the reports go to a URL that takes PUT, or nowhere.
+        let default_reports = if over_http { "none" } else { "/opt/wpkgreports" };
         let reports = self
-            .text("server", "reports", Some("/opt/wpkgreports"))
-            .map(|dir| {
+            .text("server", "reports", Some(default_reports))
+            .and_then(|dir| {
+                let is_url = dir.starts_with("https://") || dir.starts_with("http://");
                 if dir.eq_ignore_ascii_case("none") {
-                    String::new()
+                    Some(String::new())
+                } else if over_http && !is_url {
+                    let why = "with an https:// remote, reports must be an https:// URL or none";
+                    self.problem("server", "reports", why.into());
+                    None
+                } else if is_url && !over_http {
+                    let why = "a reports URL needs an https:// remote";
+                    self.problem("server", "reports", why.into());
+                    None
+                } else if is_url {
+                    parse_web_url(&dir, allow_http)
+                        .map(|_| dir)
+                        .map_err(|why| self.problem("server", "reports", why))
+                        .ok()
                 } else {
-                    dir
+                    Some(dir)
                 }
             });
         let identity = self.path("server", "identity", Some(defaults.identity));
@@ -459,6 +526,41 @@ impl Reader<'_> {
             reports: reports?,
             identity: identity?,
             known_hosts: known_hosts?,
+            mirrors: mirrors?,
+            web: web?,
+        })
+    }
+
+    /// The HTTPS keys of `[server]`; `None` after a problem.
+    fn web(&mut self) -> Option<WebConfig> {
+        let optional_path = |r: &mut Self, key: &str| {
+            r.text("server", key, Some(""))
+                .map(|text| (!text.is_empty()).then(|| PathBuf::from(text)))
+        };
+        let ca_file = optional_path(self, "ca_file");
+        let token_file = optional_path(self, "token_file");
+        let client_certificate = optional_path(self, "client_certificate");
+        let allow_http = self.flag("server", "allow_http", "no");
+        let proxy = self.text("server", "proxy", Some("")).and_then(|text| {
+            if text.is_empty() {
+                return Some(None);
+            }
+            reqwest::Url::parse(&text)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+                .map(Some)
+                .or_else(|| {
+                    let why = format!("{text:?} is not an http:// or https:// proxy URL");
+                    self.problem("server", "proxy", why);
+                    None
+                })
+        });
+        Some(WebConfig {
+            ca_file: ca_file?,
+            token_file: token_file?,
+            client_certificate: client_certificate?,
+            proxy: proxy?,
+            allow_http: allow_http?,
         })
     }
 
@@ -624,8 +726,12 @@ impl GossipConfig {
     }
 }
 
-/// `user@host` is an SSH server; anything that looks like a path is a folder.
-fn parse_remote(text: &str) -> Result<Remote, String> {
+/// `https://` (or, with `allow_http`, `http://`) is a web server, `user@host`
+/// an SSH server; anything that looks like a path is a folder.
+fn parse_remote(text: &str, allow_http: bool) -> Result<Remote, String> {
+    if text.contains("://") {
+        return parse_web_url(text, allow_http).map(Remote::Http);
+    }
     let looks_like_path = text.starts_with(['/', '\\', '.'])
         || (text.len() >= 2
             && text.as_bytes()[1] == b':'
@@ -645,7 +751,27 @@ fn parse_remote(text: &str) -> Result<Remote, String> {
                 host: host.to_owned(),
             })
         }
-        _ => Err(format!("{text:?} is neither user@host nor a local folder")),
+        _ => Err(format!(
+            "{text:?} is neither https://host/path, user@host nor a local folder"
+        )),
+    }
+}
+
+/// An `https://` URL with a host; `http://` only with `allow_http`, since
+/// the transfer is then not private.
+fn parse_web_url(text: &str, allow_http: bool) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        _ if url.host().is_none() => Err(format!("{text:?} names no host")),
+        _ if url.query().is_some() || url.fragment().is_some() => {
+            Err(format!("{text:?} may not have a query or fragment"))
+        }
+        "https" => Ok(url),
+        "http" if allow_http => Ok(url),
+        "http" => Err(format!(
+            "{text:?} is plain HTTP, not private: set server.allow_http = yes to accept it"
+        )),
+        other => Err(format!("{text:?}: {other}:// is not a source this client reads")),
     }
 }
 
@@ -781,20 +907,54 @@ mod tests {
 
     #[test]
     fn remote_may_be_a_folder() {
+        let folder = |text: &str| parse_remote(text, false);
         assert_eq!(
-            parse_remote("/srv/updates"),
+            folder("/srv/updates"),
             Ok(Remote::Folder("/srv/updates".into()))
         );
         assert_eq!(
-            parse_remote("E:\\updates"),
+            folder("E:\\updates"),
             Ok(Remote::Folder("E:\\updates".into()))
         );
         assert_eq!(
-            parse_remote("\\\\nas\\updates"),
+            folder("\\\\nas\\updates"),
             Ok(Remote::Folder("\\\\nas\\updates".into()))
         );
-        assert!(parse_remote("updates.example.org").is_err());
-        assert!(parse_remote("@host").is_err());
+        assert!(folder("updates.example.org").is_err());
+        assert!(folder("@host").is_err());
+    }
+
+    #[test]
+    fn remote_may_be_a_web_server_and_plain_http_must_be_allowed() {
+        let url = |text: &str| Remote::Http(reqwest::Url::parse(text).unwrap());
+        assert_eq!(
+            parse_remote("https://cdn.example.org/wpkg", false),
+            Ok(url("https://cdn.example.org/wpkg"))
+        );
+        let plain = parse_remote("http://10.0.0.5/wpkg", false).unwrap_err();
+        assert!(plain.contains("server.allow_http"), "{plain}");
+        assert_eq!(
+            parse_remote("http://10.0.0.5/wpkg", true),
+            Ok(url("http://10.0.0.5/wpkg"))
+        );
+        for wrong in ["ftp://h/x", "file:///x", "https://h/x?y=1", "https://h/x#y"] {
+            assert!(parse_remote(wrong, true).is_err(), "{wrong}");
+        }
+    }
+
+    #[test]
+    fn mirrors_and_report_urls_follow_the_remote() {
+        let base = "[server]\nremote = https://cdn.example.org/wpkg\n[sync]\nlocal = /x\n[trust]\npublisher_key = k\n";
+        let config = load(base).unwrap();
+        assert!(config.server.reports.is_empty(), "no reports by default over HTTPS");
+        let with = |extra: &str| load(&base.replace("[sync]", &format!("{extra}\n[sync]")));
+        let mirrored = with("mirrors = https://m1.example.org/w, u@h, /media/usb").unwrap();
+        assert_eq!(mirrored.server.mirrors.len(), 3);
+        assert!(with("reports = /opt/wpkgreports").is_err());
+        assert!(with("reports = https://r.example.org/reports").is_ok());
+        assert!(with("mirrors = http://m.example.org/w").is_err());
+        assert!(with("mirrors = http://m.example.org/w\nallow_http = yes").is_ok());
+        assert!(with("proxy = socks://p:1").is_err());
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub(crate) fn report(ini: Option<PathBuf>, json: bool) -> Result<Outcome, Error>
             "last_exit": state.last_exit,
             "accepted_version": state.accepted_version,
             "consecutive_failures": state.consecutive_failures,
+            "sources_behind": state.sources_behind,
             "stale": problem.is_some(),
             "stale_days": config.sync.stale_days,
             "wpkgsync": env!("CARGO_PKG_VERSION"),
@@ -66,6 +67,9 @@ pub(crate) fn report(ini: Option<PathBuf>, json: bool) -> Result<Outcome, Error>
             None => println!("accepted version:     none"),
         }
         println!("consecutive failures: {}", state.consecutive_failures);
+        if !state.sources_behind.is_empty() {
+            println!("sources behind:       {}", state.sources_behind.join(", "));
+        }
         println!("wpkgsync version:     {}", env!("CARGO_PKG_VERSION"));
     }
     Ok(Outcome {

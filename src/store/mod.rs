@@ -1,7 +1,7 @@
 //! The local side: errors of the store and the state folder, and the state file.
 
 pub(crate) mod acl;
-mod atomic;
+pub(crate) mod atomic;
 pub(crate) mod dir;
 mod error;
 pub(crate) mod index;

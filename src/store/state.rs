@@ -30,6 +30,10 @@ pub struct State {
     /// Manifest version the store index describes completely, if any.
     #[serde(default)]
     pub indexed_version: Option<u64>,
+    /// Sources that served an older version than another in the last run
+    /// that read the timestamps, as the INI names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources_behind: Vec<String>,
 }
 
 impl State {

@@ -75,6 +75,9 @@ pub enum ApplyError {
 enum FileError {
     /// Only this file is affected.
     Failed(String),
+    /// The bytes were wrong, the sources that served them are out of the
+    /// run, and another may serve the file.
+    Rejected(String),
     /// The whole run is.
     Fatal(ApplyError),
 }
@@ -188,7 +191,7 @@ pub(crate) async fn apply<S: Source>(
                 applied.bytes += bytes;
                 events.file_done(file.path().as_str());
             }
-            Err(FileError::Failed(why)) => {
+            Err(FileError::Failed(why) | FileError::Rejected(why)) => {
                 events.file_failed(file.path().as_str(), &why);
                 applied.failures.push((file.path().into(), why));
             }
@@ -357,17 +360,25 @@ async fn fetch<S: Source>(
                 return Ok(Ready { temp, bytes });
             }
             // A lying signature or a basis that changed: fetch the whole file.
-            Err((bytes, FileError::Failed(_))) => fetched += bytes,
+            Err((bytes, FileError::Failed(_) | FileError::Rejected(_))) => fetched += bytes,
             Err((_, fatal)) => return Err(fatal),
         }
     }
     bases.close();
-    let temp = TempFile::create(store, target)?;
-    let (bytes, temp) = download_whole(source, store, file, temp, events).await?;
-    Ok(Ready {
-        temp,
-        bytes: fetched + bytes,
-    })
+    // Wrong bytes from one source: the next one serves the whole file.
+    loop {
+        let temp = TempFile::create(store, target)?;
+        match download_whole(source, store, file, temp, events).await {
+            Ok((bytes, temp)) => {
+                return Ok(Ready {
+                    temp,
+                    bytes: fetched + bytes,
+                });
+            }
+            Err(FileError::Rejected(_)) => fetched += file.size(),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Copies a local file of the same content to `temp` and verifies it.
@@ -518,8 +529,12 @@ async fn assemble<S: Source>(
         events,
     )
     .await;
+    let result = written.map(|(_, temp)| temp).map_err(|(_, e)| match e {
+        FileError::Failed(why) if source.reject(&remote) => FileError::Rejected(why),
+        e => e,
+    });
     source.close(remote).await;
-    written.map(|(_, temp)| temp).map_err(|(_, e)| e)
+    result
 }
 
 /// How a dry run expects one file to arrive.
@@ -557,7 +572,9 @@ pub(crate) async fn estimate<'p, S: Source>(
                         Arrival::Delta(signature_bytes + remote_bytes(&pieces))
                     }
                     Err((_, FileError::Fatal(e))) => return Err(e),
-                    Err((bytes, FileError::Failed(_))) => Arrival::Whole(bytes + file.size()),
+                    Err((bytes, FileError::Failed(_) | FileError::Rejected(_))) => {
+                        Arrival::Whole(bytes + file.size())
+                    }
                 }
             }
             _ => Arrival::Whole(file.size()),

@@ -2,14 +2,12 @@
 //! run reads, and uploads its reports, through [`Connection`] without
 //! knowing which kind it is.
 
-use std::io::IsTerminal;
-
 use super::folder::{FolderFile, FolderSource};
+use super::https::{Conditional, HttpsSource, WebFile, WebTarget, WebWriter};
 use super::progress::Progress;
 use super::reports::ReportFolder;
 use super::sftp::{HostKeyPolicy, RemoteFile, SftpSource, SshTarget};
 use super::source::{Source, TransportError, TransportErrorKind};
-use super::throttle::Throttled;
 use crate::config::{Config, Remote};
 
 /// A connected source of repository bytes that also takes the reports.
@@ -18,6 +16,8 @@ pub(crate) enum Connection {
     Folder(FolderSource),
     /// An SSH server's SFTP subsystem.
     Sftp(Box<SftpSource>),
+    /// A web server, CDN or object store.
+    Https(Box<HttpsSource>),
 }
 
 /// A file open on a [`Connection`], of the same kind.
@@ -26,19 +26,25 @@ pub(crate) enum ConnectionFile {
     Folder(FolderFile),
     /// A file on the SSH server.
     Sftp(RemoteFile),
+    /// A file of a web source.
+    Https(WebFile),
+    /// A report on its way to a web server.
+    Report(WebWriter),
 }
 
-/// Connects to the source the INI names, under the run's bandwidth cap
-/// (`cap_kib`, none with `/fast`) and its "no progress" timeout. `setup` is
-/// `/setup`: only then, at a console, may an unknown SSH host key be recorded.
-pub(crate) async fn connect(
+/// Connects to one source the INI names: `remote` or one of `mirrors`. The
+/// source's requests touch `progress`. `ask` lets an administrator at a
+/// console record an unknown SSH host key (`/setup`); `validators` is the
+/// state folder, where HTTPS sources keep what makes a request conditional.
+pub(crate) async fn connect_one(
+    remote: &Remote,
     config: &Config,
-    cap_kib: Option<u32>,
-    setup: bool,
-) -> Result<Throttled<Connection>, TransportError> {
-    let progress = Progress::new();
+    ask: bool,
+    validators: Option<&std::path::Path>,
+    progress: &Progress,
+) -> Result<Connection, TransportError> {
     let timeout = config.sync.timeout;
-    let connection = match &config.server.remote {
+    Ok(match remote {
         Remote::Folder(path) => Connection::Folder(FolderSource::connect(path, timeout).await?),
         Remote::Ssh { user, host } => {
             let target = SshTarget {
@@ -51,19 +57,52 @@ pub(crate) async fn connect(
                 timeout,
                 request_limit: config.sync.deadline,
             };
-            // Trust on first use only for an administrator at a console running
-            // /setup; a scheduled run has no one to ask and never records a key.
-            let console = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-            let policy = if setup && console {
+            let policy = if ask {
                 HostKeyPolicy::AskAtConsole
             } else {
                 HostKeyPolicy::Strict
             };
-            let source = SftpSource::connect(&target, policy, &progress).await?;
+            let source = SftpSource::connect(&target, policy, progress).await?;
             Connection::Sftp(Box::new(source))
         }
-    };
-    Ok(Throttled::new(connection, cap_kib, progress, timeout))
+        Remote::Http(url) => {
+            let target = WebTarget {
+                url,
+                web: &config.server.web,
+                timeout,
+                validators: validators.map(std::path::Path::to_path_buf),
+            };
+            Connection::Https(Box::new(HttpsSource::connect(&target, progress.clone())?))
+        }
+    })
+}
+
+impl Connection {
+    /// Reads a small record whole; over HTTPS with a conditional request, so
+    /// an unchanged record costs an answer without a body.
+    pub(crate) async fn read_record(
+        &self,
+        path: &str,
+        limit: u64,
+    ) -> Result<Conditional, TransportError> {
+        match self {
+            Connection::Https(source) => source.read_conditional(path, limit).await,
+            other => other.read_limited(path, limit).await.map(|bytes| Conditional {
+                bytes,
+                unchanged: false,
+            }),
+        }
+    }
+
+    /// Whether bytes cross the network in the clear (`http://`).
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(self, Connection::Https(source) if source.is_plain())
+    }
+
+    /// Whether the server answered a range request with the whole file.
+    pub(crate) fn ignores_ranges(&self) -> bool {
+        matches!(self, Connection::Https(source) if source.ignores_ranges())
+    }
 }
 
 /// A file of one kind handed to a connection of the other: a bug, reported
@@ -82,6 +121,7 @@ impl Source for Connection {
         match self {
             Connection::Folder(source) => source.open(path).await.map(ConnectionFile::Folder),
             Connection::Sftp(source) => source.open(path).await.map(ConnectionFile::Sftp),
+            Connection::Https(source) => source.open(path).await.map(ConnectionFile::Https),
         }
     }
 
@@ -98,6 +138,9 @@ impl Source for Connection {
             (Connection::Sftp(source), ConnectionFile::Sftp(file)) => {
                 source.read_at(file, offset, len).await
             }
+            (Connection::Https(source), ConnectionFile::Https(file)) => {
+                source.read_at(file, offset, len).await
+            }
             _ => Err(other_kind()),
         }
     }
@@ -107,6 +150,13 @@ impl Source for Connection {
             (Connection::Folder(source), ConnectionFile::Folder(file)) => source.close(file).await,
             (Connection::Sftp(source), ConnectionFile::Sftp(file)) => source.close(file).await,
             _ => {}
+        }
+    }
+
+    async fn read_limited(&self, path: &str, limit: u64) -> Result<Vec<u8>, TransportError> {
+        match self {
+            Connection::Https(source) => source.read_limited(path, limit).await,
+            other => other.read_checked(path, limit, |_| true).await,
         }
     }
 }
@@ -121,6 +171,10 @@ impl ReportFolder for Connection {
                 .await
                 .map(ConnectionFile::Folder),
             Connection::Sftp(server) => server.create(path, append).await.map(ConnectionFile::Sftp),
+            Connection::Https(server) => server
+                .create(path, append)
+                .await
+                .map(ConnectionFile::Report),
         }
     }
 
@@ -137,6 +191,9 @@ impl ReportFolder for Connection {
             (Connection::Sftp(server), ConnectionFile::Sftp(file)) => {
                 server.write_at(file, offset, data).await
             }
+            (Connection::Https(server), ConnectionFile::Report(file)) => {
+                server.write_at(file, offset, data).await
+            }
             _ => Err(other_kind()),
         }
     }
@@ -145,6 +202,7 @@ impl ReportFolder for Connection {
         match (self, file) {
             (Connection::Folder(folder), ConnectionFile::Folder(file)) => folder.finish(file).await,
             (Connection::Sftp(server), ConnectionFile::Sftp(file)) => server.finish(file).await,
+            (Connection::Https(server), ConnectionFile::Report(file)) => server.finish(file).await,
             _ => Err(other_kind()),
         }
     }
@@ -153,6 +211,7 @@ impl ReportFolder for Connection {
         match self {
             Connection::Folder(folder) => folder.rename(from, to).await,
             Connection::Sftp(server) => server.rename(from, to).await,
+            Connection::Https(server) => server.rename(from, to).await,
         }
     }
 
@@ -160,6 +219,7 @@ impl ReportFolder for Connection {
         match self {
             Connection::Folder(folder) => folder.remove(path).await,
             Connection::Sftp(server) => server.remove(path).await,
+            Connection::Https(server) => server.remove(path).await,
         }
     }
 }

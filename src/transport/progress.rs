@@ -12,6 +12,10 @@
 //! dead: every later request fails at once with that error, so the files
 //! still queued, and the closing of open files, do not each wait for the lost
 //! server again (a close sent as the connection drops may get no answer).
+//!
+//! With several sources, each has its own fate ([`Progress::sibling`]) on
+//! the one clock: a source found silent or lost is dead, the others are not,
+//! and the run's clock restarts when the next source takes over.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -22,9 +26,12 @@ use tokio::time::Instant;
 
 use super::source::{TransportError, TransportErrorKind};
 
-/// The session's last-byte clock; clones share it.
+/// The session's last-byte clock and one source's fate; clones share both.
 #[derive(Clone, Debug)]
-pub(crate) struct Progress(Arc<Clock>);
+pub(crate) struct Progress {
+    clock: Arc<Clock>,
+    fate: Arc<Fate>,
+}
 
 #[derive(Debug)]
 struct Clock {
@@ -33,6 +40,10 @@ struct Clock {
     last_ms: AtomicU64,
     /// Requests waiting for an answer.
     outstanding: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Fate {
     /// Set once a request ended for silence.
     dead: AtomicBool,
     /// The first error that said the connection is lost.
@@ -48,24 +59,39 @@ impl Default for Progress {
 impl Progress {
     /// A clock that starts now.
     pub(crate) fn new() -> Progress {
-        Progress(Arc::new(Clock {
-            started: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            outstanding: AtomicUsize::new(0),
-            dead: AtomicBool::new(false),
-            lost: OnceLock::new(),
-        }))
+        Progress {
+            clock: Arc::new(Clock {
+                started: Instant::now(),
+                last_ms: AtomicU64::new(0),
+                outstanding: AtomicUsize::new(0),
+            }),
+            fate: Arc::default(),
+        }
+    }
+
+    /// The same clock with a fate of its own, for another source of the run.
+    pub(crate) fn sibling(&self) -> Progress {
+        Progress {
+            clock: Arc::clone(&self.clock),
+            fate: Arc::default(),
+        }
+    }
+
+    /// Whether this source was found silent or lost.
+    #[cfg(test)]
+    fn is_dead(&self) -> bool {
+        self.fate.dead.load(Ordering::Relaxed) || self.fate.lost.get().is_some()
     }
 
     /// Bytes arrived (or the source answered) just now.
     pub(crate) fn touch(&self) {
-        let ms = u64::try_from(self.0.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.0.last_ms.fetch_max(ms, Ordering::Relaxed);
+        let ms = u64::try_from(self.clock.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.clock.last_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
     /// When bytes last arrived, or a request went out to an idle source.
     pub(crate) fn last(&self) -> Instant {
-        self.0.started + Duration::from_millis(self.0.last_ms.load(Ordering::Relaxed))
+        self.clock.started + Duration::from_millis(self.clock.last_ms.load(Ordering::Relaxed))
     }
 
     /// How long the source has been silent.
@@ -89,10 +115,10 @@ impl Progress {
                 ),
             )
         };
-        if self.0.dead.load(Ordering::Relaxed) {
+        if self.fate.dead.load(Ordering::Relaxed) {
             return Err(silence());
         }
-        if let Some(lost) = self.0.lost.get() {
+        if let Some(lost) = self.fate.lost.get() {
             return Err(lost.clone());
         }
         let _outstanding = Outstanding::new(self);
@@ -102,12 +128,12 @@ impl Progress {
                 if let Err(e) = &result
                     && e.kind() == TransportErrorKind::Unreachable
                 {
-                    let _ = self.0.lost.set(e.clone());
+                    let _ = self.fate.lost.set(e.clone());
                 }
                 result
             }
             () = self.silent(timeout) => {
-                self.0.dead.store(true, Ordering::Relaxed);
+                self.fate.dead.store(true, Ordering::Relaxed);
                 Err(silence())
             }
         }
@@ -130,7 +156,7 @@ struct Outstanding<'a>(&'a Progress);
 
 impl<'a> Outstanding<'a> {
     fn new(progress: &'a Progress) -> Outstanding<'a> {
-        if progress.0.outstanding.fetch_add(1, Ordering::Relaxed) == 0 {
+        if progress.clock.outstanding.fetch_add(1, Ordering::Relaxed) == 0 {
             progress.touch();
         }
         Outstanding(progress)
@@ -139,7 +165,7 @@ impl<'a> Outstanding<'a> {
 
 impl Drop for Outstanding<'_> {
     fn drop(&mut self) {
-        self.0.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.0.clock.outstanding.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -226,6 +252,27 @@ mod tests {
             assert_eq!(error.kind(), TransportErrorKind::Unreachable);
             assert_eq!(error.to_string(), "sender dropped");
             assert_eq!(started.elapsed(), Duration::ZERO);
+        });
+    }
+
+    #[test]
+    fn a_dead_source_leaves_its_siblings_alive_on_the_same_clock() {
+        runtime().block_on(async {
+            let first = Progress::new();
+            let second = first.sibling();
+            let timeout = Duration::from_secs(3);
+            let silent: Result<(), _> = first.watch(timeout, std::future::pending()).await;
+            assert!(silent.is_err() && first.is_dead() && !second.is_dead());
+            // The next source starts on a clock touched when it took over.
+            second.touch();
+            let answered = second
+                .watch(timeout, async {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    Ok(())
+                })
+                .await;
+            assert!(answered.is_ok(), "{answered:?}");
+            assert!(first.silent_for() < timeout, "the clock is shared");
         });
     }
 

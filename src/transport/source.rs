@@ -26,29 +26,62 @@ pub(crate) trait Source {
     /// Closes a file; a failure to close a read-only file loses nothing.
     async fn close(&self, file: Self::File);
 
+    /// The bytes read through `file` were wrong: the sources that served
+    /// them are not asked again this run. Returns whether another source
+    /// remains to ask; a single source has none.
+    fn reject(&self, _file: &Self::File) -> bool {
+        false
+    }
+
     /// Reads a whole file, refusing one larger than `limit` bytes: the server
     /// may not feed the client endless data.
     async fn read_limited(&self, path: &str, limit: u64) -> Result<Vec<u8>, TransportError> {
-        const CHUNK: u32 = 32 * 1024;
-        let file = self.open(path).await?;
-        let mut data = Vec::new();
-        let result = loop {
-            match self.read_at(&file, data.len() as u64, CHUNK).await {
-                Ok(chunk) if chunk.is_empty() => break Ok(data),
-                Ok(chunk) => {
-                    data.extend_from_slice(&chunk);
-                    if data.len() as u64 > limit {
-                        break Err(TransportError::new(
-                            TransportErrorKind::TooLarge,
-                            format!("{path} is larger than {limit} bytes"),
-                        ));
-                    }
-                }
-                Err(e) => break Err(e),
+        self.read_checked(path, limit, |_| true).await
+    }
+
+    /// Reads a whole file as [`Source::read_limited`] does; bytes that fail
+    /// `check` are rejected and read again from the next source while there
+    /// is one. The last bytes read are returned either way: the caller's own
+    /// verification says what is wrong with them.
+    async fn read_checked(
+        &self,
+        path: &str,
+        limit: u64,
+        check: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<u8>, TransportError> {
+        loop {
+            let file = self.open(path).await?;
+            let read = read_to_end(self, &file, path, limit).await;
+            let again = matches!(&read, Ok(data) if !check(data)) && self.reject(&file);
+            self.close(file).await;
+            if !again {
+                return read;
             }
-        };
-        self.close(file).await;
-        result
+        }
+    }
+}
+
+/// Reads `file` from its start to its end, at most `limit` bytes.
+async fn read_to_end<S: Source + ?Sized>(
+    source: &S,
+    file: &S::File,
+    path: &str,
+    limit: u64,
+) -> Result<Vec<u8>, TransportError> {
+    const CHUNK: u32 = 64 * 1024;
+    let mut data = Vec::new();
+    loop {
+        let chunk = source.read_at(file, data.len() as u64, CHUNK).await?;
+        if chunk.is_empty() {
+            return Ok(data);
+        }
+        data.extend_from_slice(&chunk);
+        if data.len() as u64 > limit {
+            return Err(TransportError::new(
+                TransportErrorKind::TooLarge,
+                format!("{path} is larger than {limit} bytes"),
+            ));
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! What every request of a run goes through, around any [`Source`]: the
 //! bandwidth cap, one token bucket (governor) in KiB/s; the window of bytes in
 //! flight across all files ([`Window`]); and the session's "no progress"
-//! watchdog ([`Progress`]). It also counts the bytes of every read and report
-//! write.
+//! clock ([`Progress`]) it hands to the run's watchdog; each request is
+//! watched by [`super::sources::Sources`], per source, which fails over to
+//! the next one. It also counts the bytes of every read and report write.
 //!
 //! The bucket holds a fifth of a second of traffic, so no second carries more
 //! than 1.2 times the cap, and a read never asks for more than the bucket holds.
@@ -11,7 +12,6 @@
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
@@ -35,7 +35,6 @@ pub(crate) struct Throttled<S> {
     transferred: AtomicU64,
     window: Window,
     progress: Progress,
-    timeout: Duration,
 }
 
 /// The bucket and request size for a cap: tokens are KiB, the burst is a fifth
@@ -48,14 +47,9 @@ fn plan(cap_kib: NonZeroU32) -> (Quota, u32) {
 }
 
 impl<S: Source> Throttled<S> {
-    /// Wraps `inner`; `cap_kib` of `None` means no cap (`/fast`). A request
-    /// fails with a timeout once `progress` saw nothing arrive for `timeout`.
-    pub(crate) fn new(
-        inner: S,
-        cap_kib: Option<u32>,
-        progress: Progress,
-        timeout: Duration,
-    ) -> Throttled<S> {
+    /// Wraps `inner`, whose requests touch `progress`; `cap_kib` of `None`
+    /// means no cap (`/fast`).
+    pub(crate) fn new(inner: S, cap_kib: Option<u32>, progress: Progress) -> Throttled<S> {
         let (limiter, request) = match cap_kib.and_then(NonZeroU32::new) {
             Some(cap) => {
                 let (quota, request) = plan(cap);
@@ -71,13 +65,17 @@ impl<S: Source> Throttled<S> {
             transferred: AtomicU64::new(0),
             window: Window::new(),
             progress,
-            timeout,
         }
     }
 
     /// The session's last-byte clock.
     pub(crate) fn progress(&self) -> &Progress {
         &self.progress
+    }
+
+    /// The source inside.
+    pub(crate) fn inner(&self) -> &S {
+        &self.inner
     }
 
     /// The largest read that fits the bucket; callers split reads to this size.
@@ -105,7 +103,7 @@ impl<S: Source> Source for Throttled<S> {
     type File = S::File;
 
     async fn open(&self, path: &str) -> Result<S::File, TransportError> {
-        self.watch(self.inner.open(path)).await
+        self.inner.open(path).await
     }
 
     async fn read_at(
@@ -117,7 +115,7 @@ impl<S: Source> Source for Throttled<S> {
         let len = len.min(self.request);
         let room = self.window.acquire(len).await;
         self.wait_turn(len).await;
-        let read = self.watch(self.inner.read_at(file, offset, len)).await;
+        let read = self.inner.read_at(file, offset, len).await;
         let received = read.as_ref().map_or(0, |data| data.len() as u64);
         self.window.release(room, received);
         self.transferred.fetch_add(received, Ordering::Relaxed);
@@ -125,23 +123,11 @@ impl<S: Source> Source for Throttled<S> {
     }
 
     async fn close(&self, file: S::File) {
-        // Closing a read-only file loses nothing; a silent server must not
-        // hold the run here either.
-        let closing = async {
-            self.inner.close(file).await;
-            Ok(())
-        };
-        let _ = self.watch(closing).await;
+        self.inner.close(file).await;
     }
-}
 
-impl<S> Throttled<S> {
-    /// Runs one request under the session's watchdog.
-    async fn watch<T>(
-        &self,
-        request: impl std::future::Future<Output = Result<T, TransportError>>,
-    ) -> Result<T, TransportError> {
-        self.progress.watch(self.timeout, request).await
+    fn reject(&self, file: &S::File) -> bool {
+        self.inner.reject(file)
     }
 }
 
@@ -150,7 +136,7 @@ impl<S: Source + ReportFolder> ReportFolder for Throttled<S> {
     type Writer = S::Writer;
 
     async fn create(&self, path: &str, append: bool) -> Result<S::Writer, TransportError> {
-        self.watch(self.inner.create(path, append)).await
+        self.inner.create(path, append).await
     }
 
     async fn write_at(
@@ -162,7 +148,7 @@ impl<S: Source + ReportFolder> ReportFolder for Throttled<S> {
         let mut offset = offset;
         for chunk in data.chunks(self.request as usize) {
             self.wait_turn(chunk.len() as u32).await;
-            self.watch(self.inner.write_at(file, offset, chunk)).await?;
+            self.inner.write_at(file, offset, chunk).await?;
             offset += chunk.len() as u64;
             self.transferred
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -171,15 +157,15 @@ impl<S: Source + ReportFolder> ReportFolder for Throttled<S> {
     }
 
     async fn finish(&self, file: S::Writer) -> Result<(), TransportError> {
-        self.watch(self.inner.finish(file)).await
+        self.inner.finish(file).await
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), TransportError> {
-        self.watch(self.inner.rename(from, to)).await
+        self.inner.rename(from, to).await
     }
 
     async fn remove(&self, path: &str) -> Result<(), TransportError> {
-        self.watch(self.inner.remove(path)).await
+        self.inner.remove(path).await
     }
 }
 
