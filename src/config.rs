@@ -493,7 +493,11 @@ impl Reader<'_> {
         let path = self.text("server", "path", Some("/opt/updates"));
         let over_http = matches!(remote, Some(Remote::Http(_)));
         // Over HTTP the reports go to a URL that takes PUT, or nowhere.
-        let default_reports = if over_http { "none" } else { "/opt/wpkgreports" };
+        let default_reports = if over_http {
+            "none"
+        } else {
+            "/opt/wpkgreports"
+        };
         let reports = self
             .text("server", "reports", Some(default_reports))
             .and_then(|dir| {
@@ -771,7 +775,9 @@ fn parse_web_url(text: &str, allow_http: bool) -> Result<reqwest::Url, String> {
         "http" => Err(format!(
             "{text:?} is plain HTTP, not private: set server.allow_http = yes to accept it"
         )),
-        other => Err(format!("{text:?}: {other}:// is not a source this client reads")),
+        other => Err(format!(
+            "{text:?}: {other}:// is not a source this client reads"
+        )),
     }
 }
 
@@ -946,7 +952,10 @@ mod tests {
     fn mirrors_and_report_urls_follow_the_remote() {
         let base = "[server]\nremote = https://cdn.example.org/wpkg\n[sync]\nlocal = /x\n[trust]\npublisher_key = k\n";
         let config = load(base).unwrap();
-        assert!(config.server.reports.is_empty(), "no reports by default over HTTPS");
+        assert!(
+            config.server.reports.is_empty(),
+            "no reports by default over HTTPS"
+        );
         let with = |extra: &str| load(&base.replace("[sync]", &format!("{extra}\n[sync]")));
         let mirrored = with("mirrors = https://m1.example.org/w, u@h, /media/usb").unwrap();
         assert_eq!(mirrored.server.mirrors.len(), 3);

@@ -87,10 +87,13 @@ impl Connection {
     ) -> Result<Conditional, TransportError> {
         match self {
             Connection::Https(source) => source.read_conditional(path, limit).await,
-            other => other.read_limited(path, limit).await.map(|bytes| Conditional {
-                bytes,
-                unchanged: false,
-            }),
+            other => other
+                .read_limited(path, limit)
+                .await
+                .map(|bytes| Conditional {
+                    bytes,
+                    unchanged: false,
+                }),
         }
     }
 

@@ -132,7 +132,11 @@ impl HttpsSource {
         if let Some(file) = &web.client_certificate {
             let pem = read_setting(file, "client_certificate")?;
             let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                client_error(file, "client_certificate", &format!("not a PEM certificate and key: {e}"))
+                client_error(
+                    file,
+                    "client_certificate",
+                    &format!("not a PEM certificate and key: {e}"),
+                )
             })?;
             builder = builder.identity(identity);
         }
@@ -189,7 +193,9 @@ impl HttpsSource {
     ) -> Result<Conditional, TransportError> {
         let url = self.url_of(path)?;
         let cache = self.validators_file(&url);
-        let known = cache.as_deref().and_then(|file| read_validators(file, &url));
+        let known = cache
+            .as_deref()
+            .and_then(|file| read_validators(file, &url));
         let mut request = self.client.get(url.clone());
         if let Some(known) = &known {
             if let Some(etag) = &known.etag {
@@ -419,7 +425,11 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 /// The first and last byte of a `Content-Range: bytes a-b/n` header.
 fn content_range(response: &Response) -> Option<(u64, u64)> {
-    let value = response.headers().get(header::CONTENT_RANGE)?.to_str().ok()?;
+    let value = response
+        .headers()
+        .get(header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
     let range = value.strip_prefix("bytes ")?.split('/').next()?;
     let (first, last) = range.split_once('-')?;
     Some((first.trim().parse().ok()?, last.trim().parse().ok()?))
@@ -434,7 +444,12 @@ impl Source for HttpsSource {
         })
     }
 
-    async fn read_at(&self, file: &WebFile, offset: u64, len: u32) -> Result<Vec<u8>, TransportError> {
+    async fn read_at(
+        &self,
+        file: &WebFile,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, TransportError> {
         if len == 0 {
             return Ok(Vec::new());
         }
@@ -473,7 +488,8 @@ impl Source for HttpsSource {
             // The whole file instead of the range: take the range out of it.
             StatusCode::OK => {
                 self.ignores_ranges.store(true, Ordering::Relaxed);
-                self.body(response, url, offset, u64::from(len), false).await
+                self.body(response, url, offset, u64::from(len), false)
+                    .await
             }
             StatusCode::RANGE_NOT_SATISFIABLE => Ok(Vec::new()),
             _ => Err(expect_status(response, url, &[]).err().unwrap_or_else(|| {
@@ -509,7 +525,10 @@ impl HttpsSource {
     /// repository).
     fn report_url(path: &str) -> Result<Url, TransportError> {
         Url::parse(path).map_err(|e| {
-            TransportError::new(TransportErrorKind::Other, format!("{path} is not a URL: {e}"))
+            TransportError::new(
+                TransportErrorKind::Other,
+                format!("{path} is not a URL: {e}"),
+            )
         })
     }
 }
@@ -536,7 +555,12 @@ impl ReportFolder for HttpsSource {
         })
     }
 
-    async fn write_at(&self, file: &WebWriter, _offset: u64, data: &[u8]) -> Result<(), TransportError> {
+    async fn write_at(
+        &self,
+        file: &WebWriter,
+        _offset: u64,
+        data: &[u8],
+    ) -> Result<(), TransportError> {
         // Reports are written in order, each byte once.
         if let Ok(mut body) = file.body.lock() {
             body.extend_from_slice(data);
@@ -560,7 +584,10 @@ impl ReportFolder for HttpsSource {
         let (from, to) = (Self::report_url(from)?, Self::report_url(to)?);
         let request = self
             .client
-            .request(reqwest::Method::from_bytes(b"MOVE").expect("a valid method"), from.clone())
+            .request(
+                reqwest::Method::from_bytes(b"MOVE").expect("a valid method"),
+                from.clone(),
+            )
             .header("Destination", to.as_str())
             .header("Overwrite", "T");
         let response = self.send(request, &from).await?;
@@ -578,7 +605,11 @@ impl ReportFolder for HttpsSource {
         expect_status(
             response,
             &url,
-            &[StatusCode::NO_CONTENT, StatusCode::OK, StatusCode::NOT_FOUND],
+            &[
+                StatusCode::NO_CONTENT,
+                StatusCode::OK,
+                StatusCode::NOT_FOUND,
+            ],
         )
         .map(drop)
     }

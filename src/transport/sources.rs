@@ -142,12 +142,14 @@ async fn bounded<T>(
     request: impl std::future::Future<Output = Result<T, TransportError>>,
 ) -> Result<T, TransportError> {
     let bound = REACH_BOUND.min(timeout);
-    tokio::time::timeout(bound, request).await.unwrap_or_else(|_| {
-        Err(TransportError::new(
-            TransportErrorKind::Timeout,
-            format!("no answer within {}s", bound.as_secs()),
-        ))
-    })
+    tokio::time::timeout(bound, request)
+        .await
+        .unwrap_or_else(|_| {
+            Err(TransportError::new(
+                TransportErrorKind::Timeout,
+                format!("no answer within {}s", bound.as_secs()),
+            ))
+        })
 }
 
 impl Member {
@@ -186,7 +188,9 @@ impl Sources {
     ) -> Result<Conditional, TransportError> {
         let member = &self.members[index];
         let Some(connection) = member.connection.as_ref().filter(|_| self.in_run(index)) else {
-            return Err(member.fault().unwrap_or_else(|| left_the_run(&member.label)));
+            return Err(member
+                .fault()
+                .unwrap_or_else(|| left_the_run(&member.label)));
         };
         let reading = member.watch(self.timeout, connection.read_record(path, limit));
         if self.members.len() > 1 {
@@ -200,7 +204,10 @@ impl Sources {
     pub(crate) fn leave_out(&self, index: usize, why: String) {
         let member = &self.members[index];
         if member.in_run.swap(false, Ordering::Relaxed) {
-            self.note(format!("source {} dropped for this run: {why}", member.label));
+            self.note(format!(
+                "source {} dropped for this run: {why}",
+                member.label
+            ));
             // The next source starts on a clock that is not already spent.
             member.progress.touch();
         }
@@ -214,7 +221,11 @@ impl Sources {
             .map(|mut notes| std::mem::take(&mut *notes))
             .unwrap_or_default();
         for member in &self.members {
-            if member.connection.as_ref().is_some_and(Connection::ignores_ranges) {
+            if member
+                .connection
+                .as_ref()
+                .is_some_and(Connection::ignores_ranges)
+            {
                 notes.push(format!(
                     "source {} answers range requests with whole files: \
                      each read downloads the file up to the range",
@@ -274,7 +285,10 @@ impl Sources {
         file: &'f SourcesFile,
     ) -> Result<&'f ConnectionFile, TransportError> {
         let member = &self.members[index];
-        let connection = member.connection.as_ref().expect("only connected sources are in the run");
+        let connection = member
+            .connection
+            .as_ref()
+            .expect("only connected sources are in the run");
         let opened = file.handles[index]
             .get_or_init(|| member.watch(self.timeout, connection.open(&file.path)))
             .await;
@@ -356,13 +370,20 @@ impl Source for Sources {
     }
 
     fn reject(&self, file: &SourcesFile) -> bool {
-        let served = file.served.swap(0, Ordering::Relaxed);
-        let mut dropped = false;
+        let served = file.served.load(Ordering::Relaxed);
+        let passed_over = file.passed_over.load(Ordering::Relaxed);
+        // With no other source to ask, the file fails and the source stays:
+        // its other files may be right.
+        let another = (0..self.members.len())
+            .any(|i| self.in_run(i) && (served | passed_over) & (1 << i) == 0);
+        if !another {
+            return false;
+        }
+        file.served.store(0, Ordering::Relaxed);
         for index in (0..self.members.len()).filter(|i| served & (1 << i) != 0) {
-            dropped |= self.in_run(index);
             self.leave_out(index, format!("it served wrong bytes for {}", file.path));
         }
-        dropped && self.next_for(file).is_some()
+        true
     }
 }
 
@@ -396,7 +417,9 @@ impl ReportFolder for Sources {
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), TransportError> {
         let (remote, connection) = self.remote()?;
-        remote.watch(self.timeout, connection.rename(from, to)).await
+        remote
+            .watch(self.timeout, connection.rename(from, to))
+            .await
     }
 
     async fn remove(&self, path: &str) -> Result<(), TransportError> {
@@ -414,5 +437,4 @@ impl Sources {
             None => Err(self.remote_fault()),
         }
     }
-
 }
